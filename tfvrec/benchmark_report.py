@@ -1,0 +1,28 @@
+"""Benchmark figures live in ``docs/benchmarks.md``, one section per benchmark.
+
+Each benchmark script rewrites only its own section (between HTML comment markers),
+so several benchmarks can update the same document independently.
+"""
+import datetime
+import os
+import platform
+import re
+
+DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md")
+HEADER = "# Benchmarks\n\nFigures written by the scripts in `tools/`; each section names the command that produced it.\n"
+
+
+def machine_summary():
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+
+
+def update_section(name, markdown, path=DEFAULT_PATH):
+    """Replace (or append) the section ``name`` of the benchmarks document with ``markdown``."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = f"<!-- BEGIN {name} -->\n{markdown.rstrip()}\n\n_Measured {stamp} on {machine_summary()}._\n<!-- END {name} -->"
+    text = open(path).read() if os.path.exists(path) else HEADER
+    pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->", re.S)
+    text = pattern.sub(lambda _: body, text) if pattern.search(text) else text.rstrip() + "\n\n" + body + "\n"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)

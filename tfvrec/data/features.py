@@ -1,0 +1,79 @@
+"""Item feature files: dense vectors keyed by item id.
+
+Format (``docs/data_format.md``): a NumPy ``.npz`` archive with two arrays,
+``item`` (unicode strings, the item ids, unique) and ``features`` (float32,
+shape ``[n, d]``, all finite). Files live in a data set's ``features/`` folder as
+``features/<name>.npz`` and are selected with the config key ``data.features``.
+"""
+import os
+import tempfile
+
+import numpy as np
+
+from tfvrec.data.errors import DataError
+
+
+def save_features(path, item_ids, vectors):
+    """Write a feature file atomically (temp file + rename: no half-written file)."""
+    item_ids = np.asarray([str(i) for i in item_ids])
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) != len(item_ids):
+        raise DataError(path, f"expected features of shape [{len(item_ids)}, d], got {vectors.shape}")
+    _check_vectors(path, item_ids, vectors)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, item=item_ids, features=vectors)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_features(path):
+    """Read and validate a feature file. Returns ``(item_ids, vectors)``."""
+    if not os.path.exists(path):
+        raise DataError(path, "feature file not found")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "item" not in archive or "features" not in archive:
+                raise DataError(path, f"expected arrays 'item' and 'features', found {sorted(archive.files)}")
+            item_ids = archive["item"].astype(str)
+            vectors = archive["features"]
+    except DataError:
+        raise
+    except Exception as e:  # a truncated or non-npz file
+        raise DataError(path, f"not a readable .npz feature file ({e})") from None
+    if vectors.ndim != 2 or len(vectors) != len(item_ids):
+        raise DataError(path, f"expected 'features' of shape [{len(item_ids)}, d], got {vectors.shape}")
+    vectors = vectors.astype(np.float32, copy=False)
+    _check_vectors(path, item_ids, vectors)
+    return item_ids, vectors
+
+
+def align_features(path, item_ids, vectors, wanted_ids):
+    """Rows of ``vectors`` in the order of ``wanted_ids``; every wanted id must be present."""
+    index = {item: row for row, item in enumerate(item_ids)}
+    rows = np.empty(len(wanted_ids), dtype=np.int64)
+    for n, item in enumerate(wanted_ids):
+        row = index.get(str(item))
+        if row is None:
+            raise DataError(path, f"no feature vector for item (file has {len(item_ids)} items)", key=str(item))
+        rows[n] = row
+    return vectors[rows]
+
+
+def _check_vectors(path, item_ids, vectors):
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(path, f"feature vector contains NaN or inf ({int(bad.sum())} bad rows in all)",
+                        key=str(item_ids[row]))
+    unique, counts = np.unique(item_ids, return_counts=True)
+    if (counts > 1).any():
+        raise DataError(path, f"item appears {int(counts.max())} times; item ids must be unique",
+                        key=str(unique[counts > 1][0]))
