@@ -131,7 +131,7 @@ def _resolve(index, ids, path, what, table, first_line=2):
     missing = np.flatnonzero(positions < 0)
     if len(missing):
         row = int(missing[0])
-        raise DataError(path, f"{what} {ids[row]!r} is not in {table} "
+        raise DataError(path, f"{what} {str(ids[row])!r} is not in {table} "
                               f"({len(missing)} unresolved {what} ids in all)", line=row + first_line)
     return positions.astype(np.int64)
 
@@ -182,8 +182,8 @@ def _check_unique(frame, columns, path, first_line, what):
     dup = frame.duplicated(subset=list(columns), keep=False)
     if dup.any():
         rows = np.flatnonzero(dup.values)
-        key = tuple(frame.iloc[rows[0]][list(columns)])
-        same = [int(r) + first_line for r in rows if tuple(frame.iloc[r][list(columns)]) == key][:2]
+        key = tuple(str(v) for v in frame.iloc[rows[0]][list(columns)])
+        same = [int(r) + first_line for r in rows if tuple(str(v) for v in frame.iloc[r][list(columns)]) == key][:2]
         raise DataError(path, f"duplicate {what} {key if len(key) > 1 else key[0]!r} "
                               f"(lines {same[0]} and {same[1]}); {what} must be unique", line=same[1])
 
@@ -303,7 +303,7 @@ def _resolve_optional(index, values, path, first_line, what):
     positions = index.get_indexer(values[rows].astype(str))
     if (positions < 0).any():
         row = int(rows[np.flatnonzero(positions < 0)[0]])
-        raise DataError(path, f"{what} {values[row]!r} is not in users.tsv", line=row + first_line)
+        raise DataError(path, f"{what} {str(values[row])!r} is not in users.tsv", line=row + first_line)
     out[rows] = positions
     return out
 
