@@ -1,0 +1,15 @@
+"""Model registry: ``model.name`` in the config → a module with ``create(config, dataset)``."""
+import importlib
+
+# name -> module path; modules are imported lazily so one model's dependencies never
+# slow down or break another's.
+MODEL_MODULES = {
+    "bpr": "tfvrec.models.bpr",
+}
+
+
+def create_model(config, dataset):
+    name = config.model.name
+    if name not in MODEL_MODULES:
+        raise ValueError(f"model.name {name!r} has no implementation; available: {sorted(MODEL_MODULES)}")
+    return importlib.import_module(MODEL_MODULES[name]).create(config, dataset)

@@ -1,0 +1,28 @@
+# Every target sets up (or reuses) the virtual environment inside the repo first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-10)
+
+.PHONY: setup demo test bench-bpr clean
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+
+# The main job on the embedded default: BPR-MF on the synthetic world.
+demo: setup
+	$(VENV)/bin/tfvrec train --config configs/bpr_synthetic.yaml
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+bench-bpr: setup
+	$(PY) tools/bench_bpr_flickr.py
+
+clean:
+	rm -rf runs data_cache

@@ -1,0 +1,58 @@
+import glob
+import os
+
+import pytest
+import yaml
+
+from tfvrec import config as config_lib
+from tfvrec.config import ConfigError
+
+from conftest import REPO
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml"))))
+def test_every_shipped_config_loads(path):
+    config = config_lib.load_config(path)
+    assert config.runtime.model_dir.startswith("runs/")
+
+
+def test_yaml_overrides_and_set_overrides_apply_in_order(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("experiment: bpr\ntrainer:\n  epochs: 7\n  learning_rate: 1\n")
+    config = config_lib.load_config(str(path), ["trainer.epochs=3", "runtime.model_dir=/tmp/x",
+                                                "eval.ks=[1, 2]"])
+    assert config.trainer.epochs == 3
+    assert config.trainer.learning_rate == 1.0 and isinstance(config.trainer.learning_rate, float)
+    assert config.runtime.model_dir == "/tmp/x"
+    assert config.eval.ks == [1, 2]
+
+
+def test_mistyped_key_names_key_file_and_valid_choices(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("trainer:\n  epocs: 3\n")
+    with pytest.raises(ConfigError) as e:
+        config_lib.load_config(str(path))
+    message = str(e.value)
+    assert str(path) in message and "trainer.epocs" in message
+    assert "Did you mean 'trainer.epochs'" in message and "batch_size" in message
+
+
+def test_wrong_type_and_bad_choice_are_reported():
+    with pytest.raises(ConfigError, match=r"--set trainer.epochs=ten: key 'trainer.epochs' expects int, got str"):
+        config_lib.load_config(None, ["trainer.epochs=ten"])
+    with pytest.raises(ConfigError, match=r"key 'model.name' must be one of \['bpr'"):
+        config_lib.load_config(None, ["model.name=nope"])
+    with pytest.raises(ConfigError, match="unknown experiment 'nope'"):
+        config_lib.load_config(None, experiment="nope")
+    with pytest.raises(ConfigError, match="eval.protocols"):
+        config_lib.load_config(None, ["eval.protocols=[sampled:x]"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        config_lib.load_config(None, ["trainer.epochs"])
+
+
+def test_params_yaml_round_trips(tmp_path):
+    config = config_lib.load_config(None, ["trainer.epochs=4", "data.import_options={a: 1}"])
+    config_lib.write_params(config, str(tmp_path))
+    again = config_lib.read_params(str(tmp_path))
+    assert again == config
+    assert yaml.safe_load(open(tmp_path / "params.yaml"))["trainer"]["epochs"] == 4

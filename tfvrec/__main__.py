@@ -1,0 +1,5 @@
+import sys
+
+from tfvrec.cli import main
+
+sys.exit(main())

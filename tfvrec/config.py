@@ -1,0 +1,288 @@
+"""Experiment configuration: typed dataclasses, named experiments, strict YAML overrides.
+
+In the manner of TF Model Garden (``official/core/exp_factory.py``): a registry maps
+an experiment name to a fully populated `ExperimentConfig`; a YAML file names the
+experiment and holds only the overrides; ``--set a.b=c`` overrides go on top.
+Every override is checked against the dataclasses: an unknown key or a value of
+the wrong type fails with the key, where it came from, and the valid choices.
+The resolved config is written next to the model as ``params.yaml``.
+"""
+import dataclasses
+import difflib
+import os
+import typing
+from typing import Callable, Dict, List
+
+import yaml
+
+from tfvrec.data.synthetic import SyntheticWorldConfig
+
+
+class ConfigError(ValueError):
+    """A bad configuration; the message names the key, its source and what is valid."""
+
+
+# ---------------------------------------------------------------------------- sections
+@dataclasses.dataclass
+class BPRConfig:
+    """BPR-MF (Rendle et al., UAI 2009): x_ui = <p_u, q_i> + b_i."""
+    embedding_dim: int = 64
+    l2: float = 1e-5  # λ on the embeddings touched by a batch (and the item bias)
+    use_item_bias: bool = True
+    init_stddev: float = 0.01
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    name: str = "bpr"
+    bpr: BPRConfig = dataclasses.field(default_factory=BPRConfig)
+
+
+@dataclasses.dataclass
+class DataConfig:
+    # "synthetic": generate the embedded world; "directory": a data set in the tfvrec
+    # format at `path`; "import": run importer `importer` on `raw_path` (cached).
+    source: str = "synthetic"
+    path: str = ""
+    importer: str = ""
+    raw_path: str = ""
+    import_options: Dict[str, str] = dataclasses.field(default_factory=dict)
+    cache_dir: str = "data_cache"
+    features: str = ""  # feature set name under <dataset>/features/, for visual models
+    synthetic: SyntheticWorldConfig = dataclasses.field(default_factory=SyntheticWorldConfig)
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    epochs: int = 20
+    batch_size: int = 512  # global batch (split across replicas)
+    steps_per_epoch: int = 0  # 0: one pass over the training interactions
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    negatives_per_positive: int = 1
+    checkpoint_every_steps: int = 200
+    validation_split: str = "validation"  # early stopping reads this split ("" to disable)
+    validation_protocol: str = "sampled:100"
+    validation_metric: str = "hr@10"
+    validation_max_users: int = 2000  # validate on a fixed random subset to keep epochs fast
+    early_stopping_patience: int = 3  # epochs without improvement; 0 disables early stopping
+    verbose: int = 1  # Keras progbar: 0 silent, 1 progress bar, 2 one line per epoch
+
+
+@dataclasses.dataclass
+class RuntimeConfig:
+    model_dir: str = "runs/default"
+    # "auto": MultiWorkerMirrored when TF_CONFIG names several workers, else Mirrored over
+    # all visible GPUs (or over `logical_cpus` CPU devices), else the default strategy.
+    distribution_strategy: str = "auto"
+    logical_cpus: int = 0  # >1 splits the CPU into that many logical devices (tests)
+    mixed_precision: bool = False  # float16 compute on GPUs
+    seed: int = 0
+    deterministic: bool = False  # tf.config.experimental.enable_op_determinism
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    split: str = "test"  # held-out split evaluated after training (falls back to validation)
+    protocols: List[str] = dataclasses.field(default_factory=lambda: ["sampled:100", "full"])
+    ks: List[int] = dataclasses.field(default_factory=lambda: [5, 10, 20])
+    repeats: int = 10
+    seed: int = 0
+    baselines: List[str] = dataclasses.field(default_factory=lambda: ["popularity", "random"])
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    index: str = "brute_force"
+    max_k: int = 100
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+
+CHOICES = {
+    # Every section of ModelConfig other than `name` is a model.
+    "model.name": tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "name"),
+    "data.source": ("synthetic", "directory", "import"),
+    "trainer.optimizer": ("adam", "adagrad", "sgd"),
+    "runtime.distribution_strategy": ("auto", "mirrored", "multi_worker_mirrored", "one_device", "default"),
+    "export.index": ("brute_force", "scann"),
+}
+
+
+# ---------------------------------------------------------------------------- registry
+_EXPERIMENTS: Dict[str, Callable[[], ExperimentConfig]] = {}
+
+
+def register_experiment(name):
+    """Decorator: register a factory returning a fully populated `ExperimentConfig`."""
+    def decorator(factory):
+        if name in _EXPERIMENTS:
+            raise KeyError(f"experiment {name!r} registered twice")
+        _EXPERIMENTS[name] = factory
+        return factory
+    return decorator
+
+
+def experiment_names():
+    return sorted(_EXPERIMENTS)
+
+
+def get_experiment(name, source="<experiment>"):
+    if name not in _EXPERIMENTS:
+        raise ConfigError(f"{source}: unknown experiment {name!r}; registered: {experiment_names()}")
+    return _EXPERIMENTS[name]()
+
+
+@register_experiment("bpr")
+def bpr_experiment():
+    return ExperimentConfig()
+
+
+# ---------------------------------------------------------------------------- overrides
+def _type_name(tp):
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value, tp, key, source):
+    """Check ``value`` against the field type ``tp`` (int→float widening allowed)."""
+    origin = typing.get_origin(tp)
+    if origin in (list, List):
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            value = [value]
+        return [_coerce(v, item_tp, f"{key}[{n}]", source) for n, v in enumerate(value)]
+    if origin in (dict, Dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: key '{key}' expects a mapping, got {type(value).__name__} {value!r}")
+        return {str(k): str(v) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"{source}: key '{key}' expects {_type_name(tp)}, got {type(value).__name__} {value!r}")
+
+
+def override(config, overrides, source, prefix=""):
+    """Apply a nested dict of overrides to a dataclass instance in place, strictly."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.') or '<top>'}' must be a mapping, got {overrides!r}")
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
+    for name, value in overrides.items():
+        key = prefix + str(name)
+        if name not in fields:
+            close = difflib.get_close_matches(str(name), fields, n=1)
+            hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
+            raise ConfigError(f"{source}: unknown key '{key}'.{hint} Valid keys here: {sorted(fields)}")
+        current = getattr(config, name)
+        if dataclasses.is_dataclass(current):
+            override(current, value, source, prefix=key + ".")
+            continue
+        value = _coerce(value, hints[name], key, source)
+        if key in CHOICES and value not in CHOICES[key]:
+            raise ConfigError(f"{source}: key '{key}' must be one of {list(CHOICES[key])}, got {value!r}")
+        setattr(config, name, value)
+    return config
+
+
+def parse_set(assignment):
+    """``"a.b=c"`` → ``{"a": {"b": <yaml value of c>}}``."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set trainer.epochs=3")
+    key, raw = assignment.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    nested = value
+    for part in reversed(key.strip().split(".")):
+        nested = {part: nested}
+    return nested
+
+
+def load_config(path=None, sets=(), experiment=None) -> ExperimentConfig:
+    """Resolve a config: experiment defaults ← YAML file ← ``--set`` overrides."""
+    overrides = {}
+    if path is not None:
+        if not os.path.exists(path):
+            raise ConfigError(f"{path}: config file not found")
+        with open(path) as f:
+            try:
+                overrides = yaml.safe_load(f) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    overrides = dict(overrides)
+    name = overrides.pop("experiment", None) or experiment or "bpr"
+    config = get_experiment(name, source=path or "<defaults>")
+    override(config, overrides, source=path or "<defaults>")
+    for assignment in sets:
+        override(config, parse_set(assignment), source=f"--set {assignment}")
+    validate(config, source=path or "<config>")
+    return config
+
+
+def validate(config, source="<config>"):
+    """Cross-field checks that single-key type checks cannot see."""
+    if config.data.source == "directory" and not config.data.path:
+        raise ConfigError(f"{source}: data.source is 'directory' but data.path is empty")
+    if config.data.source == "import" and not (config.data.importer and config.data.raw_path):
+        raise ConfigError(f"{source}: data.source is 'import' but data.importer or data.raw_path is empty")
+    for key, value in (("trainer.epochs", config.trainer.epochs), ("trainer.batch_size", config.trainer.batch_size),
+                       ("trainer.negatives_per_positive", config.trainer.negatives_per_positive),
+                       ("eval.repeats", config.eval.repeats)):
+        if value < 1:
+            raise ConfigError(f"{source}: key '{key}' must be ≥ 1, got {value}")
+    if config.trainer.learning_rate <= 0:
+        raise ConfigError(f"{source}: key 'trainer.learning_rate' must be > 0, got {config.trainer.learning_rate}")
+    from tfvrec.evaluation.protocols import parse_protocol  # import here: protocols import numpy only
+    for key, protocols in (("eval.protocols", config.eval.protocols),
+                           ("trainer.validation_protocol", [config.trainer.validation_protocol])):
+        for protocol in protocols:
+            try:
+                parse_protocol(protocol)
+            except ValueError as e:
+                raise ConfigError(f"{source}: key '{key}': {e}") from None
+
+
+def to_dict(config):
+    return dataclasses.asdict(config)
+
+
+def from_dict(params, source="params.yaml"):
+    config = ExperimentConfig()
+    override(config, params, source=source)
+    return config
+
+
+def write_params(config, model_dir):
+    """Write the resolved config as ``<model_dir>/params.yaml`` (atomically)."""
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, "params.yaml")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        yaml.safe_dump(to_dict(config), f, sort_keys=False)
+    os.replace(tmp, path)
+    return path
+
+
+def read_params(model_dir):
+    path = os.path.join(model_dir, "params.yaml")
+    if not os.path.exists(path):
+        raise ConfigError(f"{path}: not found; is {model_dir!r} a tfvrec run directory?")
+    with open(path) as f:
+        return from_dict(yaml.safe_load(f) or {}, source=path)

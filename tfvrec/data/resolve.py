@@ -1,0 +1,56 @@
+"""Turn the config's ``data`` section into a loaded `Dataset` (generating or importing once)."""
+import dataclasses
+import hashlib
+import json
+import os
+
+from absl import logging
+
+from tfvrec.data.dataset import load_dataset
+from tfvrec.data.errors import DataError
+
+
+def _cache_path(data_config, kind, payload):
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return os.path.join(data_config.cache_dir, f"{kind}-{digest}")
+
+
+def dataset_path(data_config):
+    """Directory holding the data set in the tfvrec format, creating it if needed."""
+    if data_config.source == "directory":
+        return data_config.path
+    if data_config.source == "synthetic":
+        from tfvrec.data import synthetic
+        path = _cache_path(data_config, "synthetic", dataclasses.asdict(data_config.synthetic))
+        if not os.path.exists(path):
+            logging.info("Generating the synthetic world into %s", path)
+            _create_once(path, lambda: synthetic.write_world(path, data_config.synthetic))
+        return path
+    if data_config.source == "import":
+        from tfvrec.data import importers
+        raw = os.path.abspath(data_config.raw_path)
+        if not os.path.isdir(raw):
+            raise DataError(raw, f"raw data folder for importer '{data_config.importer}' not found "
+                                 f"(data.raw_path={data_config.raw_path!r})")
+        path = _cache_path(data_config, data_config.importer,
+                           {"raw": raw, "options": data_config.import_options})
+        if not os.path.exists(path):
+            logging.info("Importing %s from %s into %s", data_config.importer, raw, path)
+            _create_once(path, lambda: importers.import_dataset(data_config.importer, raw, path,
+                                                                **data_config.import_options))
+        return path
+    raise ValueError(f"unknown data.source {data_config.source!r}")
+
+
+def _create_once(path, create):
+    try:
+        create()
+    except DataError:
+        # Another process may have created the same cache entry first (the write is
+        # an atomic rename); anything else is a real error.
+        if not os.path.exists(path):
+            raise
+
+
+def resolve_dataset(data_config):
+    return load_dataset(dataset_path(data_config))

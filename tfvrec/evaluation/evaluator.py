@@ -1,0 +1,52 @@
+"""Evaluate a trained model and the baselines on a held-out split, under each protocol."""
+import numpy as np
+import pandas as pd
+
+from tfvrec.evaluation import baselines, protocols
+
+
+def heldout_by_user(frame):
+    """``{user: sorted unique held-out item indices}`` from an interaction frame."""
+    grouped = frame.groupby("user")["item"].unique()
+    return {int(u): np.sort(np.asarray(items, dtype=np.int64)) for u, items in grouped.items()}
+
+
+def exclusions(dataset, heldout, extra_frames=()):
+    """Per user: every item the user is known to have interacted with, except the held-out ones.
+
+    Known = all splits of the data set (and any extra held-out frames). Held-out items
+    stay rankable in full ranking; sampled negatives never come from known items.
+    """
+    frames = list(dataset.interactions.values()) + list(extra_frames)
+    known = pd.concat([f[["user", "item"]] for f in frames]).drop_duplicates()
+    by_user = known.groupby("user")["item"].unique()
+    out = {}
+    for user, items in heldout.items():
+        seen = np.asarray(by_user.get(user, np.empty(0, np.int64)), dtype=np.int64)
+        out[user] = np.setdiff1d(seen, items)
+    return out
+
+
+def baseline_scorers(names, dataset, seed=0):
+    train = dataset.split("train")
+    available = {
+        "popularity": lambda: baselines.PopularityScorer(train["item"].values, train["user"].values,
+                                                         dataset.num_items),
+        "random": lambda: baselines.RandomScorer(seed=seed, num_items=dataset.num_items),
+    }
+    unknown = set(names) - set(available)
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {sorted(unknown)}; available: {sorted(available)}")
+    return {name: available[name]() for name in names}
+
+
+def evaluate_scorers(scorers, dataset, heldout, protocol_names, ks, repeats, seed, extra_frames=()):
+    """Returns ``[(scorer_name, EvalResult)]`` for every scorer × protocol."""
+    exclude = exclusions(dataset, heldout, extra_frames)
+    rows = []
+    for protocol in protocol_names:
+        for name, scorer in scorers.items():
+            result = protocols.evaluate(scorer, heldout, exclude, dataset.num_items, protocol, ks=tuple(ks),
+                                        repeats=repeats, seed=seed)
+            rows.append((name, result))
+    return rows

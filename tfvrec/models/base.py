@@ -1,0 +1,75 @@
+"""The contract every tfvrec model follows (on top of ``tfrs.models.Model``)."""
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+
+class RecommenderModel(tfrs.models.Model):
+    """A tfrs model that trains under ``tf.distribute`` and scores candidates for evaluation.
+
+    Subclasses implement:
+      - ``call({"user": [B], "items": [B, C]})``: candidate scores ``[B, C]``;
+      - ``compute_loss(inputs, training)`` (the tfrs contract), its objective a tfrs task;
+      - ``make_train_dataset(dataset, trainer_config, seed)``: an infinite, globally
+        batched ``tf.data.Dataset`` of training examples, plus ``steps_per_epoch``;
+      - ``score_candidates(users, items)``: scores ``[B, C]`` for users ``[B]``,
+        candidate items ``[B, C]`` (int indices);
+      - optionally ``score_all_items(users)``: scores ``[B, num_items]``.
+    """
+
+    def train_step(self, inputs):
+        # tfrs' train_step adds regularization losses on every replica, so gradients
+        # summed across replicas would count them num_replicas times; scale them.
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = tf.nn.scale_regularization_loss(
+                tf.add_n([tf.reduce_sum(l) for l in self.losses]) if self.losses else tf.constant(0.0))
+            total_loss = loss + regularization_loss
+            scaled = self.optimizer.get_scaled_loss(total_loss) if hasattr(self.optimizer, "get_scaled_loss") \
+                else total_loss
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        if hasattr(self.optimizer, "get_unscaled_gradients"):  # mixed precision
+            gradients = self.optimizer.get_unscaled_gradients(gradients)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        metrics = {metric.name: metric.result() for metric in self.metrics}
+        metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=total_loss)
+        return metrics
+
+    # -- evaluation interface (numpy in, numpy out) -------------------------------
+    def score(self, users, items):
+        return self.score_candidates(tf.constant(users, tf.int64), tf.constant(items, tf.int64)).numpy()
+
+    def score_all(self, users):
+        return self.score_all_items(tf.constant(users, tf.int64)).numpy()
+
+    def score_candidates(self, users, items):
+        raise NotImplementedError
+
+    def score_all_items(self, users):
+        num_items = self.num_items
+        items = tf.tile(tf.range(num_items, dtype=tf.int64)[tf.newaxis], [tf.shape(users)[0], 1])
+        return self.score_candidates(users, items)
+
+
+def sample_negatives(users, num_items, num_negatives, positive_keys, seed):
+    """Uniform negatives ``[B, n]`` avoiding each user's training positives.
+
+    ``positive_keys`` is the sorted int64 vector ``user * num_items + item`` of all
+    training pairs. Collisions are redrawn twice; the chance one survives is
+    (density)³, e.g. 1e-7 on Flickr F.S, which is the usual BPR approximation.
+    """
+    shape = tf.stack([tf.shape(users)[0], num_negatives])
+    negatives = tf.random.stateless_uniform(shape, seed=seed, minval=0, maxval=num_items, dtype=tf.int64)
+    for retry in range(2):
+        keys = users[:, None] * num_items + negatives
+        at = tf.searchsorted(positive_keys, tf.reshape(keys, [-1]), out_type=tf.int64)
+        found = tf.gather(positive_keys, tf.minimum(at, tf.size(positive_keys, out_type=tf.int64) - 1))
+        clash = tf.reshape(tf.equal(found, tf.reshape(keys, [-1])), shape)
+        redraw = tf.random.stateless_uniform(shape, seed=seed + retry + 1, minval=0, maxval=num_items,
+                                             dtype=tf.int64)
+        negatives = tf.where(clash, redraw, negatives)
+    return negatives
+
+
+def positive_keys(users, items, num_items):
+    return np.unique(np.asarray(users, np.int64) * num_items + np.asarray(items, np.int64))

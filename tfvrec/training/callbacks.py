@@ -1,0 +1,91 @@
+"""Keras callbacks of the training engine: epoch checkpoints and validation with early stopping.
+
+Both persist their state in the run directory (``training_state.json``), so a run
+killed and started again continues with the same best value and patience count;
+``tf.keras.callbacks.BackupAndRestore`` restores the model, optimizer and position.
+"""
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+STATE_FILE = "training_state.json"
+
+
+class TrainingState:
+    """What a resumed run must remember beyond the weights."""
+
+    def __init__(self, model_dir):
+        self.path = os.path.join(model_dir, STATE_FILE)
+        self.completed_epochs = 0
+        self.done = False
+        self.best_value = None
+        self.best_epoch = None
+        self.wait = 0
+        self.history = []
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                self.__dict__.update(json.load(f))
+
+    def save(self):
+        state = {k: v for k, v in self.__dict__.items() if k != "path"}
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f, indent=1)
+        os.replace(tmp, self.path)
+
+
+class EpochCheckpoint(tf.keras.callbacks.Callback):
+    """Keeps ``checkpoints/ckpt-N`` (model weights) after every epoch."""
+
+    def __init__(self, manager, state, writes=True):
+        super().__init__()
+        self.manager, self.state, self.writes = manager, state, writes
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state.completed_epochs = epoch + 1
+        self.state.history.append({k: float(v) for k, v in (logs or {}).items()})
+        if self.writes:
+            self.manager.save(checkpoint_number=epoch + 1)
+            self.state.save()
+
+
+class ValidationEarlyStopping(tf.keras.callbacks.Callback):
+    """Evaluates a held-out split after each epoch (the papers' own protocol on a user
+    subset), logs ``val_<metric>`` for the progbar and TensorBoard, keeps the best
+    weights in ``checkpoints/best`` and stops after ``patience`` epochs without gain."""
+
+    def __init__(self, evaluate_fn, metric, patience, best_manager, state, writes=True):
+        super().__init__()
+        self.evaluate_fn, self.metric, self.patience = evaluate_fn, metric, patience
+        self.best_manager, self.state, self.writes = best_manager, state, writes
+
+    def on_epoch_end(self, epoch, logs=None):
+        result = self.evaluate_fn()
+        for name, value in result.metrics.items():
+            if logs is not None:
+                logs[f"val_{name}"] = value
+        value = float(result.metrics[self.metric])
+        logging.info("epoch %d: validation %s (%s) = %.4f", epoch + 1, self.metric, result.protocol, value)
+        if self.state.best_value is None or value > self.state.best_value:
+            self.state.best_value, self.state.best_epoch, self.state.wait = value, epoch + 1, 0
+            if self.writes:
+                self.best_manager.save(checkpoint_number=epoch + 1)
+        else:
+            self.state.wait += 1
+            if self.patience and self.state.wait >= self.patience:
+                logging.info("Early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)",
+                             self.metric, self.state.wait, self.state.best_value, self.state.best_epoch)
+                self.model.stop_training = True
+        if self.writes:
+            self.state.save()
+
+
+def subset_users(heldout_users, max_users, seed):
+    """A fixed random subset of users for per-epoch validation."""
+    users = np.asarray(sorted(heldout_users))
+    if max_users and len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    return users

@@ -1,0 +1,69 @@
+"""Pick the ``tf.distribute`` strategy from the runtime config."""
+import json
+import os
+
+import tensorflow as tf
+from absl import logging
+
+
+def configure_devices(runtime):
+    """Device set-up that must happen before TensorFlow initialises its runtime."""
+    if runtime.logical_cpus > 1:
+        cpus = tf.config.list_physical_devices("CPU")
+        try:
+            tf.config.set_logical_device_configuration(
+                cpus[0], [tf.config.LogicalDeviceConfiguration()] * runtime.logical_cpus)
+        except RuntimeError:
+            # Already initialised (e.g. a second run in one process): keep what exists.
+            logging.warning("TensorFlow already initialised; keeping %d logical CPUs",
+                            len(tf.config.list_logical_devices("CPU")))
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass
+    if runtime.mixed_precision:
+        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    if runtime.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _num_workers():
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    cluster = tf_config.get("cluster", {})
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def create_strategy(runtime):
+    """``auto``: multi-worker if TF_CONFIG has >1 worker; mirrored over GPUs or logical CPUs; else default."""
+    kind = runtime.distribution_strategy
+    if kind == "auto":
+        if _num_workers() > 1:
+            kind = "multi_worker_mirrored"
+        elif tf.config.list_logical_devices("GPU") or len(tf.config.list_logical_devices("CPU")) > 1:
+            kind = "mirrored"
+        else:
+            kind = "default"
+    if kind == "multi_worker_mirrored":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    elif kind == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        strategy = tf.distribute.MirroredStrategy(devices=devices)
+    elif kind == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        strategy = tf.distribute.OneDeviceStrategy((gpus or tf.config.list_logical_devices("CPU"))[0].name)
+    else:
+        strategy = tf.distribute.get_strategy()
+    logging.info("Distribution strategy: %s with %d replica(s)", type(strategy).__name__,
+                 strategy.num_replicas_in_sync)
+    return strategy
+
+
+def is_chief(strategy):
+    """Only the chief writes params, checkpoints it owns, metrics and exports."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                             and "chief" not in resolver.cluster_spec().as_dict())

@@ -1,0 +1,188 @@
+"""The training engine shared by every model: config in, trained and evaluated run directory out.
+
+Run directory (``runtime.model_dir``)::
+
+    params.yaml            the resolved config
+    training_state.json    epochs done, best validation value, patience count
+    backup/                BackupAndRestore state (mid-epoch resume after a kill)
+    checkpoints/ckpt-N     model weights after epoch N;  checkpoints/best/ the best epoch
+    tensorboard/           train/ and validation/ scalars
+    metrics.json           the final evaluation (protocol recorded beside each figure)
+"""
+import dataclasses
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfvrec import config as config_lib
+from tfvrec.data.resolve import resolve_dataset
+from tfvrec.evaluation import evaluator, protocols
+from tfvrec.models import create_model
+from tfvrec.training import callbacks as callbacks_lib
+from tfvrec.training.distribution import configure_devices, create_strategy, is_chief
+
+# Config sections whose change makes an existing run's checkpoints meaningless.
+_RUN_IDENTITY = ("model", "data")
+
+
+def make_optimizer(trainer):
+    optimizers = {"adam": tf.keras.optimizers.Adam, "adagrad": tf.keras.optimizers.Adagrad,
+                  "sgd": tf.keras.optimizers.SGD}
+    return optimizers[trainer.optimizer](learning_rate=trainer.learning_rate)
+
+
+def _check_same_run(config, model_dir):
+    """Refuse to resume a run directory that holds a different model or data set."""
+    if not os.path.exists(os.path.join(model_dir, "params.yaml")):
+        return
+    previous = config_lib.read_params(model_dir)
+    for section in _RUN_IDENTITY:
+        old, new = dataclasses.asdict(getattr(previous, section)), dataclasses.asdict(getattr(config, section))
+        if old != new:
+            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise config_lib.ConfigError(
+                f"{model_dir}/params.yaml: this run directory holds a run with a different '{section}' "
+                f"section (changed: {changed}); use a new runtime.model_dir or delete the old run")
+
+
+def split_train_holdout(dataset, seed):
+    """One random training interaction per user (with ≥3) held out for early stopping.
+
+    Used when the data set's own validation split is the evaluation target (e.g.
+    Flickr F.S's likes_val.tsv), so model selection never sees the reported split.
+    """
+    train = dataset.split("train")
+    rng = np.random.default_rng(seed)
+    counts = train.groupby("user")["item"].transform("size").values
+    shuffled = train.assign(_r=rng.random(len(train)), _n=counts)
+    pick = shuffled[shuffled["_n"] >= 3].sort_values("_r").drop_duplicates("user").index
+    holdout = train.loc[pick].reset_index(drop=True)
+    dataset.interactions["train"] = train.drop(index=pick).reset_index(drop=True)
+    return holdout
+
+
+def build_model(config, dataset, strategy):
+    with strategy.scope():
+        model = create_model(config, dataset)
+        model.compile(optimizer=make_optimizer(config.trainer))
+        # Create every variable now: checkpoints restore into them, BackupAndRestore needs a built model.
+        model({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
+        model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def train(config):
+    """Train (or resume) the run described by ``config``; evaluate; return the results."""
+    configure_devices(config.runtime)
+    tf.keras.utils.set_random_seed(config.runtime.seed)
+    strategy = create_strategy(config.runtime)
+    chief = is_chief(strategy)
+    model_dir = config.runtime.model_dir
+    _check_same_run(config, model_dir)
+    if chief:
+        config_lib.write_params(config, model_dir)
+
+    dataset = resolve_dataset(config.data)
+    trainer = config.trainer
+    validation = None
+    if trainer.validation_split == "train_holdout":
+        validation = split_train_holdout(dataset, config.runtime.seed)
+    elif trainer.validation_split and trainer.validation_split in dataset.interactions:
+        validation = dataset.split(trainer.validation_split)
+    elif trainer.validation_split:
+        logging.warning("No '%s' split in %s: training without validation or early stopping",
+                        trainer.validation_split, dataset.path)
+
+    model = build_model(config, dataset, strategy)
+    checkpoint = tf.train.Checkpoint(model=model)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=2)
+    best_manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints", "best"),
+                                              max_to_keep=1)
+    state = callbacks_lib.TrainingState(model_dir)
+
+    if state.done:
+        logging.info("%s already holds a finished run (%d epochs); evaluating it", model_dir,
+                     state.completed_epochs)
+    else:
+        train_ds, steps = model.make_train_dataset(dataset, trainer, config.runtime.seed)
+        callbacks = [tf.keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"),
+                                                         save_freq=trainer.checkpoint_every_steps)]
+        if validation is not None:
+            heldout = evaluator.heldout_by_user(validation)
+            users = set(callbacks_lib.subset_users(heldout, trainer.validation_max_users, config.runtime.seed))
+            heldout = {u: v for u, v in heldout.items() if u in users}
+            exclude = evaluator.exclusions(dataset, heldout, extra_frames=[validation])
+
+            def evaluate_validation():
+                return protocols.evaluate(model, heldout, exclude, dataset.num_items, trainer.validation_protocol,
+                                          ks=(int(trainer.validation_metric.split("@")[-1]),), repeats=1,
+                                          seed=config.runtime.seed)
+            callbacks.append(callbacks_lib.ValidationEarlyStopping(
+                evaluate_validation, trainer.validation_metric, trainer.early_stopping_patience, best_manager,
+                state, writes=chief))
+        callbacks += [callbacks_lib.EpochCheckpoint(manager, state, writes=chief),
+                      tf.keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard"), update_freq=50,
+                                                     profile_batch=0)]
+        start = time.time()
+        model.fit(train_ds, epochs=trainer.epochs, steps_per_epoch=steps, callbacks=callbacks,
+                  verbose=trainer.verbose)
+        state.done = True
+        state.train_seconds = time.time() - start + getattr(state, "train_seconds", 0.0)
+        if chief:
+            if manager.latest_checkpoint is None:
+                manager.save(checkpoint_number=state.completed_epochs)
+            state.save()
+    restore_best(model, model_dir)
+    return evaluate_run(config, dataset, model)
+
+
+def restore_best(model, model_dir):
+    """Load the best-validation weights if validation ran, else the last epoch's."""
+    checkpoints = os.path.join(model_dir, "checkpoints")
+    path = tf.train.latest_checkpoint(os.path.join(checkpoints, "best")) or tf.train.latest_checkpoint(checkpoints)
+    if path is None:
+        raise FileNotFoundError(f"{checkpoints}: no checkpoint; has this run been trained?")
+    tf.train.Checkpoint(model=model).restore(path).expect_partial()
+    logging.info("Restored %s", path)
+    return path
+
+
+def load_run(model_dir):
+    """``(config, dataset, model)`` of a finished run, with its best weights restored."""
+    config = config_lib.read_params(model_dir)
+    configure_devices(dataclasses.replace(config.runtime, logical_cpus=0))
+    dataset = resolve_dataset(config.data)
+    model = build_model(config, dataset, tf.distribute.get_strategy())
+    restore_best(model, model_dir)
+    return config, dataset, model
+
+
+def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, protocol_names=None,
+                 write=True):
+    """Evaluate on the configured split (or an explicit held-out frame); print and write the table."""
+    ev = config.eval
+    if heldout_frame is None:
+        split = ev.split if ev.split in dataset.interactions else "validation"
+        if split not in dataset.interactions:
+            logging.warning("No '%s' or 'validation' split: nothing to evaluate", ev.split)
+            return []
+        heldout_frame, heldout_name = dataset.split(split), f"split '{split}'"
+    heldout = evaluator.heldout_by_user(heldout_frame)
+    scorers = {config.model.name: model}
+    scorers.update(evaluator.baseline_scorers(ev.baselines, dataset, seed=ev.seed))
+    rows = evaluator.evaluate_scorers(scorers, dataset, heldout, protocol_names or ev.protocols, ev.ks,
+                                      ev.repeats, ev.seed, extra_frames=[heldout_frame])
+    title = f"{config.model.name} on {dataset.name}, {heldout_name} ({len(heldout)} users)"
+    results = [result for _, result in rows]
+    labels = [name for name, _ in rows]
+    print(protocols.format_table(results, title=title, row_labels=labels), flush=True)
+    if write:
+        path = os.path.join(config.runtime.model_dir, "metrics.json")
+        protocols.write_metrics_json(path, results, extra={"title": title, "rows": labels,
+                                                            "model": config.model.name, "dataset": dataset.name,
+                                                            "heldout": heldout_name})
+        logging.info("Wrote %s", path)
+    return rows
