@@ -16,6 +16,7 @@ from typing import Callable, Dict, List
 import yaml
 
 from tfvrec.data.synthetic import SyntheticWorldConfig
+from tfvrec.models import curatornet_config, hasc_config
 
 
 class ConfigError(ValueError):
@@ -36,6 +37,9 @@ class BPRConfig:
 class ModelConfig:
     name: str = "bpr"
     bpr: BPRConfig = dataclasses.field(default_factory=BPRConfig)
+    curatornet: curatornet_config.CuratorNetConfig = dataclasses.field(
+        default_factory=curatornet_config.CuratorNetConfig)
+    hasc: hasc_config.HASCConfig = dataclasses.field(default_factory=hasc_config.HASCConfig)
 
 
 @dataclasses.dataclass
@@ -144,6 +148,17 @@ def get_experiment(name, source="<experiment>"):
 @register_experiment("bpr")
 def bpr_experiment():
     return ExperimentConfig()
+
+
+def _model_experiment(module):
+    def factory():
+        return override(ExperimentConfig(), module.EXPERIMENT_OVERRIDES, source=module.__name__)
+    return factory
+
+
+# Each model's config module says how its paper's experiment differs from the defaults.
+for _name, _module in (("curatornet", curatornet_config), ("hasc", hasc_config)):
+    register_experiment(_name)(_model_experiment(_module))
 
 
 # ---------------------------------------------------------------------------- overrides

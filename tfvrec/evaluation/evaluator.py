@@ -27,17 +27,38 @@ def exclusions(dataset, heldout, extra_frames=()):
     return out
 
 
-def baseline_scorers(names, dataset, seed=0):
+_BASELINES = {}
+
+
+def register_baseline(name):
+    """Decorator: ``factory(dataset, config, heldout) -> scorer`` becomes baseline ``name``.
+
+    Model modules register the baselines of their paper (e.g. VisRank, VBPR) when
+    imported; ``eval.baselines`` in the config selects which ones a table shows.
+    """
+    def decorator(factory):
+        _BASELINES[name] = factory
+        return factory
+    return decorator
+
+
+@register_baseline("popularity")
+def _popularity(dataset, config, heldout):
     train = dataset.split("train")
-    available = {
-        "popularity": lambda: baselines.PopularityScorer(train["item"].values, train["user"].values,
-                                                         dataset.num_items),
-        "random": lambda: baselines.RandomScorer(seed=seed, num_items=dataset.num_items),
-    }
-    unknown = set(names) - set(available)
+    return baselines.PopularityScorer(train["item"].values, train["user"].values, dataset.num_items)
+
+
+@register_baseline("random")
+def _random(dataset, config, heldout):
+    return baselines.RandomScorer(seed=config.eval.seed, num_items=dataset.num_items)
+
+
+def baseline_scorers(names, dataset, config, heldout):
+    unknown = [name for name in names if name not in _BASELINES]
     if unknown:
-        raise ValueError(f"unknown baseline(s) {sorted(unknown)}; available: {sorted(available)}")
-    return {name: available[name]() for name in names}
+        raise ValueError(f"unknown baseline(s) {unknown}; registered: {sorted(_BASELINES)} "
+                         f"(model modules register their paper's baselines when imported)")
+    return {name: _BASELINES[name](dataset, config, heldout) for name in names}
 
 
 def evaluate_scorers(scorers, dataset, heldout, protocol_names, ks, repeats, seed, extra_frames=()):

@@ -172,7 +172,7 @@ def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, 
         heldout_frame, heldout_name = dataset.split(split), f"split '{split}'"
     heldout = evaluator.heldout_by_user(heldout_frame)
     scorers = {config.model.name: model}
-    scorers.update(evaluator.baseline_scorers(ev.baselines, dataset, seed=ev.seed))
+    scorers.update(evaluator.baseline_scorers(ev.baselines, dataset, config, heldout))
     rows = evaluator.evaluate_scorers(scorers, dataset, heldout, protocol_names or ev.protocols, ev.ks,
                                       ev.repeats, ev.seed, extra_frames=[heldout_frame])
     title = f"{config.model.name} on {dataset.name}, {heldout_name} ({len(heldout)} users)"
