@@ -4,10 +4,20 @@ Bad input (config or data) ends with one line naming the place and the reason,
 never a traceback; ``TFVREC_DEBUG=1`` shows the traceback too.
 """
 import argparse
+import importlib
 import os
 import sys
 
 import tfvrec  # noqa: F401  (selects tf-keras before TensorFlow is imported)
+
+
+# Modules that add sub-commands with ``register_cli(subparsers)`` (each sets ``func``).
+COMMAND_MODULES = (
+    "tfvrec.features.extract",  # tfvrec features
+    "tfvrec.recommend",  # tfvrec recommend (cold-start top-K)
+    "tfvrec.explain",  # tfvrec explain (HASC)
+    "tfvrec.serving.cli",  # tfvrec export | serve | index
+)
 
 
 def _train(args):
@@ -89,12 +99,14 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_data_synth)
 
-    try:
-        from tfvrec.features import extract
-    except ImportError:  # features sub-package not installed in this build
-        extract = None
-    if extract is not None:
-        extract.register_cli(sub)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if not (module_name + ".").startswith(e.name + "."):
+                raise  # a real missing dependency, not an absent command module
+            continue
+        module.register_cli(sub)
     return parser
 
 
