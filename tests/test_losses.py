@@ -79,3 +79,20 @@ def test_task_returns_mean_loss_and_pairwise_accuracy():
     assert loss.numpy() == pytest.approx(expected, rel=1e-6)
     # Pairs ordered right: (1>0) yes, (1>2) no, (1=1) half, (1>0) yes → 2.5 / 4.
     assert accuracy.result().numpy() == pytest.approx(2.5 / 4)
+
+
+def test_lazy_adam_matches_adam_on_touched_rows_and_leaves_others():
+    from tfvrec.training.lazy_adam import LazyAdam
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    rows = tf.constant([1, 3, 1])
+    results = {}
+    for name, optimizer in (("lazy", LazyAdam(0.1)), ("adam", tf.keras.optimizers.Adam(0.1))):
+        variable = tf.Variable(table)
+        for _ in range(3):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.square(tf.gather(variable, rows)))
+            optimizer.apply_gradients([(tape.gradient(loss, variable), variable)])
+        results[name] = variable.numpy()
+    # Rows touched every step follow Adam exactly; untouched rows never move.
+    np.testing.assert_allclose(results["lazy"][[1, 3]], results["adam"][[1, 3]], rtol=1e-6)
+    np.testing.assert_array_equal(results["lazy"][[0, 2]], table[[0, 2]])

@@ -61,7 +61,7 @@ class TrainerConfig:
     epochs: int = 20
     batch_size: int = 512  # global batch (split across replicas)
     steps_per_epoch: int = 0  # 0: one pass over the training interactions
-    optimizer: str = "adam"
+    optimizer: str = "lazy_adam"  # Adam with row-sparse embedding updates (training/lazy_adam.py)
     learning_rate: float = 1e-3
     negatives_per_positive: int = 1
     checkpoint_every_steps: int = 200
@@ -115,7 +115,7 @@ CHOICES = {
     # Every section of ModelConfig other than `name` is a model.
     "model.name": tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "name"),
     "data.source": ("synthetic", "directory", "import"),
-    "trainer.optimizer": ("adam", "adagrad", "sgd"),
+    "trainer.optimizer": ("lazy_adam", "adam", "adagrad", "sgd"),
     "runtime.distribution_strategy": ("auto", "mirrored", "multi_worker_mirrored", "one_device", "default"),
     "export.index": ("brute_force", "scann"),
 }

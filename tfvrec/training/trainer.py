@@ -22,6 +22,7 @@ from tfvrec.data.resolve import resolve_dataset
 from tfvrec.evaluation import evaluator, protocols
 from tfvrec.models import create_model
 from tfvrec.training import callbacks as callbacks_lib
+from tfvrec.training.lazy_adam import LazyAdam
 from tfvrec.training.distribution import configure_devices, create_strategy, is_chief
 
 # Config sections whose change makes an existing run's checkpoints meaningless.
@@ -29,7 +30,7 @@ _RUN_IDENTITY = ("model", "data")
 
 
 def make_optimizer(trainer):
-    optimizers = {"adam": tf.keras.optimizers.Adam, "adagrad": tf.keras.optimizers.Adagrad,
+    optimizers = {"lazy_adam": LazyAdam, "adam": tf.keras.optimizers.Adam, "adagrad": tf.keras.optimizers.Adagrad,
                   "sgd": tf.keras.optimizers.SGD}
     return optimizers[trainer.optimizer](learning_rate=trainer.learning_rate)
 

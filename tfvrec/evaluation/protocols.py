@@ -1,0 +1,513 @@
+"""The papers' evaluation protocols: who is ranked against what, and how figures are reported.
+
+Two protocols (SPEC.md, "Protocol" bullet of each model):
+
+``full``
+    CuratorNet (SPEC.md §3; Cartagena et al., §4.2): the held-out items (the user's last
+    purchase basket) are ranked against *every* item not in the user's training history;
+    AUC, P/R/nDCG @20 and @100. Deterministic, so a single run (std 0).
+
+``sampled:N``
+    HASC (SPEC.md §4; Wu et al., §4.1): leave-one-out; the held-out item is ranked among
+    itself plus N sampled items the user never rated; HR@K, NDCG@K, repeated 10 times
+    with fresh negatives and averaged. The paper's text says N=1000, its published
+    numbers match N=100, so both are reported, each labelled with its N. CDL's protocol
+    (SPEC.md §1: 20 hidden favourites among 100 candidates) is ``sampled:80`` with 20
+    held-out items per user.
+
+Negatives are drawn uniformly without replacement from the items that are neither in the
+user's ``exclude`` set nor held out. A user with fewer than N such items gets all of them,
+and :attr:`EvalResult.info` counts those users (``users_short_of_negatives``).
+
+Ties are broken by a pseudo-random key per (seed, repeat, user, item)
+(:func:`tfvrec.evaluation.metrics.pair_keys`), so an uninformative scorer gets the figures
+of a random ranking, never the optimistic ones, and the result does not depend on
+``batch_size`` or on the order of candidates.
+"""
+import dataclasses
+import json
+import math
+import os
+import re
+import tempfile
+from typing import Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Union, runtime_checkable
+
+import numpy as np
+
+from tfvrec.evaluation import metrics as metrics_lib
+
+
+# -- scorer interface -----------------------------------------------------------------------
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Anything that scores (user, item) pairs; higher means more recommended."""
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``users`` int64 ``[B]``, ``items`` int64 ``[B, C]`` -> float ``[B, C]``."""
+        ...
+
+
+@runtime_checkable
+class FullScorer(Scorer, Protocol):
+    """A scorer that can also score the whole catalogue at once (used by ``full`` when present)."""
+
+    def score_all(self, users: np.ndarray) -> np.ndarray:
+        """``users`` int64 ``[B]`` -> float ``[B, num_items]``."""
+        ...
+
+
+# -- protocol spec ----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolSpec:
+    """``kind`` is ``"full"`` or ``"sampled"``; ``num_negatives`` is N for ``sampled``."""
+
+    kind: str
+    num_negatives: Optional[int] = None
+
+    def __post_init__(self):
+        if self.kind == "full":
+            if self.num_negatives is not None:
+                raise ValueError("the full protocol takes no number of negatives")
+        elif self.kind == "sampled":
+            if (isinstance(self.num_negatives, bool) or not isinstance(self.num_negatives, (int, np.integer))
+                    or self.num_negatives < 1):
+                raise ValueError(f"sampled needs a positive number of negatives, got {self.num_negatives!r}")
+        else:
+            raise ValueError(f"unknown protocol kind {self.kind!r}; expected 'full' or 'sampled'")
+
+    @property
+    def name(self) -> str:
+        return "full" if self.kind == "full" else f"sampled:{self.num_negatives}"
+
+    def __str__(self):
+        return self.name
+
+
+_SAMPLED = re.compile(r"sampled:(\d+)")
+
+
+def parse_protocol(text: Union[str, ProtocolSpec]) -> ProtocolSpec:
+    """``"full"`` or ``"sampled:N"`` (N >= 1 negatives per user) -> :class:`ProtocolSpec`."""
+    if isinstance(text, ProtocolSpec):
+        return text
+    if not isinstance(text, str):
+        raise ValueError(f"protocol must be a string like 'full' or 'sampled:100', got {text!r}")
+    cleaned = text.strip().lower()
+    if cleaned == "full":
+        return ProtocolSpec("full")
+    match = _SAMPLED.fullmatch(cleaned)
+    if match and int(match.group(1)) >= 1:
+        return ProtocolSpec("sampled", int(match.group(1)))
+    raise ValueError(f"unknown evaluation protocol {text!r}: expected 'full' (rank every item the user "
+                     f"has not trained on) or 'sampled:N' with N >= 1 sampled negatives, e.g. 'sampled:100'")
+
+
+# -- result -------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class EvalResult:
+    """Figures of one protocol run.
+
+    ``metrics`` maps names like ``hr@5``, ``ndcg@20``, ``auc`` to the mean over users
+    (for ``sampled``, the mean over repeats of that); ``std`` to the standard deviation
+    across repeats (sample std, ddof=1; 0 for a single run). ``info`` records how the
+    figures were obtained (number of items, cut-offs, seed, users skipped, ...).
+    """
+
+    protocol: str
+    repeats: int
+    num_users: int
+    metrics: Dict[str, float]
+    std: Dict[str, float]
+    info: Dict[str, object] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "protocol": self.protocol,
+            "repeats": self.repeats,
+            "num_users": self.num_users,
+            "metrics": {name: _json_float(value) for name, value in self.metrics.items()},
+            "std": {name: _json_float(value) for name, value in self.std.items()},
+            "info": _json_safe(self.info),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "EvalResult":
+        def floats(values):
+            return {name: (math.nan if value is None else float(value)) for name, value in values.items()}
+        return cls(protocol=data["protocol"], repeats=int(data["repeats"]), num_users=int(data["num_users"]),
+                   metrics=floats(data["metrics"]), std=floats(data["std"]), info=dict(data.get("info", {})))
+
+    def describe_protocol(self) -> str:
+        """How a figure of this result was obtained, e.g. ``sampled:100, 10 repeats: mean ± std``."""
+        if self.repeats > 1:
+            return f"{self.protocol}, {self.repeats} repeats: mean ± std"
+        return f"{self.protocol}, single run" if self.protocol == "full" else f"{self.protocol}, 1 repeat"
+
+
+# -- evaluation -------------------------------------------------------------------------------
+
+UserItems = Union[Mapping[int, Iterable[int]], Sequence[Iterable[int]]]
+_NO_ITEMS = np.empty(0, dtype=np.int64)
+
+
+def items_by_user(users, items) -> Dict[int, np.ndarray]:
+    """Group parallel ``users`` / ``items`` arrays (e.g. a split's columns) into ``{user: items}``."""
+    users = np.asarray(users, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    if users.shape != items.shape or users.ndim != 1:
+        raise ValueError(f"users and items must be 1-D and equally long, got {users.shape} and {items.shape}")
+    order = np.argsort(users, kind="stable")
+    users, items = users[order], items[order]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.array([], dtype=int)
+    ends = np.r_[starts[1:], len(users)]
+    return {int(users[s]): np.unique(items[s:e]) for s, e in zip(starts, ends)}
+
+
+def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], num_items: int,
+             protocol: Union[str, ProtocolSpec], ks: Sequence[int] = (5, 10, 20), repeats: int = 10,
+             seed: int = 0, batch_size: Optional[int] = None) -> EvalResult:
+    """Evaluate ``scorer`` under ``protocol`` (``"full"`` or ``"sampled:N"``).
+
+    ``heldout``: per user (list indexed by user, or dict user -> items) the held-out item
+    indices; users with none are skipped. ``exclude``: per user the items never used as
+    candidates or negatives (typically the training items; ``None`` = nothing). A held-out
+    item is always a candidate, even if also listed in ``exclude`` (``info`` counts such
+    pairs as ``heldout_also_excluded``). ``repeats`` applies to ``sampled`` only; ``full``
+    is deterministic and runs once. ``batch_size`` users are scored at a time; by default
+    it is chosen so a batch holds about 2M scores, which keeps full ranking of a
+    31,460-item catalogue (66 users a batch) to some tens of MB.
+    """
+    spec = parse_protocol(protocol)
+    names = metrics_lib.metric_names(ks)  # validates ks
+    ks = [int(k) for k in ks]
+    num_items = _positive_int(num_items, "num_items")
+    repeats = _positive_int(repeats, "repeats")
+    if not isinstance(scorer, Scorer):
+        raise TypeError(f"{type(scorer).__name__} has no score(users, items) method")
+    heldout_map = _as_user_items(heldout, num_items, "heldout")
+    exclude_map = {} if exclude is None else _as_user_items(exclude, num_items, "exclude")
+    users = np.array(sorted(u for u, items in heldout_map.items() if len(items)), dtype=np.int64)
+    overlap = sum(_count_common(heldout_map[u], exclude_map.get(u, _NO_ITEMS)) for u in users)
+    info = {"num_items": num_items, "ks": ks, "seed": seed,
+            "users_skipped_no_heldout": len(heldout_map) - len(users),
+            "heldout_also_excluded": int(overlap)}
+    if batch_size is None:
+        width = num_items if spec.kind == "full" else spec.num_negatives + max(
+            (len(heldout_map[u]) for u in users), default=1)
+        batch_size = max(1, min(2048, (1 << 21) // max(width, 1)))
+    batch_size = _positive_int(batch_size, "batch_size")
+
+    run_count = 1 if spec.kind == "full" else repeats
+    if spec.kind == "sampled":
+        # Never a negative: the user's excluded items and the held-out items themselves.
+        forbidden_map = {int(u): np.union1d(heldout_map[u], exclude_map.get(u, _NO_ITEMS)) for u in users}
+    per_repeat = {name: [] for name in names}
+    short_users = 0
+    candidate_total = 0
+    auc_undefined = 0
+    for repeat in range(run_count):
+        sums = dict.fromkeys(names, 0.0)
+        counts = dict.fromkeys(names, 0)
+        tie_seed = _derived_seed(seed, repeat, 0)
+        sample_seed = _derived_seed(seed, repeat, 1)
+        for start in range(0, len(users), batch_size):
+            batch_users = users[start:start + batch_size]
+            if spec.kind == "full":
+                scores, relevant, valid, items = _full_batch(scorer, batch_users, heldout_map, exclude_map, num_items)
+            else:
+                scores, relevant, valid, items, short = _sampled_batch(
+                    scorer, batch_users, heldout_map, forbidden_map, num_items, spec.num_negatives, sample_seed)
+                short_users += short
+            candidate_total += int(valid.sum())
+            values = metrics_lib.all_metrics(
+                scores, relevant, ks, valid,
+                tie_keys=lambda rows, columns: metrics_lib.pair_keys(tie_seed, batch_users[rows], items[rows, columns]))
+            auc_undefined += int(np.isnan(values["auc"]).sum())
+            for name in names:
+                finite = ~np.isnan(values[name])
+                sums[name] += float(values[name][finite].sum())
+                counts[name] += int(finite.sum())
+        for name in names:
+            per_repeat[name].append(sums[name] / counts[name] if counts[name] else math.nan)
+
+    info["mean_candidates_per_user"] = candidate_total / (run_count * len(users)) if len(users) else 0.0
+    if spec.kind == "sampled":
+        info["users_short_of_negatives"] = short_users // run_count
+    if auc_undefined:
+        # Only possible when a user has no irrelevant candidate at all.
+        info["users_without_auc"] = auc_undefined // run_count
+    means = {name: float(np.mean(values)) for name, values in per_repeat.items()}
+    stds = {name: float(np.std(values, ddof=1)) if run_count > 1 else 0.0 for name, values in per_repeat.items()}
+    return EvalResult(protocol=spec.name, repeats=run_count, num_users=len(users), metrics=means, std=stds,
+                      info=info)
+
+
+def _full_batch(scorer, users, heldout_map, exclude_map, num_items):
+    """Score every item; mask the excluded ones (held-out items always stay candidates)."""
+    batch = len(users)
+    valid = np.ones((batch, num_items), dtype=bool)
+    relevant = np.zeros((batch, num_items), dtype=bool)
+    for row, user in enumerate(users):
+        valid[row, exclude_map.get(int(user), _NO_ITEMS)] = False
+        relevant[row, heldout_map[int(user)]] = True
+    valid |= relevant
+    score_all = getattr(scorer, "score_all", None)
+    if callable(score_all):
+        items = np.broadcast_to(np.arange(num_items, dtype=np.int64), (batch, num_items))
+        scores = _check_scores(score_all(users.copy()), (batch, num_items), "score_all")
+        return scores, relevant, valid, items
+    # Without score_all, ask only about real candidates so the scorer never sees an excluded
+    # item; rows are padded with the user's first held-out item and masked out.
+    width = int(valid.sum(axis=1).max())
+    items = np.empty((batch, width), dtype=np.int64)
+    row_valid = np.zeros((batch, width), dtype=bool)
+    for row, user in enumerate(users):
+        candidates = np.flatnonzero(valid[row])
+        items[row, :len(candidates)] = candidates
+        items[row, len(candidates):] = heldout_map[int(user)][0]
+        row_valid[row, :len(candidates)] = True
+    row_relevant = relevant[np.arange(batch)[:, None], items] & row_valid
+    scores = _check_scores(scorer.score(users.copy(), items.copy()), items.shape, "score")
+    return scores, row_relevant, row_valid, items
+
+
+def _sampled_batch(scorer, users, heldout_map, forbidden_map, num_items, num_negatives, sample_seed):
+    """Held-out items + ``num_negatives`` uniform negatives per user, padded to one width."""
+    positives = [heldout_map[int(user)] for user in users]
+    forbidden = [forbidden_map[int(user)] for user in users]
+    negatives = _sample_negatives(sample_seed, users, forbidden, num_items, num_negatives)
+    short = sum(len(n) < num_negatives for n in negatives)
+    width = max(len(p) + len(n) for p, n in zip(positives, negatives))
+    batch = len(users)
+    items = np.empty((batch, width), dtype=np.int64)
+    relevant = np.zeros((batch, width), dtype=bool)
+    valid = np.zeros((batch, width), dtype=bool)
+    for row, (pos, neg) in enumerate(zip(positives, negatives)):
+        count = len(pos) + len(neg)
+        items[row, :count] = np.concatenate([pos, neg])
+        items[row, count:] = pos[0]
+        relevant[row, :len(pos)] = True
+        valid[row, :count] = True
+    scores = _check_scores(scorer.score(users.copy(), items.copy()), items.shape, "score")
+    return scores, relevant, valid, items, short
+
+
+_SAMPLING_CELLS = 1 << 21  # bound on the draws (and lookup-table cells) held at once
+
+
+def _sample_negatives(sample_seed, users, forbidden, num_items, count):
+    """Per user, ``count`` distinct items drawn uniformly from ``[0, num_items)`` minus ``forbidden``.
+
+    The catalogue is usually far larger than a user's history, so this is rejection
+    sampling rather than materialising each user's allowed set (O(num_items) per user):
+    a user's j-th draw is ``pair_keys(sample_seed, user, j) % num_items``, and the first
+    ``count`` distinct draws outside ``forbidden`` are a uniform sample without
+    replacement. Drawing by hash makes a user's negatives independent of which other
+    users share the batch. Users whose allowed set is small (at most 2 * count, where
+    rejection would waste draws) get an explicit draw from it; fewer than ``count``
+    allowed items means all of them.
+    """
+    out = [None] * len(users)
+    rejection = []
+    for row, banned in enumerate(forbidden):
+        pool = num_items - len(banned)
+        if pool <= 2 * count:
+            allowed = np.setdiff1d(np.arange(num_items, dtype=np.int64), banned, assume_unique=True)
+            if pool > count:
+                rng = np.random.default_rng([sample_seed, int(users[row])])
+                allowed = rng.choice(allowed, size=count, replace=False)
+            out[row] = allowed
+        else:
+            rejection.append(row)
+    # 1.5x the expected number of draws for count accepted ones: enough for nearly every
+    # user (repeats matter only when the allowed pool is close to count); the rare
+    # shortfall takes the explicit fallback below.
+    def draws_needed(row):
+        return int(math.ceil(1.5 * count * num_items / (num_items - len(forbidden[row])))) + 32
+    rejection.sort(key=draws_needed)
+    while rejection:
+        width = draws_needed(rejection[-1])
+        take = max(1, min(_SAMPLING_CELLS // width, _SAMPLING_CELLS // num_items))
+        chunk, rejection = rejection[-take:], rejection[:-take]
+        chunk_users = users[np.asarray(chunk)].astype(np.int64)
+        draws = (metrics_lib.pair_keys(sample_seed, chunk_users[:, None], np.arange(width)[None, :])
+                 % np.uint64(num_items)).astype(np.int64)
+        # first[i, item] = position of the first draw of item in row i, or -1 if forbidden:
+        # a draw is taken iff it is that first position (distinct and allowed), with no
+        # per-row sort or set search.
+        first = np.full((len(chunk), num_items), width, dtype=np.int32)
+        banned_rows = np.repeat(np.arange(len(chunk)), [len(forbidden[r]) for r in chunk])
+        first[banned_rows, np.concatenate([forbidden[r] for r in chunk])] = -1
+        row_index = np.broadcast_to(np.arange(len(chunk))[:, None], draws.shape)
+        positions = np.broadcast_to(np.arange(width, dtype=np.int32)[None, :], draws.shape)
+        np.minimum.at(first, (row_index, draws), positions)
+        accepted = first[row_index, draws] == positions
+        taken = accepted & (np.cumsum(accepted, axis=1) <= count)
+        for i, row in enumerate(chunk):
+            picked = draws[i, taken[i]]
+            if len(picked) < count:
+                allowed = np.setdiff1d(np.arange(num_items, dtype=np.int64), forbidden[row], assume_unique=True)
+                picked = np.random.default_rng([sample_seed, int(users[row])]).choice(allowed, size=count,
+                                                                                        replace=False)
+            out[row] = picked
+    return out
+
+
+def _derived_seed(seed, repeat, purpose):
+    # Independent streams per (seed, repeat) for the tie-break and for negative sampling.
+    return int(np.random.SeedSequence([seed, repeat, purpose]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _check_scores(scores, shape, method):
+    scores = np.asarray(scores)
+    if scores.shape != tuple(shape):
+        raise ValueError(f"scorer.{method} returned shape {scores.shape}, expected {tuple(shape)}")
+    if not np.issubdtype(scores.dtype, np.number):
+        raise ValueError(f"scorer.{method} returned non-numeric dtype {scores.dtype}")
+    return scores
+
+
+def _as_user_items(data, num_items, what) -> Dict[int, np.ndarray]:
+    if isinstance(data, Mapping):
+        pairs = data.items()
+    elif isinstance(data, (list, tuple)):
+        pairs = enumerate(data)
+    else:
+        raise TypeError(f"{what} must be a list indexed by user or a dict user -> items, "
+                        f"got {type(data).__name__}")
+    out = {}
+    for user, items in pairs:
+        if isinstance(user, bool) or not isinstance(user, (int, np.integer)) or user < 0:
+            raise ValueError(f"{what}: user {user!r} is not a non-negative int index")
+        items = np.asarray(list(items) if not isinstance(items, np.ndarray) else items, dtype=np.int64).ravel()
+        if np.any(items[1:] <= items[:-1]):  # already sorted and distinct is the common case
+            items = np.unique(items)
+        if len(items) and (items[0] < 0 or items[-1] >= num_items):
+            bad = items[0] if items[0] < 0 else items[-1]
+            raise ValueError(f"{what}: user {user} has item {bad}, outside [0, {num_items})")
+        out[int(user)] = items
+    return out
+
+
+def _count_common(sorted_a, sorted_b):
+    if not len(sorted_a) or not len(sorted_b):
+        return 0
+    position = np.minimum(np.searchsorted(sorted_b, sorted_a), len(sorted_b) - 1)
+    return int((sorted_b[position] == sorted_a).sum())
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+_DISPLAY = {"hr": "HR", "ndcg": "nDCG", "precision": "P", "recall": "R", "f1": "F1"}
+
+
+def display_name(metric: str) -> str:
+    """``hr@5`` -> ``HR@5``, ``ndcg@20`` -> ``nDCG@20``, ``auc`` -> ``AUC``."""
+    prefix, _, k = metric.partition("@")
+    return f"{_DISPLAY[prefix]}@{k}" if k and prefix in _DISPLAY else metric.upper()
+
+
+def _metric_order(name):
+    prefix, _, k = name.partition("@")
+    if prefix in metrics_lib.METRIC_PREFIXES and k.isdigit():
+        return (0, metrics_lib.METRIC_PREFIXES.index(prefix), int(k), name)
+    return (1, 0, 0, name)  # auc and any other figure after the cut-off metrics
+
+
+def format_table(results: List[EvalResult], title: str = "", row_labels: Optional[Sequence[str]] = None,
+                 metrics: Optional[Sequence[str]] = None, digits: int = 4) -> str:
+    """A Markdown-style pipe table (readable as plain text), one row per result.
+
+    Each row names its protocol, e.g. ``sampled:100, 10 repeats: mean ± std``, and each
+    figure of a repeated protocol is printed as ``mean ± std``; so no figure can be read
+    without the protocol that produced it. ``metrics`` picks and orders the columns
+    (default: every metric of the results, grouped by metric then cut-off, AUC last).
+    """
+    results = list(results)
+    if row_labels is not None and len(row_labels) != len(results):
+        raise ValueError(f"{len(row_labels)} row labels for {len(results)} results")
+    if metrics is None:
+        metrics = sorted({name for result in results for name in result.metrics}, key=_metric_order)
+    header = ([] if row_labels is None else ["model"]) + ["protocol", "users"] + [display_name(m) for m in metrics]
+    rows = []
+    for index, result in enumerate(results):
+        cells = [] if row_labels is None else [str(row_labels[index])]
+        cells += [result.describe_protocol(), str(result.num_users)]
+        for name in metrics:
+            if name not in result.metrics:
+                cells.append("—")
+            elif result.repeats > 1:
+                cells.append(f"{result.metrics[name]:.{digits}f} ± {result.std.get(name, math.nan):.{digits}f}")
+            else:
+                cells.append(f"{result.metrics[name]:.{digits}f}")
+        rows.append(cells)
+    widths = [max(len(line[i]) for line in [header] + rows) for i in range(len(header))]
+    lines = [title] if title else []
+    lines.append("| " + " | ".join(cell.ljust(w) for cell, w in zip(header, widths)) + " |")
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines += ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_metrics_json(path: str, results: List[EvalResult], extra: Optional[Mapping] = None) -> None:
+    """Write ``{"results": [EvalResult.to_dict(), ...], **extra}`` atomically (temp file + rename).
+
+    Readers (dashboards, the benchmark report) never see a half-written file, and a crash
+    leaves the previous file intact. Non-finite figures are written as ``null`` so the
+    file stays strict JSON.
+    """
+    payload = {"results": [result.to_dict() for result in results]}
+    for key, value in (extra or {}).items():
+        if key in payload:
+            raise ValueError(f"extra may not override the {key!r} key")
+        payload[key] = _json_safe(value)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as f:
+            json.dump(payload, f, indent=2, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def read_metrics_json(path: str) -> List[EvalResult]:
+    """The results of a file written by :func:`write_metrics_json`."""
+    with open(path) as f:
+        return [EvalResult.from_dict(entry) for entry in json.load(f)["results"]]
+
+
+def _json_float(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _json_safe(value):
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _json_float(value)
+    return value
