@@ -163,3 +163,20 @@ def test_cli_evaluate_on_explicit_heldout_file(trained_run, planted, tmp_path):
     metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
     assert metrics["results"][0]["protocol"] == "sampled:20" and metrics["results"][0]["repeats"] == 3
     assert metrics["results"][0]["metrics"]["hr@5"] > metrics["results"][2]["metrics"]["hr@5"]  # bpr > random
+
+
+def test_embedded_default_trains_on_a_cached_synthetic_world(tmp_path):
+    """The demo path: data.source=synthetic generates the world once, then reuses it."""
+    from tfvrec.data.resolve import dataset_path
+    config = config_lib.load_config(os.path.join(REPO, "configs", "bpr_synthetic.yaml"), [
+        f"data.cache_dir={tmp_path / 'cache'}", f"runtime.model_dir={tmp_path / 'run'}",
+        "data.synthetic.num_users=150", "data.synthetic.num_items=300", "data.synthetic.num_creators=30",
+        "trainer.epochs=2", "trainer.verbose=0", "eval.repeats=2", "runtime.distribution_strategy=default"])
+    rows = dict(trainer.train(config))
+    path = dataset_path(config.data)
+    assert os.listdir(tmp_path / "cache") == [os.path.basename(path)]
+    stamp = os.path.getmtime(os.path.join(path, "users.tsv"))
+    assert dataset_path(config.data) == path and os.path.getmtime(os.path.join(path, "users.tsv")) == stamp
+    assert set(rows) == {"bpr", "popularity", "random"}
+    assert {r["protocol"] for r in json.load(open(tmp_path / "run" / "metrics.json"))["results"]} == \
+        {"sampled:100", "full"}

@@ -116,6 +116,8 @@ def main(argv=None):
     from tfvrec.data.errors import DataError
     logging.use_absl_handler()
     logging.set_verbosity(logging.INFO)
+    # TensorFlow's checkpoint writer logs a line per save at INFO: noise next to the progbar.
+    logging.get_absl_handler().addFilter(lambda record: "functional_saver" not in record.pathname)
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

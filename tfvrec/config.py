@@ -93,6 +93,9 @@ class EvalConfig:
     repeats: int = 10
     seed: int = 0
     baselines: List[str] = dataclasses.field(default_factory=lambda: ["popularity", "random"])
+    # Columns of the printed table (each expanded over `ks`, except "auc"); metrics.json
+    # always holds every metric. Choices: hr, ndcg, precision, recall, f1, auc.
+    table_metrics: List[str] = dataclasses.field(default_factory=lambda: ["hr", "ndcg", "auc"])
 
 
 @dataclasses.dataclass

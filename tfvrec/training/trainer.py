@@ -179,7 +179,8 @@ def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, 
     title = f"{config.model.name} on {dataset.name}, {heldout_name} ({len(heldout)} users)"
     results = [result for _, result in rows]
     labels = [name for name, _ in rows]
-    print(protocols.format_table(results, title=title, row_labels=labels), flush=True)
+    columns = [m if m == "auc" else f"{m}@{k}" for m in ev.table_metrics for k in (ev.ks if m != "auc" else [0])]
+    print(protocols.format_table(results, title=title, row_labels=labels, metrics=columns or None), flush=True)
     if write:
         path = os.path.join(config.runtime.model_dir, "metrics.json")
         protocols.write_metrics_json(path, results, extra={"title": title, "rows": labels,
