@@ -180,3 +180,20 @@ def test_embedded_default_trains_on_a_cached_synthetic_world(tmp_path):
     assert set(rows) == {"bpr", "popularity", "random"}
     assert {r["protocol"] for r in json.load(open(tmp_path / "run" / "metrics.json"))["results"]} == \
         {"sampled:100", "full"}
+
+
+def test_mixed_precision_trains_with_float32_loss(planted):
+    """runtime.mixed_precision: float16 compute, float32 variables and loss, loss scaling."""
+    dataset = load_dataset(planted)
+    tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = BPRMF(dataset.num_users, dataset.num_items, embedding_dim=8, l2=1e-4)
+        model.compile(optimizer=trainer.make_optimizer(config_lib.TrainerConfig(learning_rate=0.05)))
+        ds, _ = model.make_train_dataset(dataset, config_lib.TrainerConfig(batch_size=32), seed=0)
+        history = model.fit(ds, steps_per_epoch=20, epochs=3, verbose=0).history
+        assert model.user_model.weights[0].dtype == tf.float32
+        assert model(({"user": tf.constant([0], tf.int64), "items": tf.constant([[1]], tf.int64)})).dtype == tf.float16
+        assert isinstance(model.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+        assert np.isfinite(history["loss"]).all() and history["loss"][-1] < history["loss"][0]
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
