@@ -56,3 +56,8 @@ def test_params_yaml_round_trips(tmp_path):
     again = config_lib.read_params(str(tmp_path))
     assert again == config
     assert yaml.safe_load(open(tmp_path / "params.yaml"))["trainer"]["epochs"] == 4
+
+
+def test_synthetic_world_constraints_are_checked_after_overrides():
+    with pytest.raises(ConfigError, match="data.synthetic"):
+        config_lib.load_config(None, ["data.synthetic.num_users=-5"])

@@ -60,6 +60,10 @@ def _data_synth(args):
     world = synthetic.SyntheticWorldConfig()
     for assignment in args.set:
         config_lib.override(world, config_lib.parse_set(assignment), source=f"--set {assignment}")
+    try:
+        world.validate()
+    except ValueError as e:
+        raise config_lib.ConfigError(f"--set: {e}") from None
     path = synthetic.write_world(args.out, world, overwrite=args.overwrite)
     print(f"Wrote the synthetic world to {path}")
 

@@ -100,8 +100,15 @@ class EvalConfig:
 
 @dataclasses.dataclass
 class ExportConfig:
-    index: str = "brute_force"
-    max_k: int = 100
+    """``tfvrec export``: the serving SavedModel (tfvrec/serving/, export/README.md)."""
+    index: str = "brute_force"  # brute_force: stock TF ops only; scann: needs a TF Serving build with ScaNN ops
+    max_k: int = 100  # largest K a request may ask for
+    default_k: int = 10  # K when a request sends no `k`
+    exclude_seen: bool = True  # never return a user's training items (or a cold-start profile's items)
+    rerank_candidates: int = 100  # index candidates re-scored exactly (ScaNN; two-stage models like HASC)
+    scann_num_leaves: int = 0  # 0: about sqrt(number of items)
+    scann_leaves_to_search: int = 0  # 0: about 10% of the leaves
+    scann_dimensions_per_block: int = 2
 
 
 @dataclasses.dataclass
@@ -256,6 +263,10 @@ def load_config(path=None, sets=(), experiment=None) -> ExperimentConfig:
 
 def validate(config, source="<config>"):
     """Cross-field checks that single-key type checks cannot see."""
+    try:  # the world checks its own cross-field constraints (overrides bypass __post_init__)
+        config.data.synthetic.validate()
+    except ValueError as e:
+        raise ConfigError(f"{source}: data.synthetic: {e}") from None
     if config.data.source == "directory" and not config.data.path:
         raise ConfigError(f"{source}: data.source is 'directory' but data.path is empty")
     if config.data.source == "import" and not (config.data.importer and config.data.raw_path):
