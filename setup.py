@@ -9,6 +9,8 @@ INSTALL_REQUIRES = [
     "tensorflow-recommenders==0.7.7",
     "scann[tf]==1.4.2",
     "tensorflow-hub",
+    # tensorflow-hub 0.16.1 imports pkg_resources, which setuptools 81+ no longer ships.
+    "setuptools<81",
     "tensorflow-serving-api==2.20.*",
     "numpy",
     "pandas",
