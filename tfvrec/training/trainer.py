@@ -119,7 +119,7 @@ def train(config):
 
             def evaluate_validation():
                 return protocols.evaluate(model, heldout, exclude, dataset.num_items, trainer.validation_protocol,
-                                          ks=(int(trainer.validation_metric.split("@")[-1]),), repeats=1,
+                                          ks=_validation_ks(trainer.validation_metric), repeats=1,
                                           seed=config.runtime.seed)
             callbacks.append(callbacks_lib.ValidationEarlyStopping(
                 evaluate_validation, trainer.validation_metric, trainer.early_stopping_patience, best_manager,
@@ -138,6 +138,11 @@ def train(config):
             state.save()
     restore_best(model, model_dir)
     return evaluate_run(config, dataset, model)
+
+
+def _validation_ks(metric):
+    """Cut-offs the validation metric needs: ``hr@10`` → (10,); ``auc`` (no cut-off) → (10,)."""
+    return (int(metric.split("@")[-1]),) if "@" in metric else (10,)
 
 
 def restore_best(model, model_dir):
@@ -177,6 +182,8 @@ def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, 
     rows = evaluator.evaluate_scorers(scorers, dataset, heldout, protocol_names or ev.protocols, ev.ks,
                                       ev.repeats, ev.seed, extra_frames=[heldout_frame])
     title = f"{config.model.name} on {dataset.name}, {heldout_name} ({len(heldout)} users)"
+    if getattr(model, "evaluation_note", ""):  # e.g. what a content model's item vectors are
+        title += f"; {model.evaluation_note}"
     results = [result for _, result in rows]
     labels = [name for name, _ in rows]
     columns = [m if m == "auc" else f"{m}@{k}" for m in ev.table_metrics for k in (ev.ks if m != "auc" else [0])]
