@@ -30,13 +30,16 @@ def main(argv=None):
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument("--model_dir", default=os.path.join(REPO, "runs", "bench_bpr_flickr_fs"))
     parser.add_argument("--no_report", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep --model_dir: resume an interrupted run, or only re-evaluate a finished one")
     args = parser.parse_args(argv)
     os.chdir(REPO)
     config = config_lib.load_config(args.config, args.set + [f"runtime.model_dir={args.model_dir}",
                                                              "trainer.verbose=2"])
     if not os.path.isdir(config.data.raw_path):
         sys.exit(f"Flickr F.S not found at {config.data.raw_path}; this benchmark needs ../shared/data")
-    shutil.rmtree(args.model_dir, ignore_errors=True)
+    if not args.resume:
+        shutil.rmtree(args.model_dir, ignore_errors=True)
     start = time.time()
     rows = trainer.train(config)
     wall = time.time() - start
@@ -50,9 +53,12 @@ def main(argv=None):
         " like per user held out of train); evaluated on `likes_val.tsv` (4,418 users).",
         "",
         f"Training: {state['completed_epochs']} epochs (best epoch {state.get('best_epoch')}), "
-        f"{state.get('train_seconds', 0):.0f} s training, {wall:.0f} s wall clock including evaluation; "
-        f"embedding dim {config.model.bpr.embedding_dim}, λ {config.model.bpr.l2}, batch {config.trainer.batch_size},"
-        f" lr {config.trainer.learning_rate}.",
+        f"{state.get('train_seconds', 0):.0f} s of training ({state.get('train_seconds', 0) / 60 / max(1, state['completed_epochs']):.2f}"
+        f" min/epoch incl. per-epoch validation); this command took {wall:.0f} s"
+        f"{' (re-evaluation of the finished run)' if args.resume else ''}; embedding dim"
+        f" {config.model.bpr.embedding_dim}, λ {config.model.bpr.l2}, batch {config.trainer.batch_size},"
+        f" lr {config.trainer.learning_rate}, optimizer {config.trainer.optimizer}. Load average at the end:"
+        f" {os.getloadavg()[0]:.1f} (2 cores, shared with other jobs).",
         "",
         "| model | protocol | HR@5 | nDCG@5 | HR@10 | nDCG@10 | AUC |",
         "|---|---|---|---|---|---|---|",
