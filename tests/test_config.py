@@ -19,11 +19,11 @@ def test_every_shipped_config_loads(path):
 def test_yaml_overrides_and_set_overrides_apply_in_order(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("experiment: bpr\ntrainer:\n  epochs: 7\n  learning_rate: 1\n")
-    config = config_lib.load_config(str(path), ["trainer.epochs=3", "runtime.model_dir=/tmp/x",
+    config = config_lib.load_config(str(path), ["trainer.epochs=3", "runtime.model_dir=/tmp/x", "model.bpr.l2=1e-3",
                                                 "eval.ks=[1, 2]"])
     assert config.trainer.epochs == 3
     assert config.trainer.learning_rate == 1.0 and isinstance(config.trainer.learning_rate, float)
-    assert config.runtime.model_dir == "/tmp/x"
+    assert config.runtime.model_dir == "/tmp/x" and config.model.bpr.l2 == 1e-3
     assert config.eval.ks == [1, 2]
 
 
