@@ -197,3 +197,36 @@ def test_mixed_precision_trains_with_float32_loss(planted):
         assert np.isfinite(history["loss"]).all() and history["loss"][-1] < history["loss"][0]
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_mirrored_two_local_workers(planted, tmp_path):
+    """TF_CONFIG with two workers on 127.0.0.1 → MultiWorkerMirroredStrategy; the chief owns the run dir."""
+    ports = [_free_port(), _free_port()]
+    model_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "tfvrec", "train", "--config", os.path.join(REPO, "configs", "bpr_synthetic.yaml"),
+               "--set", "data.source=directory", "--set", f"data.path={planted}",
+               "--set", f"runtime.model_dir={model_dir}", "--set", "trainer.epochs=2",
+               "--set", "trainer.steps_per_epoch=10", "--set", "trainer.batch_size=32", "--set", "trainer.verbose=0",
+               "--set", "eval.protocols=[full]", "--set", "eval.baselines=[]"]
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                                "task": {"type": "worker", "index": index}})
+        workers.append(subprocess.Popen(command, cwd=REPO, env=dict(os.environ, TF_CONFIG=tf_config),
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [w.communicate(timeout=300) for w in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+    strategy_lines = [l for l in outputs[0][1].splitlines() if "Distribution strategy" in l]
+    assert strategy_lines and "multi_worker_mirrored (CollectiveAllReduceStrategy) with 2 replica(s)" in strategy_lines[0], strategy_lines
+    state = json.load(open(model_dir / "training_state.json"))
+    assert state["done"] and state["completed_epochs"] == 2
+    assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")) is not None
+    assert "| bpr" in outputs[0][0] and "| bpr" not in outputs[1][0]  # only the chief evaluates

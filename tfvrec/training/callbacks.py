@@ -40,16 +40,15 @@ class TrainingState:
 class EpochCheckpoint(tf.keras.callbacks.Callback):
     """Keeps ``checkpoints/ckpt-N`` (model weights) after every epoch."""
 
-    def __init__(self, manager, state, writes=True):
+    def __init__(self, manager, state):
         super().__init__()
-        self.manager, self.state, self.writes = manager, state, writes
+        self.manager, self.state = manager, state
 
     def on_epoch_end(self, epoch, logs=None):
         self.state.completed_epochs = epoch + 1
         self.state.history.append({k: float(v) for k, v in (logs or {}).items()})
-        if self.writes:
-            self.manager.save(checkpoint_number=epoch + 1)
-            self.state.save()
+        self.manager.save(checkpoint_number=epoch + 1)
+        self.state.save()
 
 
 class ValidationEarlyStopping(tf.keras.callbacks.Callback):
@@ -57,10 +56,10 @@ class ValidationEarlyStopping(tf.keras.callbacks.Callback):
     subset), logs ``val_<metric>`` for the progbar and TensorBoard, keeps the best
     weights in ``checkpoints/best`` and stops after ``patience`` epochs without gain."""
 
-    def __init__(self, evaluate_fn, metric, patience, best_manager, state, writes=True):
+    def __init__(self, evaluate_fn, metric, patience, best_manager, state):
         super().__init__()
         self.evaluate_fn, self.metric, self.patience = evaluate_fn, metric, patience
-        self.best_manager, self.state, self.writes = best_manager, state, writes
+        self.best_manager, self.state = best_manager, state
 
     def on_epoch_end(self, epoch, logs=None):
         result = self.evaluate_fn()
@@ -71,16 +70,14 @@ class ValidationEarlyStopping(tf.keras.callbacks.Callback):
         logging.info("epoch %d: validation %s (%s) = %.4f", epoch + 1, self.metric, result.protocol, value)
         if self.state.best_value is None or value > self.state.best_value:
             self.state.best_value, self.state.best_epoch, self.state.wait = value, epoch + 1, 0
-            if self.writes:
-                self.best_manager.save(checkpoint_number=epoch + 1)
+            self.best_manager.save(checkpoint_number=epoch + 1)
         else:
             self.state.wait += 1
             if self.patience and self.state.wait >= self.patience:
                 logging.info("Early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)",
                              self.metric, self.state.wait, self.state.best_value, self.state.best_epoch)
                 self.model.stop_training = True
-        if self.writes:
-            self.state.save()
+        self.state.save()
 
 
 def subset_users(heldout_users, max_users, seed):

@@ -55,7 +55,7 @@ def create_strategy(runtime):
         strategy = tf.distribute.OneDeviceStrategy((gpus or tf.config.list_logical_devices("CPU"))[0].name)
     else:
         strategy = tf.distribute.get_strategy()
-    logging.info("Distribution strategy: %s with %d replica(s)", type(strategy).__name__,
+    logging.info("Distribution strategy: %s (%s) with %d replica(s)", kind, type(strategy).__name__,
                  strategy.num_replicas_in_sync)
     return strategy
 

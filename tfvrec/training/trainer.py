@@ -11,6 +11,8 @@ Run directory (``runtime.model_dir``)::
 """
 import dataclasses
 import os
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -98,17 +100,24 @@ def train(config):
                         trainer.validation_split, dataset.path)
 
     model = build_model(config, dataset, strategy)
+    # Under MultiWorkerMirroredStrategy every worker takes part in each checkpoint save
+    # (reading mirrored variables is collective); non-chief workers write to scratch.
+    write_dir = model_dir if chief else tempfile.mkdtemp(prefix="tfvrec-worker-")
     checkpoint = tf.train.Checkpoint(model=model)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=2)
-    best_manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints", "best"),
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"), max_to_keep=2)
+    best_manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints", "best"),
                                               max_to_keep=1)
-    state = callbacks_lib.TrainingState(model_dir)
+    state = callbacks_lib.TrainingState(model_dir if chief else write_dir)
 
     if state.done:
         logging.info("%s already holds a finished run (%d epochs); evaluating it", model_dir,
                      state.completed_epochs)
     else:
         train_ds, steps = model.make_train_dataset(dataset, trainer, config.runtime.seed)
+        options = tf.data.Options()
+        # The inputs are generated, not read from files: each worker keeps its share of every batch.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds = train_ds.with_options(options)
         callbacks = [tf.keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"),
                                                          save_freq=trainer.checkpoint_every_steps)]
         if validation is not None:
@@ -118,24 +127,27 @@ def train(config):
             exclude = evaluator.exclusions(dataset, heldout, extra_frames=[validation])
 
             def evaluate_validation():
+                # Deterministic (hash-seeded), so every worker takes the same early-stopping decision.
                 return protocols.evaluate(model, heldout, exclude, dataset.num_items, trainer.validation_protocol,
                                           ks=_validation_ks(trainer.validation_metric), repeats=1,
                                           seed=config.runtime.seed)
             callbacks.append(callbacks_lib.ValidationEarlyStopping(
                 evaluate_validation, trainer.validation_metric, trainer.early_stopping_patience, best_manager,
-                state, writes=chief))
-        callbacks += [callbacks_lib.EpochCheckpoint(manager, state, writes=chief),
-                      tf.keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard"), update_freq=50,
+                state))
+        callbacks += [callbacks_lib.EpochCheckpoint(manager, state),
+                      tf.keras.callbacks.TensorBoard(os.path.join(write_dir, "tensorboard"), update_freq=50,
                                                      profile_batch=0)]
         start = time.time()
         model.fit(train_ds, epochs=trainer.epochs, steps_per_epoch=steps, callbacks=callbacks,
                   verbose=trainer.verbose)
         state.done = True
         state.train_seconds = time.time() - start + getattr(state, "train_seconds", 0.0)
-        if chief:
-            if manager.latest_checkpoint is None:
-                manager.save(checkpoint_number=state.completed_epochs)
-            state.save()
+        if manager.latest_checkpoint is None:
+            manager.save(checkpoint_number=state.completed_epochs)
+        state.save()
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+        return []
     restore_best(model, model_dir)
     return evaluate_run(config, dataset, model)
 
