@@ -1,0 +1,212 @@
+"""Load test of ``tfvrec serve``: concurrent gRPC clients, with a version swap mid-run (issue 6 acceptance).
+
+Builds a 100k-item export through the real export path (synthetic vectors, d=64,
+10k known users), starts ``tfvrec serve`` in its own process on 127.0.0.1, and
+runs ``--clients`` client threads (one gRPC channel each, the official
+``PredictionServiceStub``), each sending back-to-back ``serving_default`` requests
+(one random known user, K=10) for ``--seconds``. Halfway through, a new version is
+published the way the exporter publishes one (written aside under a hidden name,
+then renamed into place); the server must load it, warm it up and swap it in with
+no failed request. Records p50/p99 latency, QPS, failures, and when version 2 was
+first served.
+
+    .venv/bin/python tools/bench_serving_load.py                  # brute force and ScaNN, writes docs
+    .venv/bin/python tools/bench_serving_load.py --index brute_force --seconds 10 --no-write
+"""
+import argparse
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tfvrec  # noqa: E402,F401
+
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
+
+from tfvrec import benchmark_report  # noqa: E402
+from tfvrec.config import ExportConfig  # noqa: E402
+from tfvrec.serving import export  # noqa: E402
+from tfvrec.serving.model_config import update_models_config  # noqa: E402
+
+SECTION = "serving_load"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def build(base, index, args):
+    rng = np.random.default_rng(args.seed)
+    centres = rng.normal(size=(200, args.dim)).astype(np.float32)
+    items = (centres[rng.integers(0, 200, args.items)] + 0.6 * rng.normal(size=(args.items, args.dim)))
+    users = (centres[rng.integers(0, 200, args.users)] + 0.6 * rng.normal(size=(args.users, args.dim)))
+    seen = [rng.choice(args.items, 20, replace=False) for _ in range(args.users)]  # excluded, as in production
+    parts = export.ServingParts(
+        model_name="load", item_ids=np.array([f"i{n}" for n in range(args.items)]),
+        item_vectors=items.astype(np.float32), user_ids=np.array([f"u{n}" for n in range(args.users)]),
+        user_vectors=users.astype(np.float32), seen=seen)
+    module = export.ServingModule(parts, ExportConfig(index=index, max_k=100, default_k=10))
+    version, path = export.write_version(module, base, metadata={"benchmark": "bench_serving_load"})
+    return path
+
+
+def publish_copy(base, source_version, new_version):
+    """A new version, published like the exporter does: copied aside, then renamed into place."""
+    tmp = tempfile.mkdtemp(prefix=export.TMP_PREFIX, dir=base)
+    shutil.rmtree(tmp)
+    shutil.copytree(os.path.join(base, str(source_version)), tmp)
+    os.rename(tmp, os.path.join(base, str(new_version)))
+
+
+def start_server(config_file, log_path):
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "tfvrec", "serve", "--model_config_file", config_file,
+                             "--port", "0", "--poll_seconds", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=log,
+                            text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if select.select([proc.stdout], [], [], 1.0)[0]:
+            found = re.search(r"gRPC 127\.0\.0\.1:(\d+)", proc.stdout.readline())
+            if found:
+                return proc, int(found.group(1))
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError("server did not start; see " + log_path)
+
+
+def run_load(port, base, args):
+    stop = threading.Event()
+    results = []  # per client: (latencies, failures, [(time, version)])
+    start = time.time()
+
+    def client(seed):
+        rng = np.random.default_rng(seed)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        latencies, failures, versions = [], [], []
+        while not stop.is_set():
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "load"
+            request.inputs["user"].CopyFrom(tf.make_tensor_proto(np.array([f"u{rng.integers(args.users)}"], object)))
+            t = time.perf_counter()
+            try:
+                response = stub.Predict(request, timeout=30)
+                latencies.append((time.time() - start, time.perf_counter() - t))
+                if not versions or versions[-1][1] != response.model_spec.version.value:
+                    versions.append((time.time() - start, response.model_spec.version.value))
+            except grpc.RpcError as e:
+                failures.append(f"{e.code()}: {e.details()}")
+        channel.close()
+        results.append((latencies, failures, versions))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(args.seconds / 2)
+    swap_at = time.time() - start
+    publish_copy(base, 1, 2)
+    time.sleep(args.seconds / 2)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    elapsed = time.time() - start
+    done = np.concatenate([np.array(r[0]).reshape(-1, 2) for r in results])  # (finished at, latency)
+    failures = [f for r in results for f in r[1]]
+    first_v2 = min((t for r in results for t, v in r[2] if v == 2), default=None)
+
+    def window(lo, hi):
+        sel = done[(done[:, 0] >= lo) & (done[:, 0] < hi)][:, 1]
+        if not len(sel):
+            return {"requests": 0, "qps": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan")}
+        return {"requests": len(sel), "qps": len(sel) / max(hi - lo, 1e-9), "p50_ms": 1000 * np.percentile(sel, 50),
+                "p99_ms": 1000 * np.percentile(sel, 99)}
+    swapped = first_v2 if first_v2 is not None else elapsed
+    return dict(window(0, elapsed), failures=failures, swap_at=swap_at, first_v2=first_v2, seconds=elapsed,
+                steady=window(0, swap_at), swapping=window(swap_at, swapped), after=window(swapped, elapsed))
+
+
+def bench(index, args, workdir):
+    root = os.path.join(workdir, index)
+    base = os.path.join(root, "models", "load")
+    print(f"== {index}: building a {args.items:,}-item export", flush=True)
+    build(base, index, args)
+    config_file = update_models_config(os.path.join(root, "models.config"), "load", base)
+    proc, port = start_server(config_file, os.path.join(root, "serve.log"))
+    try:
+        result = run_load(port, base, args)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    print(f"   {result['requests']} requests, {result['qps']:.1f} QPS, p50 {result['p50_ms']:.1f} ms, "
+          f"p99 {result['p99_ms']:.1f} ms, {len(result['failures'])} failed; swap at {result['swap_at']:.1f}s, "
+          f"version 2 served from {result['first_v2']}", flush=True)
+    for failure in result["failures"][:5]:
+        print("   failure:", failure)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", choices=("brute_force", "scann"), nargs="+", default=["brute_force", "scann"])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()
+    workdir = tempfile.mkdtemp(prefix="bench_serving_load_")
+    try:
+        results = {index: bench(index, args, workdir) for index in args.index}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    load_after = os.getloadavg()
+    lines = [
+        "## Serving under load (`tfvrec serve`, gRPC)",
+        "",
+        f"`tools/bench_serving_load.py` — {args.clients} concurrent gRPC clients (official `PredictionServiceStub`, "
+        f"one channel each, back-to-back requests) for {args.seconds:.0f} s against a {args.items:,}-item export "
+        f"(d={args.dim}, {args.users:,} users, each with 20 excluded training items); one user per request, K=10. "
+        "Server and clients share this machine's CPU cores. Halfway through, version 2 is published "
+        "(written aside, renamed into place); the server loads and warms it up while serving, then swaps. "
+        + "; ".join(f"{index}: {len(r['failures'])} failed requests of {r['requests'] + len(r['failures']):,}, "
+                    + (f"version 2 served from {r['first_v2']:.1f} s" if r["first_v2"] is not None
+                       else "version 2 never served")
+                    for index, r in results.items()) + ".",
+        "",
+        "| index | window | requests | QPS | p50 ms | p99 ms | failed requests |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for index, r in results.items():
+        swap = f"{r['swap_at']:.1f} → {r['first_v2']:.1f} s" if r["first_v2"] is not None else "never served"
+        windows = ((f"whole run ({r['seconds']:.0f} s)", r), (f"before publishing v2 (0 → {r['swap_at']:.1f} s)",
+                                                              r["steady"]),
+                   (f"v2 loading + warm-up ({swap})", r["swapping"]), ("after the swap", r["after"]))
+        for label, w in windows:
+            failed = len(r["failures"]) if w is r else ""
+            lines.append(f"| {index} | {label} | {w['requests']:,} | {w['qps']:.1f} | {w['p50_ms']:.1f} | "
+                         f"{w['p99_ms']:.1f} | {failed} |")
+    lines += ["", f"Load average (1/5/15 min) before: {' '.join(f'{x:.1f}' for x in load_before)}; after: "
+              f"{' '.join(f'{x:.1f}' for x in load_after)} (shared machine; other jobs were running)."]
+    markdown = "\n".join(lines)
+    print(markdown)
+    if not args.no_write:
+        benchmark_report.update_section(SECTION, markdown)
+        print(f"Wrote section '{SECTION}' of {benchmark_report.DEFAULT_PATH}")
+    if any(r["failures"] or r["first_v2"] is None for r in results.values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
