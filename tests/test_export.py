@@ -371,6 +371,10 @@ def test_index_adds_new_items_to_a_content_model_without_retraining(content, tmp
     content_vectors = model.item_content.numpy()
     base = tmp_path / "models" / "curatornet"
     shutil.copytree(info["path"], base / "1")
+    meta_path = base / "1" / "assets.extra" / "tfvrec_export.json"
+    meta = json.load(open(meta_path))
+    assert meta["default_k"] == 10
+    json.dump(dict(meta, default_k=7), open(meta_path, "w"))  # as if version 1 had been exported with K=7
     user = str(np.asarray(dataset.user_ids, str)[0])
     before = _call(first, "serving_default", user=[user])
     best = str(before["item_ids"].astype(str)[0, 0])
@@ -383,6 +387,7 @@ def test_index_adds_new_items_to_a_content_model_without_retraining(content, tmp
     assert existing_versions(str(base)) == [1, 2]
     meta = json.load(open(base / "2" / "assets.extra" / "tfvrec_export.json"))
     assert meta["num_items"] == dataset.num_items + 2
+    assert meta["default_k"] == 7 and meta["index"] == "brute_force"  # settings kept from version 1
     second = tf.saved_model.load(str(base / "2"))
     after = _call(second, "serving_default", user=[user])
     top2 = set(after["item_ids"].astype(str)[0, :2])

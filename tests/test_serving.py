@@ -156,6 +156,10 @@ def test_cold_start_score_and_explain_agree_across_protocols(setup):
                                tf.make_ndarray(response.outputs["aspects"]), rtol=1e-6)
     np.testing.assert_array_equal([p["uploads"] for p in body["predictions"]],
                                   tf.make_ndarray(response.outputs["uploads"]).astype(str))
+    with pytest.raises(grpc.RpcError) as error:  # a bounded list, not an allocation the client picks
+        setup["predict"].Predict(predict_request("hasc", signature="explain", user=np.array(hasc_users, object),
+                                                 item=np.array(hasc_items, object), top=np.int32(10 ** 6)))
+    assert error.value.code() == INVALID and "top must be between 1 and 100" in error.value.details()
 
 
 def test_metadata_and_status(setup):

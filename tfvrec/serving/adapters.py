@@ -24,7 +24,7 @@ Signatures per model (besides ``serving_default`` and ``score``, which all have)
 import numpy as np
 import tensorflow as tf
 
-from tfvrec.serving.export import ExportError, ExtraSignature, ServingParts, SignatureInput
+from tfvrec.serving.export import ExportError, ExtraSignature, ServingParts, SignatureInput, checked_range
 
 _ADAPTERS = {}
 
@@ -198,7 +198,7 @@ def hasc(config, dataset, model, new_items=None, replace_items=False):
         creators = tf.gather(model.item_creator, items)
         gamma = model.aspect_weights(ctx, creators)[:, 0]
         score = model.score_candidates(users, items)[:, 0]
-        top = tf.maximum(top, 1)
+        top = checked_range(top, 1, 100, "top")
 
         def ranked(members, weights, rows, names):
             dense_w = tf.RaggedTensor.from_value_rowids(tf.cast(weights, tf.float32), rows, nrows=batch)
@@ -225,7 +225,7 @@ def hasc(config, dataset, model, new_items=None, replace_items=False):
         inputs=[SignatureInput("user", tf.TensorSpec([None], tf.string), None, "user ids [B]"),
                 SignatureInput("item", tf.TensorSpec([None], tf.string), None, "item ids [B], one per user"),
                 SignatureInput("top", tf.TensorSpec([], tf.int32), tf.constant(5, tf.int32),
-                               "how many uploads / followees to list (default 5)")],
+                               "how many uploads / followees to list, 1..100 (default 5)")],
         impl=explain_impl,
         doc="HASC's hierarchical attention for (user, item) pairs (Wu et al. §4.5)",
         outputs={"score": "[B] R̂_ai (eq. 3)", "aspects": "[B, 3] γ: upload, social, creator (0 when absent)",

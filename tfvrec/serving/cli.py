@@ -142,9 +142,10 @@ def _export_arguments(p, index_command=False):
                        help="feature file of the items to (re-)embed (docs/data_format.md)")
         p.add_argument("--replace", action="store_true",
                        help="the catalogue becomes exactly these items (default: training items + these)")
+    kept = " (default: the previous version's)" if index_command else ""
     p.add_argument("--version", type=int, help="version number (default: latest existing + 1)")
-    p.add_argument("--index", choices=("brute_force", "scann"), help="override export.index")
-    p.add_argument("--max_k", type=int, help="override export.max_k")
+    p.add_argument("--index", choices=("brute_force", "scann"), help="override export.index" + kept)
+    p.add_argument("--max_k", type=int, help="override export.max_k" + kept)
     p.add_argument("--set", action="append", default=[], metavar="export.KEY=VALUE",
                    help="override an export.* config key, e.g. --set export.default_k=20 (repeatable)")
     p.add_argument("--model_config_file", help="model_config_list to update (default: <out>/../../models.config)")

@@ -52,7 +52,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvrec.serving.model_config import METADATA_FILE, WARMUP_FILE, existing_versions, update_models_config
+from tfvrec.serving.model_config import (METADATA_FILE, WARMUP_FILE, existing_versions, export_metadata,
+                                         update_models_config)
 
 SCANN_NAMESPACE = "Scann"
 PAD_SCORE = float(np.finfo(np.float32).min)  # score of padding entries (item id "")
@@ -142,6 +143,12 @@ def _assert(condition, message, *data):
 def _with_checks(checks, tensor):
     with tf.control_dependencies(checks):
         return tf.identity(tensor)
+
+
+def checked_range(value, low, high, what):
+    """``value`` (a scalar request input), failing the request unless ``low ≤ value ≤ high``."""
+    ok = tf.logical_and(value >= low, value <= high)
+    return _with_checks([_assert(ok, f"{what} must be between {low} and {high}; got {what} =", value)], value)
 
 
 def _check_parts(parts, item_vectors):
@@ -669,6 +676,10 @@ def export_model(config, dataset, model, out_dir, version=None, models_config=No
             "custom_ops": json.load(open(os.path.join(path, "assets.extra", METADATA_FILE)))["custom_ops"]}
 
 
+# Settings `tfvrec index` carries over from the version it follows (unless given again).
+INHERITED_SETTINGS = ("default_k", "exclude_seen", "rerank_candidates")
+
+
 def apply_export_overrides(config, index=None, max_k=None, sets=()):
     from tfvrec import config as config_lib
     for assignment in sets:
@@ -687,6 +698,15 @@ def export_run(run_dir, out_dir, version=None, index=None, max_k=None, sets=(), 
     """Export the best checkpoint of a trained run directory (``tfvrec export`` / ``tfvrec index``)."""
     from tfvrec.training import trainer
     config, dataset, model = trainer.load_run(run_dir)
+    if new_items_path is not None:  # `tfvrec index`: keep the export settings of the version it follows
+        versions = existing_versions(os.path.abspath(out_dir))
+        previous = export_metadata(os.path.join(os.path.abspath(out_dir), str(versions[-1]))) if versions else {}
+        inherited = [f"export.{key}={previous[key]}" for key in INHERITED_SETTINGS if key in previous]
+        if index is None and "index" in previous:
+            index = previous["index"]
+        if max_k is None and "max_k" in previous:
+            max_k = previous["max_k"]
+        sets = inherited + list(sets)
     apply_export_overrides(config, index=index, max_k=max_k, sets=sets)
     new_items = None
     if new_items_path is not None:
