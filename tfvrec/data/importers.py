@@ -392,7 +392,7 @@ def import_ugallery(raw_dir, out_dir, overwrite=False, holdout="last_basket"):
 NO_GENRES = "(no genres listed)"
 
 
-def import_movielens_posters(raw_dir, out_dir, overwrite=False, min_rating=4.0):
+def import_movielens_posters(raw_dir, out_dir, overwrite=False, min_rating=4.0, only_with_poster=False):
     """MovieLens ml-latest-small (public training part) with real posters as item images.
 
     Derives: items = every movie of mls_movies.csv, tags = its genres, artist = its
@@ -404,6 +404,8 @@ def import_movielens_posters(raw_dir, out_dir, overwrite=False, min_rating=4.0):
     kept likes -> ``test`` for users with likes on >= 2 days (the same protocol the
     raw folder's curators used to hold out their own test part), the rest ``train``.
     post_tags = mls_tags.csv (user, movie, tag). Users = all users in ratings or tags.
+    ``only_with_poster``: keep only movies with a poster (and their ratings and tags),
+    for models that need an image, or image features, for every item.
     """
     min_rating = float(min_rating)
     started, notes = time.time(), []
@@ -432,8 +434,13 @@ def import_movielens_posters(raw_dir, out_dir, overwrite=False, min_rating=4.0):
     genres = [[] if g == NO_GENRES else [t for t in g.split("|") if t] for g in movies["genres"]]
     items = pd.DataFrame({"item": movie_ids, "artist": [g[0] if g else "" for g in genres],
                           "image": image, "tags": genres})
+    if only_with_poster:
+        items = items[has_poster].reset_index(drop=True)
+        _note(notes, f"only_with_poster: kept the {len(items)} of {len(movie_ids)} movies with a poster, and "
+                     f"the {int(pd.Series(ratings['movieId']).isin(items['item']).sum())} of {len(ratings)} ratings "
+                     "on them")
 
-    keep = rating >= min_rating
+    keep = (rating >= min_rating) & (pd.Series(ratings["movieId"]).isin(items["item"]).values)
     likes = pd.DataFrame({"user": ratings["userId"][keep], "item": ratings["movieId"][keep],
                           "timestamp": ratings["timestamp"][keep], "rating": rating[keep]})
     day = pd.to_datetime(likes["timestamp"], unit="s", utc=True).dt.strftime("%Y-%m-%d").values
@@ -443,10 +450,11 @@ def import_movielens_posters(raw_dir, out_dir, overwrite=False, min_rating=4.0):
     is_test = (days_per_user >= 2) & (day == last_day)
     train, test = likes[~is_test].reset_index(drop=True), likes[is_test].reset_index(drop=True)
 
-    on_movie = pd.Series(tags["movieId"]).isin(movie_ids).values
+    on_movie = pd.Series(tags["movieId"]).isin(items["item"]).values
     if not on_movie.all():
         _note(notes, f"mls_tags.csv: dropped {int((~on_movie).sum())} tag row(s) on movies missing from "
-                     f"mls_movies.csv (first: line {int(tags.lines[~on_movie][0])})")
+                     f"{'the movies with a poster' if only_with_poster else 'mls_movies.csv'} "
+                     f"(first: line {int(tags.lines[~on_movie][0])})")
         tags = tags.take(on_movie)
     tags = _drop_duplicates(tags, ("userId", "movieId", "tag"), "tag", notes)
     post_tags = pd.DataFrame({"user": tags["userId"], "item": tags["movieId"], "tag": tags["tag"]})
@@ -456,7 +464,7 @@ def import_movielens_posters(raw_dir, out_dir, overwrite=False, min_rating=4.0):
     metadata = {
         "source": "MovieLens ml-latest-small (GroupLens; research-only licence), public training part, with "
                   f"ML-1M posters; raw folder {os.path.abspath(raw_dir)}",
-        "options": {"min_rating": min_rating},
+        "options": {"min_rating": min_rating, "only_with_poster": bool(only_with_poster)},
         "derived": {
             "items": "mls_movies.csv, all movies; tags = genres; artist = first genre (none for "
                      f"'{NO_GENRES}'); image = absolute path of posters/<movieId>.jpg if present",

@@ -3,16 +3,45 @@
 Plain dataclass (no TensorFlow import): `tfvrec.config` embeds it. The model
 module is `tfvrec.models.hasc`. ``EXPERIMENT_OVERRIDES`` are the registered
 experiment ``hasc``'s defaults for the other sections (the paper's protocol).
+
+The paper's ablations are config switches (Wu et al., Tables 3 and 4):
+
+* ``aspects``: any non-empty subset of ``upload`` (U), ``social`` (S), ``creator`` (C);
+* ``attention``: ``att`` (learned α, β, γ) or ``avg`` (uniform: the SVD++-like model);
+* ``attention_inputs``: ``[base]`` or ``[base, auxiliary]`` embeddings feed the
+  attention nets; visual input is on when ``data.features`` names a feature set.
 """
 import dataclasses
+from typing import List
+
+ASPECTS = ("upload", "social", "creator")
+ATTENTION_KINDS = ("att", "avg")
+ATTENTION_INPUTS = ("base", "auxiliary")
+AUXILIARY_INITS = ("random", "bpr")
 
 
 @dataclasses.dataclass
 class HASCConfig:
-    embedding_dim: int = 15  # D
-    attention_dim: int = 20
-    l2: float = 0.01  # λ on P, Q, W, X
-    bpr_run: str = ""  # run directory of a trained BPR-MF whose P and W initialise HASC
+    embedding_dim: int = 15  # D, the paper's best of {10, 15, 20, 30}
+    attention_dim: int = 20  # width of each attention net's hidden layer
+    l2: float = 0.01  # λ on P, Q, W, X (and the item bias) of each training example
+    aspects: List[str] = dataclasses.field(default_factory=lambda: list(ASPECTS))
+    attention: str = "att"
+    attention_inputs: List[str] = dataclasses.field(default_factory=lambda: list(ATTENTION_INPUTS))
+    # Neighbour lists are capped per user (a fixed random subset, seeded by runtime.seed):
+    # on Flickr F.S the caps keep every list of 97% (uploads) / 98% (follows) of users whole.
+    max_uploads: int = 50  # |L_a| cap
+    max_followees: int = 100  # |S_a| cap
+    init_stddev: float = 0.01  # Q, X (and P, W without BPR initialisation)
+    use_item_bias: bool = True  # b_i added to eq. 3; initialised from BPR's item bias
+    # P, W (and b) start from a trained BPR-MF (the paper, §4.1). ``bpr_run`` is its run
+    # directory; empty: train one first into <model_dir>/bpr_init with the same data,
+    # trainer and runtime sections, model.bpr for λ and init, and embedding_dim = D.
+    init_from_bpr: bool = True
+    bpr_run: str = ""
+    # Q and X: "random" (small values, the paper) or "bpr" (Q ← BPR's user factors, X ← its
+    # item factors: each aspect starts as the neighbourhood model of eq. 4).
+    auxiliary_init: str = "random"
 
 
 EXPERIMENT_OVERRIDES = {
