@@ -112,7 +112,7 @@ def test_import_dataset_argument_errors(tmp_path):
     with pytest.raises(DataError, match="already exists"):
         import_dataset("flickr_fs", raw, tmp_path / "out")
     import_dataset("flickr_fs", raw, tmp_path / "out", overwrite=True)
-    assert importer_options("movielens_posters") == {"min_rating": 4.0}
+    assert importer_options("movielens_posters") == {"min_rating": 4.0, "only_with_poster": False}
     assert set(IMPORTERS) == {"flickr_fs", "ugallery", "movielens_posters", "lastfm_2k"}
 
 
