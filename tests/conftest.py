@@ -21,3 +21,29 @@ def shared_data(name):
     if not os.path.isdir(path):
         pytest.skip(f"real data set {name!r} not found at {path} (set TFVREC_SHARED_DATA)")
     return path
+
+
+# MirroredStrategy over CPUs all-reduces sparse (embedding) gradients with collective ops, whose
+# instance keys live in a per-process collective executor: a second MirroredStrategy in the same
+# process can collide with the first ("Collective instance 100 expected type 0 ... got type 2").
+# Tests marked `fresh_process` therefore run alone in a child pytest process.
+_CHILD_ENV = "TFVREC_TEST_CHILD"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fresh_process: run this test alone in a new Python process")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    if pyfuncitem.get_closest_marker("fresh_process") is None or os.environ.get(_CHILD_ENV):
+        return None
+    import subprocess
+    import sys
+    child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", pyfuncitem.nodeid],
+                           cwd=str(pyfuncitem.config.rootpath), capture_output=True, text=True,
+                           env=dict(os.environ, **{_CHILD_ENV: "1"}))
+    if child.returncode != 0:
+        pytest.fail(f"{pyfuncitem.nodeid} failed in its own process:\n{child.stdout[-6000:]}\n{child.stderr[-3000:]}",
+                    pytrace=False)
+    return True

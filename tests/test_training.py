@@ -68,6 +68,7 @@ def test_restored_run_scores_identically(trained_run, planted):
     np.testing.assert_allclose(model.score(users, items), model.score_all(users)[:, :5], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.fresh_process
 def test_mirrored_two_replicas_match_one_device(planted):
     """Loss and regularization scaling under MirroredStrategy: the same update as one device."""
     dataset = load_dataset(planted)
