@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -21,33 +22,71 @@ from tfvrec.training import trainer
 
 from conftest import REPO, shared_data
 
-# A small synthetic world (tfvrec.data.synthetic) whose likes follow visual taste over
-# topics: items' `pixels` features carry the signal, as ResNet embeddings do for art.
-WORLD = ["num_users=1000", "num_items=3000", "num_creators=100", "num_artists=150", "num_topics=10",
-         "feature_dim=32", "mean_likes_per_user=8", "min_likes_per_user=3", "mean_basket_size=2.5",
-         "basket_artist_affinity=8", "driver_visual=1.0", "driver_social=0.0", "driver_creator=0.0",
-         "driver_upload=0.0", "popularity_weight=0.05", "noise_weight=0.01", "style_bandwidth=10.0",
-         "taste_concentration=0.05"]
+def art_store_world(path, num_users=1500, num_artists=120, items_per_artist=20, num_clusters=15, seed=0):
+    """A small synthetic art store with the structure CuratorNet's guidelines rest on (§3.5).
+
+    The project's synthetic world (tfvrec.data.synthetic) ties a basket's items to one
+    artist but not a user's baskets to each other; the paper's premise (after Messina
+    et al.) is that people buy *again* from their favourite artists and visual themes.
+    This world plants that: each artist works in two of the visual clusters; each user
+    has two favourite artists and buys 1-2 items per basket, from a favourite artist
+    nine times in ten. An item's 32-d embedding is its visual cluster's centre plus
+    noise (24 dims) and a faint artist signature (8 dims), so raw cosine finds the
+    visual theme, not the artist. Most items are bought once or never (one-of-a-kind
+    art). Test = each user's last basket; feature set ``visual``.
+    """
+    from tfvrec.data.dataset import write_dataset
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=1.2, size=(num_clusters, 24))
+    signatures = rng.normal(size=(num_artists, 8))
+    signatures /= np.linalg.norm(signatures, axis=1, keepdims=True)
+    artist_clusters = np.stack([rng.choice(num_clusters, 2, replace=False) for _ in range(num_artists)])
+    item_artist = np.repeat(np.arange(num_artists), items_per_artist)
+    item_cluster = artist_clusters[item_artist, rng.integers(0, 2, len(item_artist))]
+    content = np.concatenate([centres[item_cluster] + rng.normal(scale=0.8, size=(len(item_artist), 24)),
+                              0.6 * signatures[item_artist] + rng.normal(scale=0.3, size=(len(item_artist), 8))],
+                             axis=1).astype(np.float32)
+    popularity = 1.0 / np.arange(1, num_artists + 1) ** 0.5
+    rows = {"train": [], "test": []}
+    for user in range(num_users):
+        favourites = rng.choice(num_artists, 2, replace=False, p=popularity / popularity.sum())
+        baskets = rng.integers(2, 5)
+        for basket in range(baskets):
+            artist = favourites[rng.integers(2)] if rng.random() < 0.9 else rng.integers(num_artists)
+            choice = rng.choice(items_per_artist, rng.integers(1, 3), replace=False)
+            for item in artist * items_per_artist + choice:
+                split = "test" if basket == baskets - 1 else "train"
+                rows[split].append((f"u{user}", f"i{item}", basket, f"u{user}b{basket}"))
+    item_ids = [f"i{i}" for i in range(len(item_artist))]
+    return write_dataset(
+        os.path.join(path, "art_store"), users=pd.DataFrame({"user": [f"u{u}" for u in range(num_users)]}),
+        items=pd.DataFrame({"item": item_ids, "artist": [f"a{a}" for a in item_artist]}),
+        interactions={k: pd.DataFrame(v, columns=["user", "item", "timestamp", "basket"]) for k, v in rows.items()},
+        features={"visual": (item_ids, content)}, overwrite=True)
 
 
-def world_config(cache_dir, model_dir, *sets):
+def world_config(data_path, model_dir, *sets):
     return config_lib.load_config(os.path.join(REPO, "configs", "curatornet_synthetic.yaml"), [
-        f"data.cache_dir={cache_dir}", f"runtime.model_dir={model_dir}", "runtime.distribution_strategy=default",
-        *[f"data.synthetic.{w}" for w in WORLD],
-        "model.curatornet.num_clusters=20", "model.curatornet.cluster_restarts=3",
+        "data.source=directory", f"data.path={data_path}", "data.features=visual", f"runtime.model_dir={model_dir}",
+        "runtime.distribution_strategy=default", "model.curatornet.num_clusters=15",
+        "model.curatornet.cluster_restarts=3", "model.curatornet.item_units=64", "model.curatornet.profile_units=96",
         "model.curatornet.num_triplets=1000000", "model.curatornet.vbpr.train_triplets=150000",
-        "trainer.epochs=1", "trainer.steps_per_epoch=600", "trainer.batch_size=512", "trainer.verbose=0",
-        "trainer.validation_split=", "eval.baselines=[]", *sets])
+        "trainer.epochs=1", "trainer.steps_per_epoch=400", "trainer.batch_size=256", "trainer.learning_rate=0.0005",
+        "trainer.verbose=0", "trainer.validation_split=", "eval.baselines=[]", *sets])
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def world(tmp_path_factory):
+    return art_store_world(str(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture(scope="module")
+def trained(world, tmp_path_factory):
     """CuratorNet trained with guideline sampling and with random sampling: same seed, same budget."""
-    cache = str(tmp_path_factory.mktemp("cache"))
     runs = {}
     for sampling, baselines in (("guidelines", "[oracle,visrank,vbpr,random]"), ("random", "[]")):
         model_dir = str(tmp_path_factory.mktemp(f"run_{sampling}"))
-        config = world_config(cache, model_dir, f"model.curatornet.sampling={sampling}", f"eval.baselines={baselines}")
+        config = world_config(world, model_dir, f"model.curatornet.sampling={sampling}", f"eval.baselines={baselines}")
         runs[sampling] = (model_dir, dict(trainer.train(config)))
     return runs
 
@@ -115,6 +154,7 @@ def test_padding_never_enters_the_pooling():
     np.testing.assert_allclose(padded, (alone + other) / 2, rtol=1e-5)
 
 
+@pytest.mark.fresh_process
 def test_mirrored_two_replicas_match_one_device():
     """Ragged profiles split across replicas; loss and λ‖Θ‖² scaled so the update equals one device's."""
     rng = np.random.default_rng(0)
@@ -178,8 +218,11 @@ def test_vbpr_score_is_the_papers_predictor():
 
 # ----------------------------------------------------------------------------- the paper's claims
 
-@pytest.mark.xfail(strict=False, reason="issue 4 acceptance not met yet: on the small synthetic world "
-                   "CuratorNet's AUC (0.805) is below VisRank's (0.832); the world/config tuning is unfinished")
+@pytest.mark.xfail(strict=False, reason=(
+    "issue 4 acceptance not met yet. This world, 400 steps: CuratorNet AUC 0.661 / R@20 0.033 vs VisRank "
+    "0.680 / 0.091, VBPR 0.694 / 0.065; 2,000 steps: AUC 0.706 beats both but R@20 0.068 does not. Package "
+    "world with artist_loyalty=0.9 (6,000 items, 8,000 steps): AUC 0.892 beats VisRank 0.885 and VBPR 0.878, "
+    "guidelines beat random sampling, but R@20 0.056 < VisRank 0.078"))
 def test_curatornet_beats_visrank_and_vbpr_and_guidelines_beat_random_sampling(trained):
     _, results = trained["guidelines"]
     _, random_sampling = trained["random"]
@@ -198,7 +241,7 @@ def test_training_writes_metrics_with_the_papers_protocol(trained):
     assert metrics["rows"] == ["curatornet", "oracle", "visrank", "vbpr", "random"]
     assert set(metrics["results"][0]["metrics"]) >= {"auc", "recall@20", "precision@20", "ndcg@20", "recall@100",
                                                       "precision@100", "ndcg@100"}
-    assert "items use features 'pixels'" in metrics["title"]
+    assert "items use features 'visual' (32-d)" in metrics["title"]
     assert os.listdir(os.path.join(model_dir, "baselines"))  # VBPR kept for re-evaluation
 
 
@@ -225,7 +268,7 @@ def test_new_user_from_item_ids_or_embeddings_without_retraining(trained):
     assert [r["item"] for r in top] == list(rec.item_ids[np.argsort(-expected, kind="stable")[:20]])
     np.testing.assert_allclose([r["score"] for r in top], np.sort(expected)[::-1][:20], rtol=1e-4, atol=1e-4)
     # The same profile given as raw content vectors instead of ids.
-    content = rec.dataset.features("pixels")[profile_items]
+    content = rec.dataset.features("visual")[profile_items]
     by_embedding = rec.recommend(profile_embeddings=content, k=20, exclude_profile=False)
     by_ids = rec.recommend(profile_items=ids, k=20, exclude_profile=False)
     assert [r["item"] for r in by_embedding] == [r["item"] for r in by_ids]
@@ -234,7 +277,7 @@ def test_new_user_from_item_ids_or_embeddings_without_retraining(trained):
 def test_new_items_become_recommendable_without_retraining(trained):
     model_dir, _ = trained["guidelines"]
     rec = ColdStartRecommender(model_dir)
-    features = rec.dataset.features("pixels")
+    features = rec.dataset.features("visual")
     profile = list(rec.item_ids[[10, 11, 12]])
     before = rec.recommend(profile_items=profile, k=5)
     best = int(np.flatnonzero(rec.item_ids == before[0]["item"])[0])
@@ -274,7 +317,7 @@ def run_cli(*args):
 def test_cli_recommend_and_evaluate_on_an_explicit_test_file(trained, tmp_path):
     model_dir, results = trained["guidelines"]
     dataset = load_dataset(dataset_path(config_lib.read_params(model_dir).data))
-    save_features(str(tmp_path / "new.npz"), ["brand_new"], dataset.features("pixels")[[42]])
+    save_features(str(tmp_path / "new.npz"), ["brand_new"], dataset.features("visual")[[42]])
     result = run_cli("recommend", "--run", model_dir, "--items", f"{dataset.item_ids[42]},{dataset.item_ids[43]}",
                      "--new-items", str(tmp_path / "new.npz"), "-k", "100000", "--include-profile", "--json")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -289,3 +289,17 @@ def test_items_come_from_creators_and_artists_of_their_topic(dataset, truth):
     artist = truth["item_artist"]
     in_artist_topics = (truth["artist_topics"][artist] == truth["item_topic"][:, None]).any(axis=1)
     assert in_artist_topics.mean() > 0.95
+
+
+def test_artist_loyalty_brings_users_back_to_their_favourite_artists(config):
+    """artist_loyalty: a user's held-out basket comes from one of their favourite artists far more often."""
+    def favourite_share(loyalty):
+        world = generate_world(dataclasses.replace(config, artist_loyalty=loyalty))
+        truth, test = world["truth"], world["interactions"]["test"]
+        users = np.searchsorted(truth["user_ids"], test["user"].values)
+        artists = truth["item_artist"][np.searchsorted(truth["item_ids"], test["item"].values)]
+        return np.mean([a in truth["user_favourite_artists"][u] for u, a in zip(users, artists)])
+
+    without, loyal = favourite_share(0.0), favourite_share(0.9)
+    # 24 artists, 2 favourites each chosen for the user's topics: a fair base rate without loyalty.
+    assert loyal > 0.8 and without < 0.5, (loyal, without)

@@ -91,6 +91,18 @@ def ensure_poster_features(config, features_file, hub):
     return target
 
 
+def train_or_resume(config):
+    """Train; a killed run resumes, a finished one is re-evaluated, one with other settings starts over."""
+    from tfvrec.training import trainer
+    try:
+        return trainer.train(config)
+    except config_lib.ConfigError as e:
+        if "holds a run with a different" not in str(e):
+            raise
+        shutil.rmtree(config.runtime.model_dir)
+        return trainer.train(config)
+
+
 def table(name, args):
     from tfvrec.training import trainer
     path = os.path.join(REPO, "configs", CONFIGS[name])
@@ -102,7 +114,8 @@ def table(name, args):
     load_before = load_average()
     for index, (method, lam, sampling) in enumerate(runs):
         model_dir = os.path.join(RUNS, name, f"{sampling}_l2_{lam:g}")
-        shutil.rmtree(model_dir, ignore_errors=True)
+        if args.fresh:
+            shutil.rmtree(model_dir, ignore_errors=True)
         baselines = "[oracle,visrank,vbpr,random]" if index == 0 else "[]"
         sets = [f"runtime.model_dir={model_dir}", f"model.curatornet.l2={lam}",
                 f"model.curatornet.sampling={sampling}", f"eval.baselines={baselines}", "trainer.verbose=2",
@@ -110,7 +123,7 @@ def table(name, args):
                 *budget_sets(args.triplets, base.trainer.batch_size), *args.set]
         config = config_lib.load_config(path, sets)
         start = time.time()
-        results = dict(trainer.train(config))
+        results = dict(train_or_resume(config))
         seconds = json.load(open(os.path.join(model_dir, "training_state.json"))).get("train_seconds", 0.0)
         metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
         if index == 0:
@@ -269,6 +282,8 @@ def main(argv=None):
                         help="EfficientNet-Lite0 poster features keyed by movieId (tools/bench_features.py output)")
     parser.add_argument("--hub", default=LITE0_MODEL, help="converted EfficientNet-Lite0 (to extract features)")
     parser.add_argument("--set", action="append", default=[], help="extra config override for every table run")
+    parser.add_argument("--fresh", action="store_true",
+                        help="retrain every run (default: resume killed runs, re-evaluate finished ones)")
     parser.add_argument("--no_report", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     os.chdir(REPO)

@@ -5,7 +5,7 @@ same seed, so all models see the same sampled negatives):
 
 1. BPR-MF baselines with the tuned BPR recipe of ``configs/bpr_flickr_fs.yaml`` at every
    embedding size the grid uses (they are also HASC's P, W initialisation) and at 64;
-2. the tuning grid: coordinate search over D, λ, attention width, learning rate and the
+2. the tuning grid: coordinate search over λ, D, attention width, learning rate and the
    initialisation of Q, X (each point trained ``--grid-epochs`` epochs, early stopping),
    selected on the holdout carved from likes_train.tsv — never on likes_val.tsv;
 3. the winner trained to convergence, and the ablations U, S, C, U+S+C × AVG / ATT
@@ -45,7 +45,10 @@ EVAL = ["eval.split=validation", "eval.protocols=[sampled:100, sampled:1000]", "
 # Coordinate search: each stage tries its values with the best of the previous stages.
 PAPER_POINT = {"embedding_dim": 15, "l2": 0.01, "attention_dim": 20, "learning_rate": 0.001,
                "auxiliary_init": "random"}
-GRID = [("embedding_dim", [10, 15, 20, 30]), ("l2", [0.001, 0.01, 0.1]), ("attention_dim", [20, 64]),
+# λ goes first: the paper's 0.01 is 1000x the λ of the tuned BPR-MF that initialises P and W,
+# and at that strength the BPR factors shrink away in the first epochs (a probe at the
+# paper's point fell from holdout HR@5 0.379 to 0.370 in two epochs).
+GRID = [("l2", [1e-5, 1e-4, 0.001, 0.01]), ("embedding_dim", [10, 15, 20, 30]), ("attention_dim", [20, 64]),
         ("learning_rate", [0.0005, 0.001, 0.002]), ("auxiliary_init", ["random", "bpr"])]
 PAPER = {"BPR": 0.349, "HASC Base+Auxil": 0.3869}  # HR@5, F.S (Wu et al. Table 4; BPR from the 12.93% gain)
 ABLATIONS = [("U", ["upload"], "avg"), ("U", ["upload"], "att"), ("S", ["social"], "avg"),

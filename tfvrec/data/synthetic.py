@@ -20,7 +20,8 @@ world plants, and which model each part is for:
 * **Follows** are homophilous (users follow users of similar taste) and lean
   towards creators (HASC's social and creator aspects; CDL's friends' favourites).
 * **Likes** come in timestamped **baskets**, coherent in topic and artist
-  (CuratorNet's D1/D2/D3). Each user has one planted *driver* for their likes,
+  (CuratorNet's D1/D2/D3); with ``artist_loyalty`` > 0 users also come back to
+  their favourite artists basket after basket (CuratorNet's premise). Each user has one planted *driver* for their likes,
   saved in the ground truth:
 
   - ``visual``: items of the user's topics near their preferred style;
@@ -71,7 +72,7 @@ _BLOCK_ROWS = 256  # users per block when scoring dense user x item matrices
 # One named random stream per generation step, so changing how one step draws
 # leaves every other step's draws (and tables) unchanged.
 _STREAMS = ("users", "drivers", "items", "look", "render", "follows", "likes", "social_likes",
-            "baskets", "vocab", "post_tags", "groups")
+            "baskets", "vocab", "post_tags", "groups", "loyalty")
 
 
 @dataclasses.dataclass
@@ -99,6 +100,11 @@ class SyntheticWorldConfig:
     min_likes_per_user: int = 5
     mean_basket_size: float = 2.0
     basket_artist_affinity: float = 4.0  # a basket's other items are (1 + this) x likelier by its artist
+    # Repeat purchases: each user has `favourite_artists` artists among their topics, and
+    # this share of their like distribution goes to those artists' works, so a user's
+    # baskets come back to the same artists (the premise of CuratorNet's guidelines).
+    artist_loyalty: float = 0.0
+    favourite_artists: int = 2
 
     # Drivers. driver_upload is the share of creators driven by their own uploads; all
     # other users draw visual / social / creator in proportion to the three weights.
@@ -166,7 +172,8 @@ class SyntheticWorldConfig:
         need(self.mean_likes_per_user >= self.min_likes_per_user, "mean_likes_per_user < min_likes_per_user")
         need(self.mean_basket_size >= 1 and self.basket_artist_affinity >= 0,
              "need mean_basket_size >= 1 and basket_artist_affinity >= 0")
-        for name in ("driver_upload", "driver_purity", "popularity_weight", "noise_weight", "homophily",
+        need(1 <= self.favourite_artists <= self.num_artists, "favourite_artists must be in 1..num_artists")
+        for name in ("artist_loyalty", "driver_upload", "driver_purity", "popularity_weight", "noise_weight", "homophily",
                      "personal_tag_share", "tagged_like_fraction"):
             need(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1]")
         need(self.popularity_weight + self.noise_weight < 1, "popularity_weight + noise_weight must be < 1")
@@ -212,7 +219,9 @@ def generate_world(config=None) -> dict:
     vectors = pixel_features(pixels, config.feature_dim)
 
     follows = _make_follows(config, taste, is_creator, driver, rng["follows"])
-    baskets = _make_likes(config, taste, user_style, driver, follows, items, rng["likes"], rng["social_likes"])
+    favourites = _favourite_artists(config, taste, items, rng["loyalty"])
+    baskets = _make_likes(config, taste, user_style, driver, follows, items, favourites, rng["likes"],
+                          rng["social_likes"])
     likes = [np.concatenate(b) for b in baskets]
     splits = _split_by_last_basket(_timestamp_baskets(baskets, rng["baskets"]))
 
@@ -240,6 +249,7 @@ def generate_world(config=None) -> dict:
         "item_topic": items["topic"], "item_style": items["style"], "item_appeal": items["appeal"],
         "item_creator": items["creator"], "item_artist": items["artist"],
         "artist_topics": items["artist_topics"], "group_topic": group_topic, "topic_vocab": topic_vocab,
+        "user_favourite_artists": favourites,
     }
     return {
         "users": pd.DataFrame({"user": user_ids}),
@@ -452,7 +462,17 @@ def _make_follows(config, taste, is_creator, driver, rng):
     return np.concatenate(followers), np.concatenate(followed)
 
 
-def _make_likes(config, taste, user_style, driver, follows, items, rng, social_rng):
+def _favourite_artists(config, taste, items, rng):
+    """``[num_users, favourite_artists]`` artist indices: artists with much work in the user's topics."""
+    U, A = config.num_users, config.num_artists
+    catalogue = np.zeros((config.num_topics, A))
+    np.add.at(catalogue, (items["topic"], items["artist"]), 1.0)
+    weight = taste @ catalogue + 1e-9  # expected liked works per artist under the user's taste
+    keys = np.log(weight) + rng.gumbel(size=(U, A))
+    return np.argsort(-keys, axis=1, kind="stable")[:, :config.favourite_artists]
+
+
+def _make_likes(config, taste, user_style, driver, follows, items, favourites, rng, social_rng):
     """List (per user) of liked baskets (arrays of item indices), drawn by the user's planted driver."""
     U, I = config.num_users, config.num_items
     topic, appeal = items["topic"], items["appeal"]
@@ -470,6 +490,10 @@ def _make_likes(config, taste, user_style, driver, follows, items, rng, social_r
         p = (1 - config.popularity_weight - config.noise_weight) * (purity * driven + (1 - purity) * visual) \
             + config.popularity_weight * popularity + config.noise_weight / I
         p[uploads[user]] = 0
+        if config.artist_loyalty > 0:
+            loyal = p * np.isin(items["artist"], favourites[user])
+            if loyal.sum() > 0:
+                p = (1 - config.artist_loyalty) * p / p.sum() + config.artist_loyalty * loyal / loyal.sum()
         return _draw_baskets(config, p, counts[user], items, topic_items, stream)
 
     baskets = [None] * U

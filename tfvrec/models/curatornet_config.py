@@ -42,10 +42,11 @@ class CuratorNetConfig:
     # CNN embeddings, the paper's ResNet50 vectors). "artist_onehot": a one-hot vector of
     # the item's artist, for data sets without image embeddings (UGallery's public part).
     item_content: str = "features"
-    # How feature vectors enter Φ: "standardize" (per-dimension z-score over the
-    # catalogue; SELU layers expect roughly unit inputs), "l2" (unit length) or "none".
+    # How feature vectors enter Φ: "none" (as they are, like the paper's ResNet vectors),
+    # "l2" (unit length) or "standardize" (per-dimension z-score over the catalogue; it
+    # amplifies low-variance, noisy dimensions and did worse on the synthetic world).
     # One-hot artist content is never normalised.
-    feature_normalization: str = "standardize"
+    feature_normalization: str = "none"
     # Profiles longer than this keep their most recent items, in training and scoring
     # alike (0 = no cap). UGallery users buy 2-3 items; MovieLens users like up to 1,000+.
     max_profile_items: int = 100
