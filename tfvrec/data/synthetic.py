@@ -21,8 +21,8 @@ world plants, and which model each part is for:
   towards creators (HASC's social and creator aspects; CDL's friends' favourites).
 * **Likes** come in timestamped **baskets**, coherent in topic and artist
   (CuratorNet's D1/D2/D3); with ``artist_loyalty`` > 0 users also come back to
-  their favourite artists basket after basket (CuratorNet's premise). Each user has one planted *driver* for their likes,
-  saved in the ground truth:
+  their favourite artists basket after basket (CuratorNet's premise). Each user
+  has one planted *driver* for their likes, saved in the ground truth:
 
   - ``visual``: items of the user's topics near their preferred style;
   - ``social``: what their followees liked, and their followees' topics;
@@ -173,8 +173,8 @@ class SyntheticWorldConfig:
         need(self.mean_basket_size >= 1 and self.basket_artist_affinity >= 0,
              "need mean_basket_size >= 1 and basket_artist_affinity >= 0")
         need(1 <= self.favourite_artists <= self.num_artists, "favourite_artists must be in 1..num_artists")
-        for name in ("artist_loyalty", "driver_upload", "driver_purity", "popularity_weight", "noise_weight", "homophily",
-                     "personal_tag_share", "tagged_like_fraction"):
+        for name in ("artist_loyalty", "driver_upload", "driver_purity", "popularity_weight", "noise_weight",
+                     "homophily", "personal_tag_share", "tagged_like_fraction"):
             need(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1]")
         need(self.popularity_weight + self.noise_weight < 1, "popularity_weight + noise_weight must be < 1")
         need(min(self.driver_visual, self.driver_social, self.driver_creator) >= 0
