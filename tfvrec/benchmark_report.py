@@ -26,3 +26,11 @@ def update_section(name, markdown, path=DEFAULT_PATH):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
+
+
+def publish(name, markdown, write=True, path=DEFAULT_PATH):
+    """Print a benchmark's section and, unless ``write`` is false (a dry run), put it in the document."""
+    print(markdown, flush=True)
+    if write:
+        update_section(name, markdown, path)
+        print(f"Wrote section '{name}' of {path}")

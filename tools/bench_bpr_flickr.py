@@ -72,9 +72,7 @@ def main(argv=None):
     lines += ["", "Paper reference (Wu et al., HASC, Table 2 / SPEC §4): BPR HR@5 ≈ 0.349 at 100 sampled "
                   "negatives; ≈ 0.09 expected at 1000."]
     text = "\n".join(lines)
-    print(text)
-    if not args.no_report:
-        benchmark_report.update_section("bpr_flickr_fs", text)
+    benchmark_report.publish("bpr_flickr_fs", text, write=not args.no_report)
 
 
 if __name__ == "__main__":

@@ -170,9 +170,7 @@ def table(name, args):
         lines += [f"| {label} | {lam} | {how} | " + " | ".join(f"{v:.4f}" for v in values) + " |"
                   for label, lam, how, values in PAPER]
     text = "\n".join(lines)
-    print(text, flush=True)
-    if not args.no_report:
-        benchmark_report.update_section(f"curatornet_{name}", text)
+    benchmark_report.publish(f"curatornet_{name}", text, write=not args.no_report)
     return rows
 
 
@@ -265,9 +263,7 @@ def throughput(args):
         f"{triplets:,}), never the triplets. Sampler set-up (clusters, per-user indexes) {setup:.0f} s.", "",
         f"Machine load average {load_before:.1f} at the start, {load_average():.1f} at the end (shared machine: "
         "other jobs ran at the same time, so these are lower bounds)."])
-    print(text, flush=True)
-    if not args.no_report:
-        benchmark_report.update_section("curatornet_throughput", text)
+    benchmark_report.publish("curatornet_throughput", text, write=not args.no_report)
 
 
 def main(argv=None):

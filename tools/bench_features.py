@@ -28,7 +28,7 @@ import tfvrec  # noqa: E402,F401  (selects tf-keras before TensorFlow is importe
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from tfvrec.benchmark_report import update_section  # noqa: E402
+from tfvrec.benchmark_report import publish  # noqa: E402
 from tfvrec.data.features import load_features  # noqa: E402
 from tfvrec.features import extract  # noqa: E402
 
@@ -188,10 +188,7 @@ def main(argv=None):
     item_ids, vectors = load_features(summary.out)
     overlap = genre_overlap(item_ids.tolist(), vectors, args.movies)
     text = markdown(summary, wall, cpu, overlap, args, load_before)
-    print(text)
-    if not args.no_report:
-        update_section("features", text)
-        print("updated the 'features' section of docs/benchmarks.md")
+    publish("features", text, write=not args.no_report)
     return 0
 
 

@@ -284,9 +284,7 @@ def main(argv=None):
     lines += ["", f"Wall clock of this command: {(time.time() - started) / 60:.0f} min (runs reused from earlier "
                   f"invocations are not retrained); load average at the start {load_start:.1f}."]
     text = "\n".join(lines)
-    print(text)
-    if not args.no_report:
-        benchmark_report.update_section("hasc_flickr_fs", text)
+    benchmark_report.publish("hasc_flickr_fs", text, write=not args.no_report)
 
 
 if __name__ == "__main__":

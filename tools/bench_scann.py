@@ -183,10 +183,7 @@ def main():
               f"{' '.join(f'{x:.1f}' for x in load_after)} — the machine is shared, timings under load are "
               "pessimistic for both indexes."]
     markdown = "\n".join(lines)
-    print(markdown)
-    if not args.no_write:
-        benchmark_report.update_section(SECTION, markdown)
-        print(f"Wrote section '{SECTION}' of {benchmark_report.DEFAULT_PATH}")
+    benchmark_report.publish(SECTION, markdown, write=not args.no_write)
 
 
 if __name__ == "__main__":

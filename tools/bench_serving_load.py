@@ -200,10 +200,7 @@ def main():
     lines += ["", f"Load average (1/5/15 min) before: {' '.join(f'{x:.1f}' for x in load_before)}; after: "
               f"{' '.join(f'{x:.1f}' for x in load_after)} (shared machine; other jobs were running)."]
     markdown = "\n".join(lines)
-    print(markdown)
-    if not args.no_write:
-        benchmark_report.update_section(SECTION, markdown)
-        print(f"Wrote section '{SECTION}' of {benchmark_report.DEFAULT_PATH}")
+    benchmark_report.publish(SECTION, markdown, write=not args.no_write)
     if any(r["failures"] or r["first_v2"] is None for r in results.values()):
         sys.exit(1)
 

@@ -687,39 +687,43 @@ def make_rest_handler(server):
                                 "[/versions/<version>|/labels/<label>][:predict|/metadata]")
             return match.group("name"), match.group("version"), match.group("label"), match.group("suffix")
 
-        def do_GET(self):
+        def _answer(self, respond):
+            """Reply with ``respond()``'s payload, or with the error it raised (never a dropped connection)."""
             try:
-                name, version, label, suffix = self._route()
-                if suffix not in (None, "/metadata"):
-                    raise invalid(f"{suffix} needs POST")
-                self._reply(200, _rest_get(server, name, version, label, suffix))
+                self._reply(200, respond())
             except ServingError as e:
                 self._error(e.code, e.message)
             except Exception as e:
                 logging.exception("Internal error")
                 self._error(grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {e}")
 
+        def _get(self):
+            name, version, label, suffix = self._route()
+            if suffix not in (None, "/metadata"):
+                raise invalid(f"{suffix} needs POST")
+            return _rest_get(server, name, version, label, suffix)
+
+        def _post(self):
+            length = self.headers.get("Content-Length")
+            if length is None or not length.isdigit():
+                self.close_connection = True
+                raise invalid("POST needs a Content-Length header")
+            length = int(length)
+            if length > server.max_request_bytes:
+                self.close_connection = True  # the body stays unread
+                raise invalid(f"request of {length} bytes exceeds the server's --max_request_bytes="
+                              f"{server.max_request_bytes}")
+            body = self.rfile.read(length)
+            name, version, label, suffix = self._route()
+            if suffix != ":predict":
+                raise invalid(f"only :predict is supported for POST (got {suffix or 'no verb'})")
+            return rest_predict(server, name, version, label, body)
+
+        def do_GET(self):
+            self._answer(self._get)
+
         def do_POST(self):
-            try:
-                length = self.headers.get("Content-Length")
-                if length is None or not length.isdigit():
-                    self.close_connection = True
-                    raise invalid("POST needs a Content-Length header")
-                length = int(length)
-                if length > server.max_request_bytes:
-                    self.close_connection = True  # the body stays unread
-                    raise invalid(f"request of {length} bytes exceeds the server's --max_request_bytes="
-                                  f"{server.max_request_bytes}")
-                body = self.rfile.read(length)
-                name, version, label, suffix = self._route()
-                if suffix != ":predict":
-                    raise invalid(f"only :predict is supported for POST (got {suffix or 'no verb'})")
-                self._reply(200, rest_predict(server, name, version, label, body))
-            except ServingError as e:
-                self._error(e.code, e.message)
-            except Exception as e:
-                logging.exception("Internal error")
-                self._error(grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {e}")
+            self._answer(self._post)
 
     return Handler
 
