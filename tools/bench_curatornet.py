@@ -261,8 +261,8 @@ def throughput(args):
         f"Memory: peak RSS {peak:,.0f} MB for the whole process (TensorFlow runtime, data set, {rss_before:,.0f} MB "
         f"before training); the stream keeps one 8-byte hash per emitted triplet ({triplets * 8 / 1e6:,.0f} MB at "
         f"{triplets:,}), never the triplets. Sampler set-up (clusters, per-user indexes) {setup:.0f} s.", "",
-        f"Machine load average {load_before:.1f} at the start, {load_average():.1f} at the end (shared machine: "
-        "other jobs ran at the same time, so these are lower bounds)."])
+        f"Machine load average {load_before:.1f} at the start, {load_average():.1f} at the end (this job alone keeps "
+        "about 2 busy; more means other jobs shared the 2 cores and these figures are lower bounds)."])
     benchmark_report.publish("curatornet_throughput", text, write=not args.no_report)
 
 

@@ -165,7 +165,9 @@ def time_epoch(run, steps=300):
     from tfvrec.data.resolve import resolve_dataset
     from tfvrec.training import trainer
     config = run.config()
+    # Timing needs no trained initialisation (the step costs the same from any starting values).
     config.model.hasc.init_from_bpr = False
+    config.model.hasc.auxiliary_init = "random"
     dataset = resolve_dataset(config.data)
     model = trainer.build_model(config, dataset, tf.distribute.get_strategy())
     ds, steps_per_epoch = model.make_train_dataset(dataset, config.trainer, 0)
