@@ -3,11 +3,15 @@
 One command, one run of everything the comparison needs (every row evaluated with the
 same seed, so all models see the same sampled negatives):
 
-1. BPR-MF baselines with the tuned BPR recipe of ``configs/bpr_flickr_fs.yaml`` at every
-   embedding size the grid uses (they are also HASC's P, W initialisation) and at 64;
+1. BPR-MF at every embedding size the grid uses, trained with HASC's own trainer settings
+   (batch 512, lr 0.001, 5 negatives: what ``tfvrec train`` does for ``bpr_init``) — HASC's
+   P, W initialisation — plus the tuned BPR recipe of ``configs/bpr_flickr_fs.yaml`` at the
+   selected D and at 64, as baselines;
 2. the tuning grid: coordinate search over λ, D, attention width, learning rate and the
    initialisation of Q, X (each point trained ``--grid-epochs`` epochs, early stopping),
-   selected on the holdout carved from likes_train.tsv — never on likes_val.tsv;
+   selected on the holdout carved from likes_train.tsv (all 4,418 users: at the trainer's
+   default 2,000 the holdout HR@5 has a standard error of 0.011, larger than most grid
+   differences) — never on likes_val.tsv;
 3. the winner trained to convergence, and the ablations U, S, C, U+S+C × AVG / ATT
    with the winner's hyperparameters;
 4. the table: HR@5, NDCG@5 at N = 100 and N = 1000 sampled negatives, 10 repeats, on
@@ -91,7 +95,8 @@ class Run:
             log(f"training {self.name} in {self.model_dir}")
             trainer.train(self.config())
         payload = json.load(open(metrics))
-        return {r["protocol"]: EvalResult.from_dict(r) for r in payload["results"]}
+        own = [r for r, row in zip(payload["results"], payload["rows"]) if row == payload["model"]]
+        return {r["protocol"]: EvalResult.from_dict(r) for r in own}
 
     def epoch_seconds(self):
         state = self.state()
@@ -99,16 +104,25 @@ class Run:
 
 
 def bpr_run(dim):
+    """BPR-MF with the tuned recipe of configs/bpr_flickr_fs.yaml (batch 1024, lr 0.002, 1 negative)."""
     return Run(f"bpr_d{dim}", BPR_CONFIG, [f"model.bpr.embedding_dim={dim}"])
 
 
+def init_run(dim):
+    """HASC's P, W initialisation: BPR-MF trained with HASC's trainer settings, as ``tfvrec train``
+    trains ``bpr_init``. (Initialised from the tuned recipe instead, HASC at the start point stalled
+    at holdout HR@5 0.378 over 8 epochs, +3% over its init; from this one it climbs to 0.395.)"""
+    return Run(f"bpr_init_d{dim}", BPR_CONFIG, [f"model.bpr.embedding_dim={dim}", "trainer.batch_size=512",
+                                                 "trainer.learning_rate=0.001", "trainer.negatives_per_positive=5"])
+
+
 def hasc_run(name, point, epochs, extra=()):
-    """A HASC run at grid ``point``, P and W from the BPR-MF of the same D."""
-    bpr = bpr_run(point["embedding_dim"])
+    """A HASC run at grid ``point``, P and W from the BPR-MF init run of the same D."""
+    bpr = init_run(point["embedding_dim"])
     bpr.results()  # trains it if needed
     sets = [f"model.hasc.{key}={value}" for key, value in point.items() if key != "learning_rate"]
     sets += [f"trainer.learning_rate={point['learning_rate']}", f"trainer.epochs={epochs}",
-             f"model.hasc.bpr_run={bpr.model_dir}", *extra]
+             "trainer.validation_max_users=0", f"model.hasc.bpr_run={bpr.model_dir}", *extra]
     return Run(name, HASC_CONFIG, sets)
 
 
@@ -198,9 +212,11 @@ def main(argv=None):
 
     best, grid_rows = tune(args.grid_epochs)
     log(f"best point: {point_label(best)}")
-    bpr_same, bpr_64 = bpr_run(best["embedding_dim"]), bpr_run(64)
-    table = [(f"BPR-MF (D={best['embedding_dim']}, HASC's init)", None, bpr_same),
-             ("BPR-MF (D=64, configs/bpr_flickr_fs.yaml)", None, bpr_64)]
+    dim = best["embedding_dim"]
+    table = [(f"BPR-MF (D={dim}, HASC's init: HASC's trainer settings)", None, init_run(dim)),
+             (f"BPR-MF (D={dim}, tuned recipe of configs/bpr_flickr_fs.yaml)", None, bpr_run(dim)),
+             ("BPR-MF (D=64, tuned recipe)", None, bpr_run(64))]
+    baselines = table[:3]
     for aspects_label, aspects, attention in ABLATIONS:
         point = dict(best)
         run = hasc_run(f"hasc_{aspects_label.replace('+', '')}_{attention}", point, args.final_epochs,
@@ -209,7 +225,7 @@ def main(argv=None):
     results = {label: run.results() for label, _, run in table}
     final = table[-1][2]
 
-    bpr_best = max((table[0], table[1]), key=lambda row: results[row[0]]["sampled:100"].metrics["hr@5"])
+    bpr_best = max(baselines, key=lambda row: results[row[0]]["sampled:100"].metrics["hr@5"])
     hasc_label, avg_label = table[-1][0], table[-2][0]
 
     def gain(label, reference):
@@ -224,12 +240,13 @@ def main(argv=None):
         "`likes_train.tsv` only, early stopping and grid selection on one like per user held out of it; every row "
         "evaluated on `likes_val.tsv` (4,418 users) with the same seed, so all rows rank the held-out like against "
         "the same sampled negatives. HASC: U+S+C aspects, no visual input (F.S image features were never "
-        "published), P and W initialised from the BPR-MF of the same D.",
+        "published), P and W initialised from the first BPR-MF row (same D, HASC's trainer settings); grid "
+        "points selected on all 4,418 users' holdout like.",
         "",
         f"Selected hyperparameters: **{point_label(best)}**; {table[-1][2].state().get('completed_epochs')} epochs "
         f"(best {table[-1][2].state().get('best_epoch')}).",
         "",
-        "| model | HR@5 (N=100) | NDCG@5 (N=100) | HR@5 (N=1000) | NDCG@5 (N=1000) | HR@5 vs BPR-MF same D |"
+        "| model | HR@5 (N=100) | NDCG@5 (N=100) | HR@5 (N=1000) | NDCG@5 (N=1000) | HR@5 vs HASC's BPR-MF init |"
         " paper (Table 3) |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -249,13 +266,14 @@ def main(argv=None):
         spread = r[a].std["hr@5"] + r[b].std["hr@5"]
         return diff, spread, diff > spread
     checks = []
-    for other in (table[0][0], table[1][0], avg_label):
+    for other in [row[0] for row in baselines] + [avg_label]:
         diff, spread, ok = beats(hasc_label, other)
         checks.append(f"- HASC (U+S+C, ATT) vs {other}: HR@5 {diff:+.4f} (sum of the two stds {spread:.4f}) → "
                       f"{'beats it by more than the spread' if ok else 'NOT beyond the spread'}.")
     hr = r[hasc_label].metrics["hr@5"]
     checks.append(f"- Target HR@5 ≥ 0.39: {hr:.4f} → {'met' if hr >= 0.39 else 'not met'}; target ≥ 8% above "
-                  f"BPR-MF: {gain(hasc_label, table[0][0]):+.2f}% vs BPR-MF at the same D, "
+                  f"BPR-MF: {gain(hasc_label, table[0][0]):+.2f}% vs its BPR-MF init, "
+                  f"{gain(hasc_label, table[1][0]):+.2f}% vs the tuned BPR-MF at the same D, "
                   f"{gain(hasc_label, bpr_best[0]):+.2f}% vs the best BPR-MF ({bpr_best[0]}).")
     lines += ["", "Acceptance checks (N=100, 10 repeats):", ""] + checks
 
