@@ -52,7 +52,7 @@ PAPER_POINT = {"embedding_dim": 15, "l2": 0.01, "attention_dim": 20, "learning_r
 # The search starts from the paper's point with the λ and Q/X initialisation the probes in
 # docs/hasc.md found (the paper's λ = 0.01 erases the BPR initialisation).
 START_POINT = dict(PAPER_POINT, l2=1e-5, auxiliary_init="bpr")
-# λ goes first: the paper's 0.01 is 1000x the λ of the tuned BPR-MF that initialises P and W,
+# λ goes first: the paper's 0.01 is 1000x the λ of the BPR-MF that initialises P and W,
 # and at that strength the BPR factors shrink away in the first epochs (a probe at the
 # paper's point fell from holdout HR@5 0.379 to 0.370 in two epochs).
 GRID = [("l2", [1e-5, 1e-4, 0.001, 0.01]), ("embedding_dim", [10, 15, 20, 30]), ("attention_dim", [20, 64]),
@@ -112,8 +112,10 @@ def init_run(dim):
     """HASC's P, W initialisation: BPR-MF trained with HASC's trainer settings, as ``tfvrec train``
     trains ``bpr_init``. (Initialised from the tuned recipe instead, HASC at the start point stalled
     at holdout HR@5 0.378 over 8 epochs, +3% over its init; from this one it climbs to 0.395.)"""
-    return Run(f"bpr_init_d{dim}", BPR_CONFIG, [f"model.bpr.embedding_dim={dim}", "trainer.batch_size=512",
-                                                 "trainer.learning_rate=0.001", "trainer.negatives_per_positive=5"])
+    hasc = config_lib.load_config(HASC_CONFIG).trainer
+    return Run(f"bpr_init_d{dim}", BPR_CONFIG, [
+        f"model.bpr.embedding_dim={dim}", f"trainer.batch_size={hasc.batch_size}",
+        f"trainer.learning_rate={hasc.learning_rate}", f"trainer.negatives_per_positive={hasc.negatives_per_positive}"])
 
 
 def hasc_run(name, point, epochs, extra=()):
