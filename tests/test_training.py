@@ -130,6 +130,18 @@ def test_resume_after_sigkill(planted, tmp_path):
     assert os.path.exists(os.path.join(model_dir, "metrics.json"))
 
 
+def test_learning_rate_decays_per_epoch(planted, tmp_path):
+    """trainer.learning_rate_decay = 0.5: epochs 1, 2, 3 train at 0.05, 0.025, 0.0125 and the optimizer
+    ends at the last epoch's rate."""
+    model_dir = str(tmp_path / "run")
+    trainer.train(tiny_config(planted, model_dir, "trainer.epochs=3", "trainer.learning_rate_decay=0.5",
+                              "eval.baselines=[]"))
+    history = json.load(open(os.path.join(model_dir, "training_state.json")))["history"]
+    np.testing.assert_allclose([epoch["lr"] for epoch in history], [0.05, 0.025, 0.0125], rtol=1e-6)
+    with pytest.raises(config_lib.ConfigError, match="trainer.learning_rate_decay' must be in \\(0, 1\\], got 1.5"):
+        tiny_config(planted, model_dir, "trainer.learning_rate_decay=1.5")
+
+
 def test_cli_reports_bad_config_in_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("experiment: bpr\ntrainer:\n  learning_rat: 0.1\n")

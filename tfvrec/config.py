@@ -63,6 +63,8 @@ class TrainerConfig:
     steps_per_epoch: int = 0  # 0: one pass over the training interactions
     optimizer: str = "lazy_adam"  # Adam with row-sparse embedding updates (training/lazy_adam.py)
     learning_rate: float = 1e-3
+    # Per-epoch factor: epoch e (from 0) trains at learning_rate × decay^e; 1.0 keeps it constant.
+    learning_rate_decay: float = 1.0
     negatives_per_positive: int = 1
     checkpoint_every_steps: int = 200
     validation_split: str = "validation"  # early stopping reads this split ("" to disable)
@@ -283,6 +285,9 @@ def validate(config, source="<config>"):
             raise ConfigError(f"{source}: key '{key}' must be ≥ 1, got {value}")
     if config.trainer.learning_rate <= 0:
         raise ConfigError(f"{source}: key 'trainer.learning_rate' must be > 0, got {config.trainer.learning_rate}")
+    if not 0 < config.trainer.learning_rate_decay <= 1:
+        raise ConfigError(f"{source}: key 'trainer.learning_rate_decay' must be in (0, 1], got "
+                          f"{config.trainer.learning_rate_decay}")
     from tfvrec.evaluation.protocols import parse_protocol  # import here: protocols import numpy only
     for key, protocols in (("eval.protocols", config.eval.protocols),
                            ("trainer.validation_protocol", [config.trainer.validation_protocol])):

@@ -120,6 +120,10 @@ def train(config):
         train_ds = train_ds.with_options(options)
         callbacks = [tf.keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"),
                                                          save_freq=trainer.checkpoint_every_steps)]
+        if trainer.learning_rate_decay != 1.0:
+            # Keyed on the epoch number, so a resumed run picks the schedule up where it was killed.
+            callbacks.append(tf.keras.callbacks.LearningRateScheduler(
+                lambda epoch: trainer.learning_rate * trainer.learning_rate_decay ** epoch))
         if validation is not None:
             heldout = evaluator.heldout_by_user(validation)
             users = set(callbacks_lib.subset_users(heldout, trainer.validation_max_users, config.runtime.seed))
