@@ -124,6 +124,9 @@ def test_resume_after_sigkill(planted, tmp_path):
     # Resumed, not restarted: each epoch appears once in the history (a restart from
     # scratch would append 8 more epochs to the killed_at already recorded).
     assert len(state["history"]) <= 8 + 1
+    # Time is counted per epoch, so the epochs before the kill still count in train_seconds.
+    assert all(epoch["epoch_seconds"] > 0 for epoch in state["history"])
+    assert state["train_seconds"] == pytest.approx(sum(epoch["epoch_seconds"] for epoch in state["history"]))
     epochs_run_again = int(result.stderr.count("Epoch ")) or len([l for l in result.stdout.splitlines()
                                                                     if l.startswith("Epoch ")])
     assert epochs_run_again <= 8 - killed_at + 1

@@ -6,6 +6,7 @@ killed and started again continues with the same best value and patience count;
 """
 import json
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +26,7 @@ class TrainingState:
         self.best_epoch = None
         self.wait = 0
         self.history = []
+        self.train_seconds = 0.0  # wall time of the finished epochs (validation included)
         if os.path.exists(self.path):
             with open(self.path) as f:
                 self.__dict__.update(json.load(f))
@@ -38,15 +40,22 @@ class TrainingState:
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
-    """Keeps ``checkpoints/ckpt-N`` (model weights) after every epoch."""
+    """Keeps ``checkpoints/ckpt-N`` (model weights) after every epoch, and the epoch's wall time
+    (counted per epoch, so a run killed and resumed still adds up its time correctly)."""
 
     def __init__(self, manager, state):
         super().__init__()
         self.manager, self.state = manager, state
+        self._epoch_started = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
+        seconds = time.time() - self._epoch_started
         self.state.completed_epochs = epoch + 1
-        self.state.history.append({k: float(v) for k, v in (logs or {}).items()})
+        self.state.train_seconds += seconds
+        self.state.history.append({**{k: float(v) for k, v in (logs or {}).items()}, "epoch_seconds": seconds})
         self.manager.save(checkpoint_number=epoch + 1)
         self.state.save()
 

@@ -13,7 +13,6 @@ import dataclasses
 import os
 import shutil
 import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -141,11 +140,9 @@ def train(config):
         callbacks += [callbacks_lib.EpochCheckpoint(manager, state),
                       tf.keras.callbacks.TensorBoard(os.path.join(write_dir, "tensorboard"), update_freq=50,
                                                      profile_batch=0)]
-        start = time.time()
         model.fit(train_ds, epochs=trainer.epochs, steps_per_epoch=steps, callbacks=callbacks,
                   verbose=trainer.verbose)
         state.done = True
-        state.train_seconds = time.time() - start + getattr(state, "train_seconds", 0.0)
         if manager.latest_checkpoint is None:
             manager.save(checkpoint_number=state.completed_epochs)
         state.save()
