@@ -134,8 +134,7 @@ def test_resume_after_sigkill(planted, tmp_path):
 
 
 def test_learning_rate_decays_per_epoch(planted, tmp_path):
-    """trainer.learning_rate_decay = 0.5: epochs 1, 2, 3 train at 0.05, 0.025, 0.0125 and the optimizer
-    ends at the last epoch's rate."""
+    """trainer.learning_rate_decay = 0.5: epochs 1, 2, 3 train at 0.05, 0.025, 0.0125; > 1 is refused."""
     model_dir = str(tmp_path / "run")
     trainer.train(tiny_config(planted, model_dir, "trainer.epochs=3", "trainer.learning_rate_decay=0.5",
                               "eval.baselines=[]"))

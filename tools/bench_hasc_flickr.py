@@ -58,7 +58,7 @@ START_POINT = dict(PAPER_POINT, l2=1e-5, auxiliary_init="bpr")
 # paper's point fell from holdout HR@5 0.379 to 0.370 in two epochs).
 GRID = [("l2", [1e-5, 1e-4, 0.001, 0.01]), ("embedding_dim", [10, 15, 20, 30]), ("attention_dim", [20, 64]),
         ("learning_rate", [0.0005, 0.001, 0.002]),
-        # Larger D peaks within 5 epochs and then declines at a constant rate (docs/hasc.md).
+        # At D = 30 the holdout peaked within 4-7 epochs and then flattened at a constant rate (docs/hasc.md).
         ("learning_rate_decay", [1.0, 0.8]), ("auxiliary_init", ["random", "bpr"])]
 PAPER = {"BPR": 0.349, "HASC Base+Auxil": 0.3869}  # HR@5, F.S (Wu et al. Table 4; BPR from the 12.93% gain)
 ABLATIONS = [("U", ["upload"], "avg"), ("U", ["upload"], "att"), ("S", ["social"], "avg"),
@@ -102,8 +102,8 @@ class Run:
         return {r["protocol"]: EvalResult.from_dict(r) for r in own}
 
     def epoch_seconds(self):
-        """Mean wall time of an epoch, validation included (per-epoch times where recorded: a run's
-        total before they were had lost the epochs trained before a kill)."""
+        """Mean wall time of an epoch, validation included: the per-epoch times where the run recorded
+        them (older runs kept only a total, which missed the epochs trained before a kill)."""
         state = self.state()
         timed = [epoch["epoch_seconds"] for epoch in state.get("history", []) if "epoch_seconds" in epoch]
         if timed:
