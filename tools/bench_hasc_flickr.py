@@ -102,12 +102,7 @@ class Run:
         return {r["protocol"]: EvalResult.from_dict(r) for r in own}
 
     def epoch_seconds(self):
-        """Mean wall time of an epoch, validation included: the per-epoch times where the run recorded
-        them (older runs kept only a total, which missed the epochs trained before a kill)."""
         state = self.state()
-        timed = [epoch["epoch_seconds"] for epoch in state.get("history", []) if "epoch_seconds" in epoch]
-        if timed:
-            return float(np.mean(timed))
         return state.get("train_seconds", float("nan")) / max(1, state.get("completed_epochs", 1))
 
 
