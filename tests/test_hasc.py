@@ -265,8 +265,20 @@ def test_p_and_w_start_from_the_bpr_run(trained, world):
     np.testing.assert_array_equal(fresh.item_bias.embeddings.numpy(),
                                   bpr.item_model.get_layer("item_bias").embeddings.numpy())
     np.testing.assert_array_equal(fresh.auxiliary_user.embeddings.numpy(), user)  # auxiliary_init: bpr
-    # A BPR run of another size cannot initialise this HASC.
+    np.testing.assert_array_equal(fresh.auxiliary_item.embeddings.numpy(), item)
     config.model.hasc.bpr_run = os.path.join(model_dir, "bpr_init")
+    # Single-aspect ablations warm-start too: without the upload aspect X is never built.
+    for aspects in (["creator"], ["social"], ["upload"]):
+        config.model.hasc.aspects = aspects
+        single = hasc.create(config, dataset)
+        single({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
+        single.warm_start(single)
+        np.testing.assert_array_equal(single.base_user.embeddings.numpy(), user)
+        np.testing.assert_array_equal(single.auxiliary_user.embeddings.numpy(), user)
+        assert single.auxiliary_item.built == (aspects == ["upload"])
+        if single.auxiliary_item.built:
+            np.testing.assert_array_equal(single.auxiliary_item.embeddings.numpy(), item)
+    # A BPR run of another size cannot initialise this HASC.
     config.model.hasc.embedding_dim += 1
     other = hasc.create(config, dataset)
     with pytest.raises(config_lib.ConfigError, match="embedding_dim"):

@@ -398,7 +398,8 @@ class HASC(RecommenderModel):
         self.base_item.embeddings.assign(item)
         if auxiliary_too:
             self.auxiliary_user.embeddings.assign(user)
-            self.auxiliary_item.embeddings.assign(item)
+            if self.auxiliary_item.built:  # X exists only when the upload aspect is on
+                self.auxiliary_item.embeddings.assign(item)
         if self.use_item_bias:
             try:
                 self.item_bias.embeddings.assign(bpr_model.item_model.get_layer("item_bias").embeddings)
