@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-10)
 
-.PHONY: setup demo test bench-bpr clean
+.PHONY: setup demo test bench-bpr bench-hasc clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: setup
 
 bench-bpr: setup
 	$(PY) tools/bench_bpr_flickr.py
+
+# Hours on 2 CPU cores; reuses finished runs and resumes killed ones from runs/bench_hasc_flickr/.
+bench-hasc: setup
+	$(PY) tools/bench_hasc_flickr.py
 
 clean:
 	rm -rf runs data_cache
