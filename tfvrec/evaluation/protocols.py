@@ -122,6 +122,11 @@ class EvalResult:
     metrics: Dict[str, float]
     std: Dict[str, float]
     info: Dict[str, object] = dataclasses.field(default_factory=dict)
+    # With ``evaluate(..., per_user=True)``: ``users`` [U] and per metric the user's value
+    # averaged over repeats [U] (NaN where undefined), for paired tests between scorers
+    # evaluated with the same seed (same candidates). Not written to metrics.json.
+    users: Optional[np.ndarray] = dataclasses.field(default=None, repr=False, compare=False)
+    per_user: Optional[Dict[str, np.ndarray]] = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
@@ -168,7 +173,7 @@ def items_by_user(users, items) -> Dict[int, np.ndarray]:
 
 def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], num_items: int,
              protocol: Union[str, ProtocolSpec], ks: Sequence[int] = (5, 10, 20), repeats: int = 10,
-             seed: int = 0, batch_size: Optional[int] = None) -> EvalResult:
+             seed: int = 0, batch_size: Optional[int] = None, per_user: bool = False) -> EvalResult:
     """Evaluate ``scorer`` under ``protocol`` (``"full"`` or ``"sampled:N"``).
 
     ``heldout``: per user (list indexed by user, or dict user -> items) the held-out item
@@ -178,7 +183,8 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
     pairs as ``heldout_also_excluded``). ``repeats`` applies to ``sampled`` only; ``full``
     is deterministic and runs once. ``batch_size`` users are scored at a time; by default
     it is chosen so a batch holds about 2M scores, which keeps full ranking of a
-    31,460-item catalogue (66 users a batch) to some tens of MB.
+    31,460-item catalogue (66 users a batch) to some tens of MB. ``per_user`` keeps each
+    user's figures (mean over repeats) in ``EvalResult.per_user`` for paired tests.
     """
     spec = parse_protocol(protocol)
     names = metrics_lib.metric_names(ks)  # validates ks
@@ -205,6 +211,7 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
         # Never a negative: the user's excluded items and the held-out items themselves.
         forbidden_map = {int(u): np.union1d(heldout_map[u], exclude_map.get(u, _NO_ITEMS)) for u in users}
     per_repeat = {name: [] for name in names}
+    user_sums = {name: np.zeros(len(users)) for name in names} if per_user else None
     short_users = 0
     candidate_total = 0
     auc_undefined = 0
@@ -226,6 +233,9 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
                 scores, relevant, ks, valid,
                 tie_keys=lambda rows, columns: metrics_lib.pair_keys(tie_seed, batch_users[rows], items[rows, columns]))
             auc_undefined += int(np.isnan(values["auc"]).sum())
+            if per_user:
+                for name in names:
+                    user_sums[name][start:start + len(batch_users)] += values[name]
             for name in names:
                 finite = ~np.isnan(values[name])
                 sums[name] += float(values[name][finite].sum())
@@ -241,8 +251,12 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
         info["users_without_auc"] = auc_undefined // run_count
     means = {name: float(np.mean(values)) for name, values in per_repeat.items()}
     stds = {name: float(np.std(values, ddof=1)) if run_count > 1 else 0.0 for name, values in per_repeat.items()}
-    return EvalResult(protocol=spec.name, repeats=run_count, num_users=len(users), metrics=means, std=stds,
-                      info=info)
+    result = EvalResult(protocol=spec.name, repeats=run_count, num_users=len(users), metrics=means, std=stds,
+                        info=info)
+    if per_user:
+        result.users = users
+        result.per_user = {name: total / run_count for name, total in user_sums.items()}
+    return result
 
 
 def _full_batch(scorer, users, heldout_map, exclude_map, num_items):
