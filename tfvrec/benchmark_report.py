@@ -9,17 +9,20 @@ import platform
 import re
 
 DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md")
-HEADER = "# Benchmarks\n\nFigures written by the scripts in `tools/`; each section names the command that produced it.\n"
+HEADER = ("# Benchmarks\n\nFigures written by the scripts in `tools/`; each section names the command that "
+          "produced it.\n")
 
 
 def machine_summary():
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, load average {load}"
 
 
 def update_section(name, markdown, path=DEFAULT_PATH):
     """Replace (or append) the section ``name`` of the benchmarks document with ``markdown``."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = f"<!-- BEGIN {name} -->\n{markdown.rstrip()}\n\n_Measured {stamp} on {machine_summary()}._\n<!-- END {name} -->"
+    body = (f"<!-- BEGIN {name} -->\n{markdown.rstrip()}\n\n_Measured {stamp} on {machine_summary()}._\n"
+            f"<!-- END {name} -->")
     text = open(path).read() if os.path.exists(path) else HEADER
     pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _: body, text) if pattern.search(text) else text.rstrip() + "\n\n" + body + "\n"

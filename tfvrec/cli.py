@@ -11,11 +11,10 @@ import sys
 import tfvrec  # noqa: F401  (selects tf-keras before TensorFlow is imported)
 
 
-# Modules that add sub-commands with ``register_cli(subparsers)`` (each sets ``func``).
+# The engine's modules that add sub-commands with ``register_cli(subparsers)`` (each sets
+# ``func``); model packages add theirs through the registry (``ModelSpec.commands``).
 COMMAND_MODULES = (
     "tfvrec.features.extract",  # tfvrec features
-    "tfvrec.recommend",  # tfvrec recommend (cold-start top-K)
-    "tfvrec.explain",  # tfvrec explain (HASC)
     "tfvrec.serving.cli",  # tfvrec export | serve | index
 )
 
@@ -103,21 +102,17 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_data_synth)
 
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if not (module_name + ".").startswith(e.name + "."):
-                raise  # a real missing dependency, not an absent command module
-            continue
-        module.register_cli(sub)
+    from tfvrec import registry
+    registry.load_models()
+    for module_name in COMMAND_MODULES + tuple(reference for _, reference in registry.commands.items()):
+        importlib.import_module(module_name).register_cli(sub)
     return parser
 
 
 def main(argv=None):
     from absl import logging
-    from tfvrec.config import ConfigError
     from tfvrec.data.errors import DataError
+    from tfvrec.errors import ConfigError
     logging.use_absl_handler()
     logging.set_verbosity(logging.INFO)
     # TensorFlow's checkpoint writer logs a line per save at INFO: noise next to the progbar.

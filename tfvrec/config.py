@@ -6,40 +6,45 @@ experiment and holds only the overrides; ``--set a.b=c`` overrides go on top.
 Every override is checked against the dataclasses: an unknown key or a value of
 the wrong type fails with the key, where it came from, and the valid choices.
 The resolved config is written next to the model as ``params.yaml``.
+
+This module owns the sections every run has (data, trainer, runtime, eval, export).
+Section ``model`` is composed from the model packages: ``model.name`` plus one
+section per registered model (``model.bpr``, ``model.curatornet``, ...), each the
+dataclass its package registers (`tfvrec.registry.ModelSpec.config`). Named
+experiments come from the same packages (``ModelSpec.experiments``).
 """
 import dataclasses
 import difflib
 import os
 import typing
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import yaml
 
+from tfvrec import registry
 from tfvrec.data.synthetic import SyntheticWorldConfig
-from tfvrec.models import curatornet_config, hasc_config
+from tfvrec.errors import ConfigError
 
+__all__ = ["ConfigError", "ExperimentConfig", "load_config", "override", "parse_set", "read_params",
+           "write_params", "from_dict", "to_dict", "get_experiment", "experiment_names"]
 
-class ConfigError(ValueError):
-    """A bad configuration; the message names the key, its source and what is valid."""
+# Pairwise losses a model section may name in its ``loss`` key (`tfvrec.losses.get`).
+LOSSES = ("logistic", "hinge")
 
 
 # ---------------------------------------------------------------------------- sections
-@dataclasses.dataclass
-class BPRConfig:
-    """BPR-MF (Rendle et al., UAI 2009): x_ui = <p_u, q_i> + b_i."""
-    embedding_dim: int = 64
-    l2: float = 1e-5  # λ on the embeddings touched by a batch (and the item bias)
-    use_item_bias: bool = True
-    init_stddev: float = 0.01
+def _model_config_class():
+    """``model``: ``name`` plus one section per registered model, in name order."""
+    registry.load_models()
+    fields = [("name", str, dataclasses.field(default="bpr"))]
+    for name, spec in registry.models.items():
+        fields.append((name, spec.config, dataclasses.field(default_factory=spec.config)))
+    cls = dataclasses.make_dataclass("ModelConfig", fields)
+    cls.__module__ = __name__  # (make_dataclass takes no module= before Python 3.12)
+    return cls
 
 
-@dataclasses.dataclass
-class ModelConfig:
-    name: str = "bpr"
-    bpr: BPRConfig = dataclasses.field(default_factory=BPRConfig)
-    curatornet: curatornet_config.CuratorNetConfig = dataclasses.field(
-        default_factory=curatornet_config.CuratorNetConfig)
-    hasc: hasc_config.HASCConfig = dataclasses.field(default_factory=hasc_config.HASCConfig)
+ModelConfig = _model_config_class()
 
 
 @dataclasses.dataclass
@@ -63,6 +68,8 @@ class TrainerConfig:
     steps_per_epoch: int = 0  # 0: one pass over the training interactions
     optimizer: str = "lazy_adam"  # Adam with row-sparse embedding updates (training/lazy_adam.py)
     learning_rate: float = 1e-3
+    momentum: float = 0.0  # sgd only (CDL's paper: 0.9)
+    weight_decay: float = 0.0  # Keras' decoupled weight decay, every optimizer (CDL's paper: 5e-4)
     # Per-epoch factor: epoch e (from 0) trains at learning_rate × decay^e; 1.0 keeps it constant.
     learning_rate_decay: float = 1.0
     negatives_per_positive: int = 1
@@ -124,8 +131,7 @@ class ExperimentConfig:
 
 
 CHOICES = {
-    # Every section of ModelConfig other than `name` is a model.
-    "model.name": tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "name"),
+    "model.name": tuple(registry.models.names()),
     "data.source": ("synthetic", "directory", "import"),
     "trainer.optimizer": ("lazy_adam", "adam", "adagrad", "sgd"),
     "runtime.distribution_strategy": ("auto", "mirrored", "multi_worker_mirrored", "one_device", "default"),
@@ -133,44 +139,18 @@ CHOICES = {
 }
 
 
-# ---------------------------------------------------------------------------- registry
-_EXPERIMENTS: Dict[str, Callable[[], ExperimentConfig]] = {}
-
-
-def register_experiment(name):
-    """Decorator: register a factory returning a fully populated `ExperimentConfig`."""
-    def decorator(factory):
-        if name in _EXPERIMENTS:
-            raise KeyError(f"experiment {name!r} registered twice")
-        _EXPERIMENTS[name] = factory
-        return factory
-    return decorator
-
-
+# ---------------------------------------------------------------------------- experiments
 def experiment_names():
-    return sorted(_EXPERIMENTS)
+    return registry.experiments.names()
 
 
 def get_experiment(name, source="<experiment>"):
-    if name not in _EXPERIMENTS:
-        raise ConfigError(f"{source}: unknown experiment {name!r}; registered: {experiment_names()}")
-    return _EXPERIMENTS[name]()
-
-
-@register_experiment("bpr")
-def bpr_experiment():
-    return ExperimentConfig()
-
-
-def _model_experiment(module):
-    def factory():
-        return override(ExperimentConfig(), module.EXPERIMENT_OVERRIDES, source=module.__name__)
-    return factory
-
-
-# Each model's config module says how its paper's experiment differs from the defaults.
-for _name, _module in (("curatornet", curatornet_config), ("hasc", hasc_config)):
-    register_experiment(_name)(_model_experiment(_module))
+    """The fully populated `ExperimentConfig` of a named experiment (a model package's ``EXPERIMENTS``)."""
+    try:
+        overrides = registry.experiments.get(name)
+    except LookupError:
+        raise ConfigError(f"{source}: unknown experiment {name!r}; registered: {experiment_names()}") from None
+    return override(ExperimentConfig(), overrides, source=f"experiment {name!r}")
 
 
 # ---------------------------------------------------------------------------- overrides
@@ -227,8 +207,9 @@ def override(config, overrides, source, prefix=""):
             override(current, value, source, prefix=key + ".")
             continue
         value = _coerce(value, hints[name], key, source)
-        if key in CHOICES and value not in CHOICES[key]:
-            raise ConfigError(f"{source}: key '{key}' must be one of {list(CHOICES[key])}, got {value!r}")
+        choices = CHOICES.get(key) or (LOSSES if key.startswith("model.") and key.endswith(".loss") else None)
+        if choices and value not in choices:
+            raise ConfigError(f"{source}: key '{key}' must be one of {list(choices)}, got {value!r}")
         setattr(config, name, value)
     return config
 
@@ -288,6 +269,9 @@ def validate(config, source="<config>"):
     if not 0 < config.trainer.learning_rate_decay <= 1:
         raise ConfigError(f"{source}: key 'trainer.learning_rate_decay' must be in (0, 1], got "
                           f"{config.trainer.learning_rate_decay}")
+    spec = registry.model_spec(config.model.name, source)
+    if spec.check is not None:  # the model package's own value checks
+        spec.check(config, source)
     from tfvrec.evaluation.protocols import parse_protocol  # import here: protocols import numpy only
     for key, protocols in (("eval.protocols", config.eval.protocols),
                            ("trainer.validation_protocol", [config.trainer.validation_protocol])):

@@ -45,15 +45,17 @@ def main(argv=None):
     wall = time.time() - start
     state = json.load(open(os.path.join(args.model_dir, "training_state.json")))
 
+    sets = " --set " + " --set ".join(args.set) if args.set else ""
+    minutes_per_epoch = state.get("train_seconds", 0) / 60 / max(1, state["completed_epochs"])
     lines = [
         "## BPR-MF on Flickr F.S (HASC paper data)",
         "",
-        f"Command: `.venv/bin/python tools/bench_bpr_flickr.py{' --set ' + ' --set '.join(args.set) if args.set else ''}`"
+        f"Command: `.venv/bin/python tools/bench_bpr_flickr.py{sets}`"
         f" (config `{os.path.relpath(args.config, REPO)}`). Trained on `likes_train.tsv` only (early stopping on one"
         " like per user held out of train); evaluated on `likes_val.tsv` (4,418 users).",
         "",
         f"Training: {state['completed_epochs']} epochs (best epoch {state.get('best_epoch')}), "
-        f"{state.get('train_seconds', 0):.0f} s of training ({state.get('train_seconds', 0) / 60 / max(1, state['completed_epochs']):.2f}"
+        f"{state.get('train_seconds', 0):.0f} s of training ({minutes_per_epoch:.2f}"
         f" min/epoch incl. per-epoch validation); this command took {wall:.0f} s"
         f"{' (re-evaluation of the finished run)' if args.resume else ''}; embedding dim"
         f" {config.model.bpr.embedding_dim}, λ {config.model.bpr.l2}, batch {config.trainer.batch_size},"

@@ -104,7 +104,6 @@ def train_or_resume(config):
 
 
 def table(name, args):
-    from tfvrec.training import trainer
     path = os.path.join(REPO, "configs", CONFIGS[name])
     base = config_lib.load_config(path)
     if name == "posters":
@@ -184,7 +183,7 @@ def throughput(args):
     from tfvrec.data import features as features_lib
     from tfvrec.data.dataset import load_dataset
     from tfvrec.data.resolve import dataset_path
-    from tfvrec.models import curatornet
+    from tfvrec.models.curatornet import model as curatornet
     from tfvrec.training import trainer
 
     path = os.path.join(REPO, "configs", CONFIGS["ugallery"])

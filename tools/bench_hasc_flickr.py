@@ -51,14 +51,14 @@ PAPER_POINT = {"embedding_dim": 15, "l2": 0.01, "attention_dim": 20, "learning_r
                "learning_rate_decay": 1.0, "auxiliary_init": "random"}
 TRAINER_KEYS = ("learning_rate", "learning_rate_decay")
 # The search starts from the paper's point with the λ and Q/X initialisation the probes in
-# docs/hasc.md found (the paper's λ = 0.01 erases the BPR initialisation).
+# docs/models/hasc.md found (the paper's λ = 0.01 erases the BPR initialisation).
 START_POINT = dict(PAPER_POINT, l2=1e-5, auxiliary_init="bpr")
 # λ goes first: the paper's 0.01 is 1000x the λ of the BPR-MF that initialises P and W,
 # and at that strength the BPR factors shrink away in the first epochs (a probe at the
 # paper's point fell from holdout HR@5 0.379 to 0.370 in two epochs).
 GRID = [("l2", [1e-5, 1e-4, 0.001, 0.01]), ("embedding_dim", [10, 15, 20, 30]), ("attention_dim", [20, 64]),
         ("learning_rate", [0.0005, 0.001, 0.002]),
-        # At D = 30 the holdout peaked within 4-7 epochs and then flattened at a constant rate (docs/hasc.md).
+        # At D = 30 the holdout peaked within 4-7 epochs and then flattened at a constant rate (docs/models/hasc.md).
         ("learning_rate_decay", [1.0, 0.8]), ("auxiliary_init", ["random", "bpr"])]
 PAPER = {"BPR": 0.349, "HASC Base+Auxil": 0.3869}  # HR@5, F.S (Wu et al. Table 4; BPR from the 12.93% gain)
 ABLATIONS = [("U", ["upload"], "avg"), ("U", ["upload"], "att"), ("S", ["social"], "avg"),
@@ -87,14 +87,15 @@ class Run:
         return config_lib.load_config(self.config_path, self.sets + EVAL + [f"runtime.model_dir={self.model_dir}"])
 
     def state(self):
+        """The run's ``training_state.json`` (epochs done, best epoch), {} before training."""
         path = os.path.join(self.model_dir, "training_state.json")
         return json.load(open(path)) if os.path.exists(path) else {}
 
     def results(self):
         """``{protocol: EvalResult}``, training (or finishing) the run first if needed."""
         metrics = os.path.join(self.model_dir, "metrics.json")
-        if not (self.state().get("done") and os.path.exists(metrics)):
-            from tfvrec.training import trainer
+        from tfvrec.training import trainer
+        if not (trainer.is_finished(self.model_dir) and os.path.exists(metrics)):
             log(f"training {self.name} in {self.model_dir}")
             trainer.train(self.config())
         payload = json.load(open(metrics))
@@ -167,7 +168,7 @@ def cell(result, metric):
 
 
 def two_stage(run, sizes=(50, 100, 200, 500, 1000), k=10):
-    from tfvrec.models.hasc import two_stage_recall
+    from tfvrec.models.hasc.retrieval import two_stage_recall
     from tfvrec.training import trainer
     _, dataset, model = trainer.load_run(run.model_dir)
     exclude = dataset.train_items_by_user()
@@ -288,7 +289,7 @@ def main(argv=None):
 
     lines += ["", "### Tuning grid", "",
               f"Coordinate search from {point_label(START_POINT)} (the paper's point with the λ and Q/X "
-              "initialisation of the docs/hasc.md probes); each stage keeps the best "
+              "initialisation of the docs/models/hasc.md probes); each stage keeps the best "
               f"value so far. Each point trained ≤ {args.grid_epochs} epochs with early stopping; selected by "
               "holdout HR@5 (train holdout, N=100, 1 repeat); likes_val HR@5 shown for reference only.", "",
               "| stage | point | holdout HR@5 | likes_val HR@5 (N=100) | best epoch |", "|---|---|---|---|---|"]

@@ -1,8 +1,8 @@
 """ScaNN vs brute-force retrieval in tfvrec exports, on synthetic catalogues (issue 6 acceptance).
 
 For each catalogue size (default 100k and 1M items, d=200) the script builds two
-exports through the real export path (`tfvrec.serving.export.ServingModule` and
-`write_version`: atomic, saved, re-loaded and warmed up), one with
+exports through the real export path (`tfvrec.serving.module.ServingModule` and
+`tfvrec.serving.versions.write_version`: atomic, saved, re-loaded and warmed up), one with
 ``export.index=brute_force`` and one with ``export.index=scann``, then loads both
 SavedModels and measures through their ``serving_default`` signature:
 
@@ -37,7 +37,7 @@ import tensorflow as tf  # noqa: E402
 
 from tfvrec import benchmark_report  # noqa: E402
 from tfvrec.config import ExportConfig  # noqa: E402
-from tfvrec.serving import export  # noqa: E402
+from tfvrec.serving import module as module_lib, parts as parts_lib, versions  # noqa: E402
 
 SECTION = "scann"
 
@@ -56,17 +56,17 @@ def synthetic(num_items, dim, num_queries, clusters, seed):
 
 
 def build_export(items, queries, base, index, args):
-    parts = export.ServingParts(
+    parts = parts_lib.ServingParts(
         model_name="synthetic", item_ids=np.array([f"i{n}" for n in range(len(items))]), item_vectors=items,
         user_ids=np.array([f"q{n}" for n in range(len(queries))]), user_vectors=queries, distance="dot_product")
     config = ExportConfig(index=index, max_k=100, default_k=10, exclude_seen=False,
                           rerank_candidates=args.rerank_candidates, scann_num_leaves=args.num_leaves,
                           scann_leaves_to_search=args.leaves_to_search)
     start = time.time()
-    module = export.ServingModule(parts, config)
+    module = module_lib.ServingModule(parts, config)
     build = module.index_build_seconds
     settings = getattr(module, "scann_settings", None)
-    version, path = export.write_version(module, base, metadata={"benchmark": "bench_scann", "index": index})
+    version, path = versions.write_version(module, base, metadata={"benchmark": "bench_scann", "index": index})
     total = time.time() - start
     del module, parts
     gc.collect()

@@ -35,7 +35,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # 
 
 from tfvrec import benchmark_report  # noqa: E402
 from tfvrec.config import ExportConfig  # noqa: E402
-from tfvrec.serving import export  # noqa: E402
+from tfvrec.serving import module as module_lib, parts as parts_lib, versions  # noqa: E402
 from tfvrec.serving.model_config import update_models_config  # noqa: E402
 
 SECTION = "serving_load"
@@ -48,18 +48,18 @@ def build(base, index, args):
     items = (centres[rng.integers(0, 200, args.items)] + 0.6 * rng.normal(size=(args.items, args.dim)))
     users = (centres[rng.integers(0, 200, args.users)] + 0.6 * rng.normal(size=(args.users, args.dim)))
     seen = [rng.choice(args.items, 20, replace=False) for _ in range(args.users)]  # excluded, as in production
-    parts = export.ServingParts(
+    parts = parts_lib.ServingParts(
         model_name="load", item_ids=np.array([f"i{n}" for n in range(args.items)]),
         item_vectors=items.astype(np.float32), user_ids=np.array([f"u{n}" for n in range(args.users)]),
         user_vectors=users.astype(np.float32), seen=seen)
-    module = export.ServingModule(parts, ExportConfig(index=index, max_k=100, default_k=10))
-    version, path = export.write_version(module, base, metadata={"benchmark": "bench_serving_load"})
+    module = module_lib.ServingModule(parts, ExportConfig(index=index, max_k=100, default_k=10))
+    version, path = versions.write_version(module, base, metadata={"benchmark": "bench_serving_load"})
     return path
 
 
 def publish_copy(base, source_version, new_version):
     """A new version, published like the exporter does: copied aside, then renamed into place."""
-    tmp = tempfile.mkdtemp(prefix=export.TMP_PREFIX, dir=base)
+    tmp = tempfile.mkdtemp(prefix=versions.TMP_PREFIX, dir=base)
     shutil.rmtree(tmp)
     shutil.copytree(os.path.join(base, str(source_version)), tmp)
     os.rename(tmp, os.path.join(base, str(new_version)))

@@ -602,7 +602,7 @@ def importer_options(name):
 
 def _option_error(message):
     """Bad importer name/options come from a config or the command line: a `ConfigError` (a ValueError)."""
-    from tfvrec.config import ConfigError  # lazy: the config module is not needed to import data
+    from tfvrec.errors import ConfigError
     return ConfigError(message)
 
 

@@ -2,6 +2,7 @@
 import numpy as np
 import pandas as pd
 
+from tfvrec import registry
 from tfvrec.evaluation import baselines, protocols
 
 
@@ -27,38 +28,25 @@ def exclusions(dataset, heldout, extra_frames=()):
     return out
 
 
-_BASELINES = {}
-
-
-def register_baseline(name):
-    """Decorator: ``factory(dataset, config, heldout) -> scorer`` becomes baseline ``name``.
-
-    Model modules register the baselines of their paper (e.g. VisRank, VBPR) when
-    imported; ``eval.baselines`` in the config selects which ones a table shows.
-    """
-    def decorator(factory):
-        _BASELINES[name] = factory
-        return factory
-    return decorator
-
-
-@register_baseline("popularity")
+# The engine's own baselines; model packages register their papers' (``ModelSpec.baselines``).
+@registry.register_baseline("popularity")
 def _popularity(dataset, config, heldout):
     train = dataset.split("train")
     return baselines.PopularityScorer(train["item"].values, train["user"].values, dataset.num_items)
 
 
-@register_baseline("random")
+@registry.register_baseline("random")
 def _random(dataset, config, heldout):
     return baselines.RandomScorer(seed=config.eval.seed, num_items=dataset.num_items)
 
 
 def baseline_scorers(names, dataset, config, heldout):
-    unknown = [name for name in names if name not in _BASELINES]
-    if unknown:
-        raise ValueError(f"unknown baseline(s) {unknown}; registered: {sorted(_BASELINES)} "
-                         f"(model modules register their paper's baselines when imported)")
-    return {name: _BASELINES[name](dataset, config, heldout) for name in names}
+    """``{name: scorer}`` of the ``eval.baselines`` rows (any model package's baselines may be named)."""
+    try:
+        factories = registry.load_baselines(names)
+    except LookupError as e:
+        raise ValueError(str(e)) from None
+    return {name: factory(dataset, config, heldout) for name, factory in factories.items()}
 
 
 def evaluate_scorers(scorers, dataset, heldout, protocol_names, ks, repeats, seed, extra_frames=()):

@@ -46,6 +46,8 @@ from typing import Callable, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
+from tfvrec.hashing import mix64
+
 METRIC_PREFIXES = ("hr", "ndcg", "precision", "recall", "f1")
 
 # tie_keys(rows, columns) -> one sortable key per (row, column) cell of the batch.
@@ -209,9 +211,9 @@ def pair_keys(seed: int, users, items) -> np.ndarray:
     """
     users = np.asarray(users).astype(np.uint64)
     items = np.asarray(items).astype(np.uint64)
-    salt = _mix64(np.asarray([seed], dtype=np.int64).astype(np.uint64))[0]
+    salt = mix64(np.asarray([seed], dtype=np.int64).astype(np.uint64))[0]
     # Two rounds of mixing so that neighbouring users (or items) get unrelated keys.
-    return _mix64(_mix64(users ^ salt) ^ items)
+    return mix64(mix64(users ^ salt) ^ items)
 
 
 def keys_to_unit_interval(keys: np.ndarray) -> np.ndarray:
@@ -257,14 +259,6 @@ def _seeded_tie_keys(seed, shape):
             keys.append(np.random.default_rng(seed).random(shape))
         return keys[0][rows, columns]
     return lookup
-
-
-def _mix64(x):
-    # splitmix64 finaliser (Steele et al. 2014): a cheap bijection on uint64 with good
-    # avalanche, so hashed keys behave like independent uniform draws.
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
 
 
 def _check_k(k):

@@ -313,7 +313,8 @@ def load_torch_weights(layer_map, state_dict):
         layer.set_weights([np.ascontiguousarray(w, dtype=np.float32) for w in weights])
     unused = [k for k in state_dict if k not in used and not k.endswith("num_batches_tracked")]
     if unused:
-        raise ValueError(f"checkpoint tensors not used by the Keras model: {unused[:5]}{'...' if len(unused) > 5 else ''}")
+        more = "..." if len(unused) > 5 else ""
+        raise ValueError(f"checkpoint tensors not used by the Keras model: {unused[:5]}{more}")
 
 
 def efficientnet_lite0_imagenet(weights_path=None):

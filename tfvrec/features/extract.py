@@ -36,6 +36,7 @@ import numpy as np
 
 from tfvrec.data import features as features_lib
 from tfvrec.data.errors import DataError
+from tfvrec.errors import clean_tf_message
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 DEFAULT_IMAGE_SIZE = 224
@@ -364,17 +365,10 @@ def diagnose(path):
         if int(tf.size(image)) == 0:
             return "image has no pixels"
     except tf.errors.OpError as e:
-        return f"cannot read or decode image ({_clean_tf_message(e.message)})"
+        return f"cannot read or decode image ({clean_tf_message(e.message)})"
     except Exception as e:  # noqa: BLE001 - report whatever the reader said
         return f"cannot read or decode image ({type(e).__name__}: {e})"
     return "image could not be processed"
-
-
-def _clean_tf_message(message):
-    """TF's op error without the ``{{function_node ...}}`` prefix and ``[Op:...]`` suffix."""
-    lines = message.strip().splitlines() or ["unknown error"]
-    text = re.sub(r"\{\{[^}]*\}\}\s*", "", lines[0])
-    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip() or lines[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,19 +3,39 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from tfvrec import losses
+from tfvrec.tasks import PairwiseRankingTask
+
+
+def pairwise_task(section):
+    """The ranking task of a model config section: its ``loss`` by name (and ``margin``)."""
+    return PairwiseRankingTask(loss=losses.get(section.loss, margin=section.margin))
+
 
 class RecommenderModel(tfrs.models.Model):
     """A tfrs model that trains under ``tf.distribute`` and scores candidates for evaluation.
 
     Subclasses implement:
       - ``call({"user": [B], "items": [B, C]})``: candidate scores ``[B, C]``;
-      - ``compute_loss(inputs, training)`` (the tfrs contract), its objective a tfrs task;
+      - ``compute_loss(inputs, training)`` (the tfrs contract), its objective a tfrs task
+        (``self.task``; `pairwise_task` builds the one a config section names, and
+        `ranking_loss` applies it to score lists with the L2 term);
       - ``make_train_dataset(dataset, trainer_config, seed)``: an infinite, globally
         batched ``tf.data.Dataset`` of training examples, plus ``steps_per_epoch``;
       - ``score_candidates(users, items)``: scores ``[B, C]`` for users ``[B]``,
         candidate items ``[B, C]`` (int indices);
       - optionally ``score_all_items(users)``: scores ``[B, num_items]``.
     """
+
+    def ranking_loss(self, scores, squared_norms=None, l2=0.0):
+        """``self.task`` on score lists ``[positive, negative_1..n]`` ``[B, 1 + n]``, plus
+        ``l2 × mean(squared_norms)`` (λ‖Θ‖² of each example's parameters, averaged over the
+        global batch like the ranking loss)."""
+        labels = tf.concat([tf.ones_like(scores[:, :1]), tf.zeros_like(scores[:, 1:])], axis=1)
+        loss = self.task(labels, scores)
+        if l2 and squared_norms is not None:
+            loss += l2 * tf.nn.compute_average_loss(squared_norms)
+        return loss
 
     def train_step(self, inputs):
         # tfrs' train_step adds regularization losses on every replica, so gradients

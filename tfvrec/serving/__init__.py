@@ -1,9 +1,11 @@
 """Export trained runs as TF Serving SavedModels, and serve them (``tfvrec export | serve | index``).
 
-- `tfvrec.serving.export`: the SavedModel (signatures, retrieval index, atomic
-  versions, ``models.config``);
-- `tfvrec.serving.adapters`: what each model contributes to it (query and item
-  vectors, exact scores, model-specific signatures);
+- `tfvrec.serving.parts`: the adapter contract — what each model contributes (query
+  and item vectors, exact scores, model-specific signatures); each model package's
+  ``serving.py`` is its adapter;
+- `tfvrec.serving.module`: the in-graph `ServingModule`, where a request is answered;
+- `tfvrec.serving.versions`: atomic version writing, warm-up requests, verification;
+- `tfvrec.serving.export`: ``tfvrec export`` / ``tfvrec index`` (a run → a version);
 - `tfvrec.serving.server`: TF Serving's gRPC and REST API over those exports;
 - `tfvrec.serving.cli`: the command line.
 

@@ -19,12 +19,13 @@ import tensorflow as tf
 from absl import logging
 
 from tfvrec import config as config_lib
+from tfvrec import registry
 from tfvrec.data.resolve import resolve_dataset
 from tfvrec.evaluation import evaluator, protocols
 from tfvrec.models import create_model
 from tfvrec.training import callbacks as callbacks_lib
-from tfvrec.training.lazy_adam import LazyAdam
 from tfvrec.training.distribution import configure_devices, create_strategy, is_chief
+from tfvrec.training.lazy_adam import LazyAdam
 
 # Config sections whose change makes an existing run's checkpoints meaningless.
 _RUN_IDENTITY = ("model", "data")
@@ -33,7 +34,17 @@ _RUN_IDENTITY = ("model", "data")
 def make_optimizer(trainer):
     optimizers = {"lazy_adam": LazyAdam, "adam": tf.keras.optimizers.Adam, "adagrad": tf.keras.optimizers.Adagrad,
                   "sgd": tf.keras.optimizers.SGD}
-    return optimizers[trainer.optimizer](learning_rate=trainer.learning_rate)
+    options = {"learning_rate": trainer.learning_rate}
+    if trainer.weight_decay:
+        options["weight_decay"] = trainer.weight_decay
+    if trainer.optimizer == "sgd" and trainer.momentum:
+        options["momentum"] = trainer.momentum
+    return optimizers[trainer.optimizer](**options)
+
+
+def is_finished(model_dir):
+    """Whether ``model_dir`` holds a run that trained to its end (``training_state.json``)."""
+    return callbacks_lib.TrainingState(model_dir).done
 
 
 def _check_same_run(config, model_dir):
@@ -112,6 +123,7 @@ def train(config):
         logging.info("%s already holds a finished run (%d epochs); evaluating it", model_dir,
                      state.completed_epochs)
     else:
+        run_warm_starts(config, dataset, model)
         train_ds, steps = model.make_train_dataset(dataset, trainer, config.runtime.seed)
         options = tf.data.Options()
         # The inputs are generated, not read from files: each worker keeps its share of every batch.
@@ -124,16 +136,7 @@ def train(config):
             callbacks.append(tf.keras.callbacks.LearningRateScheduler(
                 lambda epoch: trainer.learning_rate * trainer.learning_rate_decay ** epoch))
         if validation is not None:
-            heldout = evaluator.heldout_by_user(validation)
-            users = set(callbacks_lib.subset_users(heldout, trainer.validation_max_users, config.runtime.seed))
-            heldout = {u: v for u, v in heldout.items() if u in users}
-            exclude = evaluator.exclusions(dataset, heldout, extra_frames=[validation])
-
-            def evaluate_validation():
-                # Deterministic (hash-seeded), so every worker takes the same early-stopping decision.
-                return protocols.evaluate(model, heldout, exclude, dataset.num_items, trainer.validation_protocol,
-                                          ks=_validation_ks(trainer.validation_metric), repeats=1,
-                                          seed=config.runtime.seed)
+            evaluate_validation = _evaluation_module(config).make_validation(config, dataset, model, validation)
             callbacks.append(callbacks_lib.ValidationEarlyStopping(
                 evaluate_validation, trainer.validation_metric, trainer.early_stopping_patience, best_manager,
                 state))
@@ -151,6 +154,64 @@ def train(config):
         return []
     restore_best(model, model_dir)
     return evaluate_run(config, dataset, model)
+
+
+def run_warm_starts(config, dataset, model):
+    """The model package's warm starts (`tfvrec.training.warm_start`): train or reuse each
+    source run, restore it into a model built on this data set, load it into ``model``."""
+    spec = registry.model_spec(config.model.name)
+    if not spec.warm_starts:
+        return
+    for warm in registry.resolve(spec.warm_starts)(config):
+        run = warm.source.runtime.model_dir
+        if not is_finished(run):
+            if not warm.train_if_missing:
+                logging.warning("%s: the run %s is not finished; starting from its latest checkpoint", warm.what, run)
+            else:
+                logging.info("%s: training the run it starts from (%s) into %s", config.model.name, warm.what, run)
+                train(warm.source)
+        params = config_lib.read_params(run)
+        if warm.check is not None:
+            warm.check(params, run)
+        source = create_model(params, dataset)
+        source({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
+        try:
+            restore_best(source, run)
+        except (tf.errors.InvalidArgumentError, ValueError) as e:
+            raise config_lib.ConfigError(f"{run}: its checkpoint does not fit this data set "
+                                         f"({dataset.num_users} users, {dataset.num_items} items): {e}") from None
+        warm.load(model, source)
+        logging.info("%s: %s initialised from the run %s", config.model.name, warm.what, run)
+
+
+class _UserItemEvaluation:
+    """The default evaluation: the user–item protocols (`tfvrec.evaluation`) against baselines."""
+
+    @staticmethod
+    def make_validation(config, dataset, model, validation):
+        trainer = config.trainer
+        heldout = evaluator.heldout_by_user(validation)
+        users = set(callbacks_lib.subset_users(heldout, trainer.validation_max_users, config.runtime.seed))
+        heldout = {u: v for u, v in heldout.items() if u in users}
+        exclude = evaluator.exclusions(dataset, heldout, extra_frames=[validation])
+
+        def evaluate_validation():
+            # Deterministic (hash-seeded), so every worker takes the same early-stopping decision.
+            return protocols.evaluate(model, heldout, exclude, dataset.num_items, trainer.validation_protocol,
+                                      ks=_validation_ks(trainer.validation_metric), repeats=1,
+                                      seed=config.runtime.seed)
+        return evaluate_validation
+
+    @staticmethod
+    def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, protocol_names=None,
+                     write=True):
+        return evaluate_user_items(config, dataset, model, heldout_frame, heldout_name, protocol_names, write)
+
+
+def _evaluation_module(config):
+    """The model package's evaluation (``ModelSpec.evaluation``), or the user–item one."""
+    spec = registry.model_spec(config.model.name)
+    return registry.resolve(spec.evaluation) if spec.evaluation else _UserItemEvaluation
 
 
 def _validation_ks(metric):
@@ -181,6 +242,14 @@ def load_run(model_dir):
 
 def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, protocol_names=None,
                  write=True):
+    """Evaluate a trained model as its package says (the user–item protocols by default)."""
+    return _evaluation_module(config).evaluate_run(config, dataset, model, heldout_frame=heldout_frame,
+                                                   heldout_name=heldout_name, protocol_names=protocol_names,
+                                                   write=write)
+
+
+def evaluate_user_items(config, dataset, model, heldout_frame=None, heldout_name=None, protocol_names=None,
+                        write=True):
     """Evaluate on the configured split (or an explicit held-out frame); print and write the table."""
     ev = config.eval
     if heldout_frame is None:

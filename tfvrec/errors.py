@@ -1,0 +1,33 @@
+"""Error types and error text shared across tfvrec.
+
+`ConfigError` is a bad configuration value. `clean_tf_message` gives the useful part of
+a TensorFlow error, without graph-node noise: the feature extractor (an image
+TensorFlow cannot decode) and the model server (a request a signature's
+``tf.debugging.Assert`` rejects) both show TensorFlow's own message to a user, and
+this is the one place that trims it.
+"""
+import re
+
+_NOISE_PREFIXES = ("Graph execution error", "Detected at node", "<stack traces", "[[{{node")
+
+
+def clean_tf_message(message):
+    """The assertion text of a failed ``tf.debugging.Assert``, or the op error without
+    ``{{function_node ...}}`` prefixes, ``[[{{node ...}}]]`` markers and ``[Op:...]`` suffixes."""
+    found = re.search(r"assertion failed: (.*)", message)
+    if found:
+        return " ".join(re.findall(r"\[([^\[\]]*)\]", found.group(1))) or found.group(1)
+    lines = [line.strip() for line in message.splitlines()]
+    keep = [line for line in lines if line and not line.startswith(_NOISE_PREFIXES)]
+    text = " ".join(keep) or message.strip() or "unknown error"
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[\[\{\{node [^}]*\}\}\]\]", "", text)
+    return re.sub(r"\s*\[Op:[^\]]*\]", "", text).strip()
+
+
+class ConfigError(ValueError):
+    """A bad configuration; the message names the key, its source and what is valid.
+
+    Defined here (not in ``tfvrec.config``) so that model packages' TensorFlow-free
+    config modules can raise it without importing the config loader that composes them.
+    """

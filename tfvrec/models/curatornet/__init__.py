@@ -1,0 +1,15 @@
+"""CuratorNet (Cartagena et al., *CuratorNet: Visually-aware Recommendation of Art Images*).
+
+Files: ``config.py`` (section ``model.curatornet``), ``model.py`` (the towers and the
+loss), ``sampling.py`` (visual clusters, guidelines D1–D6), ``baselines.py``
+(VisRank, VBPR, Oracle) with ``vbpr.py`` (the VBPR model), ``cold_start.py`` (new
+users and items without retraining: ``tfvrec recommend``), ``serving.py`` (export).
+"""
+from tfvrec import registry
+from tfvrec.models.curatornet.config import EXPERIMENTS, CuratorNetConfig, check
+
+registry.register_model(registry.ModelSpec(
+    name="curatornet", config=CuratorNetConfig, experiments=EXPERIMENTS, check=check,
+    create="tfvrec.models.curatornet.model:create", serving="tfvrec.models.curatornet.serving:build",
+    baselines="tfvrec.models.curatornet.baselines", commands="tfvrec.models.curatornet.cold_start",
+    summary="Cartagena et al., CuratorNet: Visually-aware Recommendation of Art Images"))

@@ -1,0 +1,110 @@
+"""Config section ``model.curatornet`` (Cartagena et al., *CuratorNet: Visually-aware
+Recommendation of Art Images*).
+
+Plain dataclass (no TensorFlow import): `tfvrec.config` composes it into section
+``model``. The model is `tfvrec.models.curatornet.model`. ``EXPERIMENTS`` holds the
+registered experiment ``curatornet``: its defaults for the other sections (the
+paper's protocol, §4.2).
+"""
+import dataclasses
+from typing import List
+
+from tfvrec.errors import ConfigError
+
+GUIDELINES = ("D1", "D2", "D3", "D4", "D5", "D6")
+ITEM_CONTENT = ("features", "artist_onehot")
+FEATURE_NORMALIZATION = ("standardize", "l2", "none")
+SAMPLING = ("guidelines", "random")
+
+
+@dataclasses.dataclass
+class VBPRConfig:
+    """The VBPR baseline (He & McAuley, AAAI 2016), trained when a table lists ``vbpr``.
+
+    The paper (§4.3) gives VBPR "the same embedding size as CuratorNet (200)": here
+    100 non-visual factors γ plus 100 visual factors θ.
+    """
+    latent_dim: int = 100  # γ_u, γ_i
+    visual_dim: int = 100  # θ_u and the projection E: content → visual factors
+    l2: float = 1e-4  # λ_Θ on the parameters a batch touches, and on E, β'
+    train_triplets: int = 2_000_000  # training budget (triplets seen)
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    # "guidelines": D3 + D4 triplets (the paper's VBPR setting, §5.1); "random": BPR's
+    # uniform (u, i) with uniform unobserved negatives.
+    sampling: str = "guidelines"
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class CuratorNetConfig:
+    item_units: int = 200  # shared item tower Φ: Dense(200, selu) → Dense(200, selu)
+    profile_units: int = 300  # profile tower: [mean ‖ max] → 300 → 200 → 200 (selu)
+    l2: float = 1e-4  # λ on every weight and bias (eq. 6)
+    loss: str = "logistic"  # eq. 6's −ln σ(x_ui − x_uj); "hinge": max(0, margin − (x_ui − x_uj))
+    margin: float = 1.0  # hinge loss only
+
+    # Item content f_i. "features": the data set's feature set `data.features` (frozen
+    # CNN embeddings, the paper's ResNet50 vectors). "artist_onehot": a one-hot vector of
+    # the item's artist, for data sets without image embeddings (UGallery's public part).
+    item_content: str = "features"
+    # How feature vectors enter Φ: "none" (as they are, like the paper's ResNet vectors),
+    # "l2" (unit length) or "standardize" (per-dimension z-score over the catalogue; it
+    # amplifies low-variance, noisy dimensions and did worse on the synthetic world).
+    # One-hot artist content is never normalised.
+    feature_normalization: str = "none"
+    # Profiles longer than this keep their most recent items, in training and scoring
+    # alike (0 = no cap). UGallery users buy 2-3 items; MovieLens users like up to 1,000+.
+    max_profile_items: int = 100
+
+    # Training triplets (§3.5): "guidelines" samples D1-D6 uniformly across guidelines,
+    # "random" is the paper's ablation (P_u \ {i}, i, uniform unobserved j).
+    sampling: str = "guidelines"
+    guidelines: List[str] = dataclasses.field(default_factory=lambda: list(GUIDELINES))
+    num_triplets: int = 10_000_000  # |D_S|, distinct triplets per pass ("about 10 million")
+    sampler_chunk: int = 16384  # triplets drawn, hashed and deduplicated at a time
+
+    # Visual clusters (§3.5): PCA → cluster_dims, k-means with num_clusters, best
+    # silhouette of cluster_restarts runs. silhouette_sample > 0 scores each run on a
+    # random subset of that many items (exact silhouette is O(n²)).
+    cluster_dims: int = 200
+    num_clusters: int = 100
+    cluster_restarts: int = 20
+    silhouette_sample: int = 0
+
+    vbpr: VBPRConfig = dataclasses.field(default_factory=VBPRConfig)
+
+
+EXPERIMENTS = {"curatornet": {
+    "model": {"name": "curatornet"},
+    # Adam on dense towers (no embedding tables, so no lazy updates needed).
+    "trainer": {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 512,
+                "validation_protocol": "full", "validation_metric": "auc", "validation_max_users": 1000},
+    # Paper §4.2: test = last basket; rank every item not in the user's training history.
+    "eval": {"protocols": ["full"], "ks": [20, 100], "table_metrics": ["recall", "precision", "ndcg", "auc"],
+             "baselines": ["oracle", "visrank", "vbpr", "random"]},
+}}
+
+
+def check(config, source="<config>"):
+    """Value checks of ``model.curatornet`` (the generic loader checks types only)."""
+    c = config.model.curatornet
+    for key, value, choices in (("item_content", c.item_content, ITEM_CONTENT),
+                                ("feature_normalization", c.feature_normalization, FEATURE_NORMALIZATION),
+                                ("sampling", c.sampling, SAMPLING), ("vbpr.sampling", c.vbpr.sampling, SAMPLING)):
+        if value not in choices:
+            raise ConfigError(f"{source}: key 'model.curatornet.{key}' must be one of {list(choices)}, got {value!r}")
+    unknown = [g for g in c.guidelines if g not in GUIDELINES]
+    if unknown or not c.guidelines:
+        raise ConfigError(f"{source}: key 'model.curatornet.guidelines' must list some of {list(GUIDELINES)}, "
+                          f"got {c.guidelines}")
+    for key in ("item_units", "profile_units", "num_triplets", "sampler_chunk", "num_clusters", "cluster_dims",
+                "cluster_restarts"):
+        if getattr(c, key) < 1:
+            raise ConfigError(f"{source}: key 'model.curatornet.{key}' must be ≥ 1, got {getattr(c, key)}")
+    if c.l2 < 0 or c.max_profile_items < 0:
+        raise ConfigError(f"{source}: keys 'model.curatornet.l2' and 'model.curatornet.max_profile_items' "
+                          "must be ≥ 0")
+    if c.item_content == "features" and not config.data.features:
+        raise ConfigError(f"{source}: model.curatornet.item_content is 'features' but data.features is empty; name "
+                          "a feature set of the data set (features/<name>.npz) or use item_content: artist_onehot")

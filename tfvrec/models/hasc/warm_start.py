@@ -1,0 +1,47 @@
+"""HASC starts P, W (and b) from a trained BPR-MF (Wu et al., §5.1), run by the trainer.
+
+``model.hasc.bpr_run`` names an existing BPR-MF run; empty: a BPR-MF is trained first
+into ``<model_dir>/bpr_init`` with the same data, trainer and runtime sections,
+``model.bpr`` for λ and initialisation, and ``embedding_dim`` = D.
+"""
+import copy
+import os
+
+from tfvrec.errors import ConfigError
+from tfvrec.training.warm_start import WarmStart
+
+
+def bpr_init_config(config):
+    """The BPR-MF run that initialises a HASC run without ``model.hasc.bpr_run``."""
+    bpr = copy.deepcopy(config)
+    bpr.model.name = "bpr"
+    bpr.model.bpr.embedding_dim = config.model.hasc.embedding_dim
+    bpr.runtime.model_dir = os.path.join(config.runtime.model_dir, "bpr_init")
+    return bpr
+
+
+def warm_starts(config):
+    c = config.model.hasc
+    if not c.init_from_bpr:
+        return []
+    if c.bpr_run:
+        from tfvrec import config as config_lib
+        source, train_if_missing = config_lib.read_params(c.bpr_run), False
+        source.runtime.model_dir = c.bpr_run
+    else:
+        source, train_if_missing = bpr_init_config(config), True
+
+    def check(params, run):
+        if params.model.name != "bpr":
+            raise ConfigError(f"{run}/params.yaml: model.hasc.bpr_run must be a BPR-MF run, this is a "
+                              f"{params.model.name!r} run")
+        if params.model.bpr.embedding_dim != c.embedding_dim:
+            raise ConfigError(f"{run}/params.yaml: the BPR-MF run has model.bpr.embedding_dim "
+                              f"{params.model.bpr.embedding_dim}, but HASC's model.hasc.embedding_dim is "
+                              f"{c.embedding_dim}; they must be equal for P and W to start from it")
+
+    def load(model, bpr_model):
+        model.load_bpr_weights(bpr_model, auxiliary_too=c.auxiliary_init == "bpr")
+
+    what = "P, W" + (", Q, X" if c.auxiliary_init == "bpr" else "") + " from BPR-MF"
+    return [WarmStart(source=source, load=load, what=what, check=check, train_if_missing=train_if_missing)]

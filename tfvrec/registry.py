@@ -1,0 +1,146 @@
+"""The one registry of tfvrec: models, experiments, baselines and CLI commands by name.
+
+After TF Model Garden's ``official/core/registry.py``: a name maps to one object,
+registering a name twice is an error, and looking up an unknown name fails with the
+registered choices. Everything here is TensorFlow-free, so reading a config or
+printing ``tfvrec --help`` never imports TensorFlow.
+
+* **models** — a `ModelSpec` per model, registered by the model's own package
+  (``tfvrec/models/<name>/__init__.py``). The spec names, as ``"module:attribute"``
+  strings resolved on first use, the parts of the model that import TensorFlow: its
+  constructor, export adapter, baselines, warm starts, evaluation and CLI commands.
+  `load_models` imports every package under ``tfvrec/models/``, so a new model is
+  found without editing any file outside its folder.
+* **experiments** — a name → a nested dict of overrides of the default
+  ``ExperimentConfig`` (each model's ``EXPERIMENTS``; ``tfvrec.config`` applies them).
+* **baselines** — ``factory(dataset, config, heldout) -> scorer`` for ``eval.baselines``.
+* **commands** — modules adding ``tfvrec`` sub-commands with ``register_cli(subparsers)``.
+"""
+import dataclasses
+import importlib
+import os
+import pkgutil
+from typing import Callable, Dict, Optional
+
+
+class Registry:
+    """Names → objects; one kind of thing per registry (its ``kind`` names it in errors)."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self._entries: Dict[str, object] = {}
+
+    def register(self, name, obj=None):
+        """``register(name, obj)``, or ``@register(name)`` as a decorator."""
+        if obj is None:
+            return lambda o: self.register(name, o)
+        if name in self._entries:
+            raise KeyError(f"{self.kind} {name!r} registered twice")
+        self._entries[name] = obj
+        return obj
+
+    def get(self, name, source=""):
+        if name not in self._entries:
+            where = f"{source}: " if source else ""
+            raise LookupError(f"{where}unknown {self.kind} {name!r}; registered: {self.names()}")
+        return self._entries[name]
+
+    def names(self):
+        return sorted(self._entries)
+
+    def __contains__(self, name):
+        return name in self._entries
+
+    def items(self):
+        return sorted(self._entries.items())
+
+
+def resolve(reference):
+    """``"package.module:attribute"`` → the attribute (``"package.module"`` → the module)."""
+    module_name, _, attribute = reference.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything the engine needs to know about one model, by reference.
+
+    ``config`` is the TensorFlow-free dataclass of config section ``model.<name>``;
+    ``experiments`` its named experiments (name → overrides of the other sections);
+    ``check(config, source)`` raises ``ConfigError`` for bad values of the section.
+    The other fields are ``"module:attribute"`` references (empty: the model has none):
+
+    - ``create``: ``create(config, dataset) -> RecommenderModel``;
+    - ``serving``: the export adapter ``build(config, dataset, model, new_items=None,
+      replace_items=False)`` returning ``ServingParts`` (or a serving module);
+    - ``baselines``: a module that registers the paper's baselines when imported;
+    - ``warm_starts``: ``warm_starts(config) -> [WarmStart]``, runs the trainer trains
+      (or reuses) and loads into a fresh model before its first epoch;
+    - ``evaluation``: a module with ``make_validation`` and ``evaluate_run`` for models
+      that are not evaluated by the user–item protocols (e.g. tag recommenders);
+    - ``commands``: a module with ``register_cli(subparsers)`` (model-specific verbs).
+    """
+
+    name: str
+    config: type
+    experiments: Dict[str, dict]
+    create: str
+    check: Optional[Callable] = None
+    serving: str = ""
+    baselines: str = ""
+    warm_starts: str = ""
+    evaluation: str = ""
+    commands: str = ""
+    summary: str = ""  # one line: the paper
+
+
+models = Registry("model")
+experiments = Registry("experiment")
+baselines = Registry("baseline")
+commands = Registry("command module")
+
+
+def register_model(spec: ModelSpec):
+    """Register a model and its named experiments (called by the model's package)."""
+    models.register(spec.name, spec)
+    for name, overrides in spec.experiments.items():
+        experiments.register(name, overrides)
+    if spec.commands:
+        commands.register(spec.name, spec.commands)
+    return spec
+
+
+def register_baseline(name):
+    """Decorator: ``factory(dataset, config, heldout) -> scorer`` becomes baseline ``name``."""
+    return baselines.register(name)
+
+
+_LOADED = False
+
+
+def load_models():
+    """Import every model package under ``tfvrec/models/`` (each registers itself); idempotent."""
+    global _LOADED
+    if not _LOADED:
+        # Found by path, not by importing tfvrec.models (whose create_model uses this registry).
+        folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+        for info in sorted(pkgutil.iter_modules([folder]), key=lambda i: i.name):
+            if info.ispkg:
+                importlib.import_module(f"tfvrec.models.{info.name}")
+        _LOADED = True
+    return models.names()
+
+
+def model_spec(name, source=""):
+    load_models()
+    return models.get(name, source)
+
+
+def load_baselines(names):
+    """Import the baseline modules of every model, so ``eval.baselines`` may name any of them."""
+    load_models()
+    for _, spec in models.items():
+        if spec.baselines:
+            resolve(spec.baselines)
+    return {name: baselines.get(name, "eval.baselines") for name in names}
