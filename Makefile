@@ -19,6 +19,7 @@ demo: setup
 	$(VENV)/bin/tfvrec train --config configs/bpr_synthetic.yaml
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 bench-bpr: setup

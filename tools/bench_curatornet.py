@@ -14,7 +14,7 @@ and the training throughput (triplets/s) and peak memory of a 10-million-triplet
     .venv/bin/python tools/bench_curatornet.py --part table --dataset ugallery --triplets 2000000
     .venv/bin/python tools/bench_curatornet.py --part throughput
 
-Needs ../shared/data (ugallery, movielens_posters). The posters need EfficientNet-Lite0
+Needs $TFVREC_SHARED_DATA (default ../shared/data: ugallery, movielens_posters). The posters need EfficientNet-Lite0
 features: the script writes ``features/efficientnet_lite0.npz`` into the imported data set
 from ``--posters-features`` (a feature file keyed by movieId, e.g. the one
 ``tools/bench_features.py`` writes) or, when that is absent, by running
@@ -52,8 +52,8 @@ PAPER = [("Oracle", "–", "", [1.0, 1.0, .0655, 1.0, 1.0, .0131, 1.0]),
          ("Random", "–", "", [.4973, .0103, .0006, .0041, .0322, .0005, .0098])]
 PAPER_RANDOM_SAMPLING_AUC = .6602  # CuratorNet with random negatives, §5.1 / Fig. 4
 CONFIGS = {"ugallery": "curatornet_ugallery.yaml", "posters": "curatornet_posters.yaml"}
-LITE0_FEATURES = "/tmp/tfvrec_bench/movielens_posters_efficientnet_lite0.npz"
-LITE0_MODEL = "/tmp/tfvrec_models/efficientnet_lite0"
+LITE0_FEATURES = "data_cache/features/movielens_posters_efficientnet_lite0.npz"
+LITE0_MODEL = "data_cache/models/efficientnet_lite0"
 
 
 def load_average():

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark ``tfvrec features`` on the 3,872 MovieLens posters and sanity-check the features.
 
-    python tools/bench_features.py            # converts the model to /tmp first if needed
+    python tools/bench_features.py            # converts the model into data_cache/ first if needed
 
 1. Converts EfficientNet-Lite0 (``tools/convert_efficientnet_lite0.py``) into ``--model`` unless
    it is already there.
@@ -13,7 +13,7 @@
    against the same share for a random other poster (exact expectation over all posters).
 4. Writes the figures into the ``features`` section of ``docs/benchmarks.md``.
 
-Outputs (features) stay under /tmp; nothing is written into the repository except that section.
+Outputs (features) go to data_cache/ (git-ignored); nothing else is written into the repository.
 """
 import argparse
 import os
@@ -32,9 +32,10 @@ from tfvrec.benchmark_report import publish  # noqa: E402
 from tfvrec.data.features import load_features  # noqa: E402
 from tfvrec.features import extract  # noqa: E402
 
-POSTERS = os.path.join(os.path.dirname(REPO), "shared", "data", "movielens_posters")
-DEFAULT_MODEL = "/tmp/tfvrec_models/efficientnet_lite0"
-DEFAULT_OUT = "/tmp/tfvrec_bench/movielens_posters_efficientnet_lite0.npz"
+POSTERS = os.path.join(os.environ.get("TFVREC_SHARED_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data"),
+                       "movielens_posters")
+DEFAULT_MODEL = "data_cache/models/efficientnet_lite0"
+DEFAULT_OUT = "data_cache/features/movielens_posters_efficientnet_lite0.npz"
 EXAMPLES = (1, 1214, 1258, 2571)  # Toy Story, Alien, The Shining, The Matrix
 K = 10
 
@@ -119,7 +120,7 @@ def markdown(summary, wall, cpu, overlap, args, load_before):
         "## Visual features: `tfvrec features` on the MovieLens posters",
         "",
         f"Command: `python tools/bench_features.py` — runs the equivalent of "
-        f"`tfvrec features --images ../shared/data/movielens_posters/posters --hub {args.model} "
+        f"`tfvrec features --images $TFVREC_SHARED_DATA/movielens_posters/posters --hub {args.model} "
         f"--out {args.out} --batch-size {args.batch_size}` from scratch, with EfficientNet-Lite0 "
         "(ImageNet, converted by `tools/convert_efficientnet_lite0.py`; 224x224 centre crops, 1280-d features).",
         "",

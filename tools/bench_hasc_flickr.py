@@ -16,12 +16,12 @@ same seed, so all models see the same sampled negatives):
    with the winner's hyperparameters;
 4. the table: HR@5, NDCG@5 at N = 100 and N = 1000 sampled negatives, 10 repeats, on
    likes_val.tsv; the acceptance checks; epoch time; the recall of two-stage retrieval
-   (SPEC §5) against exact full scoring.
+   against exact full scoring.
 
     .venv/bin/python tools/bench_hasc_flickr.py [--grid-epochs 8] [--no_report]
 
 Finished runs under ``runs/bench_hasc_flickr/`` are reused (delete them to retrain).
-Needs ../shared/data/flickr_fs (not part of this repository).
+Needs $TFVREC_SHARED_DATA/flickr_fs (default ../shared/data; not part of this repository).
 """
 import argparse
 import hashlib
@@ -38,6 +38,7 @@ import tfvrec  # noqa: E402,F401
 
 from tfvrec import benchmark_report  # noqa: E402
 from tfvrec import config as config_lib  # noqa: E402
+from tfvrec.data.resolve import shared_data_dir  # noqa: E402
 from tfvrec.evaluation.protocols import EvalResult  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -214,8 +215,9 @@ def main(argv=None):
     parser.add_argument("--no_report", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     os.chdir(REPO)
-    if not os.path.isdir(os.path.join(REPO, "..", "shared", "data", "flickr_fs")):
-        sys.exit("Flickr F.S not found at ../shared/data/flickr_fs; this benchmark needs ../shared/data")
+    flickr = os.path.join(shared_data_dir(), "flickr_fs")
+    if not os.path.isdir(flickr):
+        sys.exit(f"Flickr F.S not found at {flickr}; this benchmark needs the real data sets ($TFVREC_SHARED_DATA)")
     started, load_start = time.time(), os.getloadavg()[0]
 
     best, grid_rows = tune(args.grid_epochs)
@@ -267,7 +269,8 @@ def main(argv=None):
         lines.append(f"| {label} | {cell(r100, 'hr@5')} | {cell(r100, 'ndcg@5')} | {cell(r1000, 'hr@5')} | "
                      f"{cell(r1000, 'ndcg@5')} | {rel} | {paper} |")
     lines += ["", "Figures: mean ± std over the 10 repeats of the sampled protocol (fresh negatives each repeat). "
-              f"Paper (F.S, N=100 per SPEC §4): BPR {PAPER['BPR']}, HASC Base+Auxil {PAPER['HASC Base+Auxil']}."]
+              f"Paper (F.S, at N=100, which its published numbers match): BPR {PAPER['BPR']}, "
+              f"HASC Base+Auxil {PAPER['HASC Base+Auxil']}."]
 
     r = {label: results[label]["sampled:100"] for label, _, _ in table}
 
@@ -305,7 +308,7 @@ def main(argv=None):
               f"validation: {final.epoch_seconds() / 60:.2f} min/epoch."]
 
     recall = two_stage(final)
-    lines += ["", "### Two-stage retrieval (SPEC §5)", "",
+    lines += ["", "### Two-stage retrieval", "",
               "Stage 1: dot product of [P_a + γ'1 X̃_a + γ'2 Q̃_a, 1] (γ' over the two user-side aspects) with "
               "[W_i, b_i], top N; stage 2: exact HASC score (creator term, full γ) of those N. Recall of the "
               "two-stage top-10 against the exact top-10 of full scoring (all 4,418 users, training likes excluded):",

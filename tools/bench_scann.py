@@ -25,7 +25,6 @@ import gc
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -145,7 +144,8 @@ def main():
     args = parser.parse_args()
 
     load_before = os.getloadavg()
-    workdir = args.workdir or tempfile.mkdtemp(prefix="bench_scann_")
+    workdir = args.workdir or os.path.join("runs", "bench_scann")
+    os.makedirs(workdir, exist_ok=True)
     rows = [bench_size(n, args, workdir) for n in args.sizes]
     load_after = os.getloadavg()
     if not args.workdir:

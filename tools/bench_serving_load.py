@@ -166,7 +166,9 @@ def main():
     args = parser.parse_args()
 
     load_before = os.getloadavg()
-    workdir = tempfile.mkdtemp(prefix="bench_serving_load_")
+    workdir = os.path.join("runs", "bench_serving_load")
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
     try:
         results = {index: bench(index, args, workdir) for index in args.index}
     finally:

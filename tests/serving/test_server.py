@@ -22,6 +22,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      predict_pb2, prediction_service_pb2_grpc)
 
 from tfvrec.serving import export
+from tfvrec.serving import versions as versions_lib
 from tfvrec.serving.model_config import update_models_config
 
 from conftest import REPO
@@ -312,7 +313,7 @@ def test_new_version_is_swapped_in_without_failing_requests(setup):
         time.sleep(1.0)
         # Publish version 2 as the exporter does, while the clients run: written aside, renamed into place.
         base = setup["root"] / "models" / "bpr"
-        aside = base / (versions.TMP_PREFIX + "2")
+        aside = base / (versions_lib.TMP_PREFIX + "2")
         shutil.copytree(base / "1", aside)
         os.rename(aside, base / "2")
         deadline = time.time() + 120

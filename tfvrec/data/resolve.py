@@ -1,4 +1,9 @@
-"""Turn the config's ``data`` section into a loaded `Dataset` (generating or importing once)."""
+"""Turn the config's ``data`` section into a loaded `Dataset` (generating or importing once).
+
+Paths in ``data.path`` and ``data.raw_path`` may start with ``${TFVREC_SHARED_DATA}``: the
+folder of the real data sets, the environment variable of that name when it is set,
+else ``../shared/data`` (beside the repository, where the team keeps them).
+"""
 import dataclasses
 import hashlib
 import json
@@ -10,6 +15,23 @@ from tfvrec.data.dataset import load_dataset
 from tfvrec.data.errors import DataError
 
 
+SHARED_DATA_VARIABLE = "TFVREC_SHARED_DATA"
+DEFAULT_SHARED_DATA = os.path.join("..", "shared", "data")
+
+
+def shared_data_dir():
+    """The folder of the real data sets (``$TFVREC_SHARED_DATA``, default ``../shared/data``)."""
+    return os.environ.get(SHARED_DATA_VARIABLE) or DEFAULT_SHARED_DATA
+
+
+def expand_path(path):
+    """``path`` with ``${TFVREC_SHARED_DATA}`` (or ``$TFVREC_SHARED_DATA``) replaced by `shared_data_dir`."""
+    for token in ("${" + SHARED_DATA_VARIABLE + "}", "$" + SHARED_DATA_VARIABLE):
+        if path.startswith(token):
+            return shared_data_dir() + path[len(token):]
+    return path
+
+
 def _cache_path(data_config, kind, payload):
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
     return os.path.join(data_config.cache_dir, f"{kind}-{digest}")
@@ -18,7 +40,7 @@ def _cache_path(data_config, kind, payload):
 def dataset_path(data_config):
     """Directory holding the data set in the tfvrec format, creating it if needed."""
     if data_config.source == "directory":
-        return data_config.path
+        return expand_path(data_config.path)
     if data_config.source == "synthetic":
         from tfvrec.data import synthetic
         path = _cache_path(data_config, "synthetic", dataclasses.asdict(data_config.synthetic))
@@ -28,7 +50,7 @@ def dataset_path(data_config):
         return path
     if data_config.source == "import":
         from tfvrec.data import importers
-        raw = os.path.abspath(data_config.raw_path)
+        raw = os.path.abspath(expand_path(data_config.raw_path))
         if not os.path.isdir(raw):
             raise DataError(raw, f"raw data folder for importer '{data_config.importer}' not found "
                                  f"(data.raw_path={data_config.raw_path!r})")

@@ -1,4 +1,5 @@
-"""Reference scorers every results table should include (SPEC.md §2 "MP", §3 "Random").
+"""Reference scorers every results table should include (popularity, the "MP" of the papers'
+tables, and "Random", as in Cartagena et al.'s Table 2).
 
 Both implement :class:`tfvrec.evaluation.protocols.FullScorer`. Their figures anchor a
 table: a model that does not beat :class:`PopularityScorer` has learned little about

@@ -4,7 +4,7 @@ Every function takes
 
 * ``scores``   float ``[B, C]``: the model's score for each of a user's C candidates;
 * ``relevant`` bool  ``[B, C]``: which candidates are held-out positives (a user may
-  have several, e.g. CuratorNet's last purchase basket, SPEC.md §3);
+  have several, e.g. CuratorNet's last purchase basket, Cartagena et al. §4.2);
 * ``k``        int >= 1: the cut-off;
 * ``valid``    optional bool ``[B, C]``: False marks padding, which is neither ranked
   nor counted (rows of a batch can hold different numbers of candidates);
@@ -13,7 +13,7 @@ and returns one value per user, float ``[B]``.
 
 Definitions (binary relevance; ``rank`` is 0-based; ``n_rel`` = relevant valid candidates):
 
-* ``hit_rate_at_k``  1 if at least one relevant item ranks in the top k (HASC's HR@K, SPEC.md §4).
+* ``hit_rate_at_k``  1 if at least one relevant item ranks in the top k (HASC's HR@K, Wu et al. §4.1).
 * ``precision_at_k`` hits@k / k. The divisor is k even when fewer than k candidates exist,
   as in ranx and trec_eval, so a short list cannot inflate precision.
 * ``recall_at_k``    hits@k / n_rel.
@@ -22,7 +22,7 @@ Definitions (binary relevance; ``rank`` is 0-based; ``n_rel`` = relevant valid c
   ideal DCG, i.e. the same sum over ranks 0 .. min(k, n_rel) - 1 (Järvelin & Kekäläinen 2002;
   with binary relevance this equals the Burges 2^rel - 1 variant).
 * ``auc``            fraction of (relevant, irrelevant) pairs where the relevant item scores
-  higher; a tied pair counts 0.5 (CuratorNet's AUC, SPEC.md §3). It ignores ``k``.
+  higher; a tied pair counts 0.5 (CuratorNet's AUC, Cartagena et al. §4.2). It ignores ``k``.
 
 A user with no relevant valid candidate gets NaN from every metric (there is nothing to
 find, and a 0 would silently drag averages down); ``auc`` is also NaN for a user with no

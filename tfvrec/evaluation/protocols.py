@@ -1,19 +1,19 @@
 """The papers' evaluation protocols: who is ranked against what, and how figures are reported.
 
-Two protocols (SPEC.md, "Protocol" bullet of each model):
+Two protocols, those of the papers in the zoo:
 
 ``full``
-    CuratorNet (SPEC.md §3; Cartagena et al., §4.2): the held-out items (the user's last
+    CuratorNet (Cartagena et al., §4.2): the held-out items (the user's last
     purchase basket) are ranked against *every* item not in the user's training history;
     AUC, P/R/nDCG @20 and @100. Deterministic, so a single run (std 0).
 
 ``sampled:N``
-    HASC (SPEC.md §4; Wu et al., §4.1): leave-one-out; the held-out item is ranked among
+    HASC (Wu et al., §4.1): leave-one-out; the held-out item is ranked among
     itself plus N sampled items the user never rated; HR@K, NDCG@K, repeated 10 times
     with fresh negatives and averaged. The paper's text says N=1000, its published
-    numbers match N=100, so both are reported, each labelled with its N. CDL's protocol
-    (SPEC.md §1: 20 hidden favourites among 100 candidates) is ``sampled:80`` with 20
-    held-out items per user.
+    numbers match N=100 (BPR-MF reaches the paper's BPR figures at N=100, not at N=1000),
+    so both are reported, each labelled with its N. CDL's protocol (Lei et al., §6.1: 20
+    hidden favourites among 100 candidates) is ``sampled:80`` with 20 held-out items per user.
 
 Negatives are drawn uniformly without replacement from the items that are neither in the
 user's ``exclude`` set nor held out. A user with fewer than N such items gets all of them,

@@ -19,6 +19,7 @@
   yet in ``FILE`` or in ``FILE.parts/``, then merges everything into ``FILE`` (the project's
   feature format, `tfvrec.data.features`) and removes the parts.
 
+The images and their pipeline are `tfvrec.features.images`, the model `tfvrec.features.hub`;
 TensorFlow and TF-Hub are imported only when a run starts. See ``docs/features.md``.
 """
 import argparse
@@ -26,23 +27,18 @@ import dataclasses
 import glob
 import json
 import os
-import re
 import shutil
 import sys
 import time
-from typing import List, Optional
 
 import numpy as np
 
 from tfvrec.data import features as features_lib
 from tfvrec.data.errors import DataError
-from tfvrec.errors import clean_tf_message
+from tfvrec.features.hub import PIXEL_RANGES, HubExtractor
+from tfvrec.features.images import (ImageSource, decode_image_file, diagnose, make_dataset,  # noqa: F401
+                                    preprocess_image, resolve_images, resolve_out)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
-DEFAULT_IMAGE_SIZE = 224
-PIXEL_RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
-# Output keys tried, in order, when a signature returns several tensors and none was named.
-FEATURE_KEYS = ("features", "feature_vector", "default", "output_0")
 PARTS_SUFFIX = ".parts"
 MANIFEST = "manifest.json"
 
@@ -109,269 +105,6 @@ def main(argv=None):
         return 2
 
 
-# ---------------------------------------------------------------------------------------------
-# Inputs
-# ---------------------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class ImageSource:
-    """Items to extract: one image file per item, or uint8 pixel arrays (synthetic data sets)."""
-
-    item_ids: List[str]
-    paths: Optional[List[str]] = None
-    pixels: Optional[np.ndarray] = None
-    dataset_path: Optional[str] = None  # set when --images is a data set
-    without_image: int = 0  # data set items with an empty image column
-    ignored_files: int = 0  # folder files that are not images (by extension)
-
-    def name_of(self, position):
-        return self.paths[position] if self.paths is not None else f"images.npz item {self.item_ids[position]!r}"
-
-
-def _natural_key(name):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
-
-
-def resolve_images(images):
-    """`ImageSource` for ``--images`` (a folder of image files or a data set directory)."""
-    path = os.path.abspath(images)
-    if not os.path.isdir(path):
-        raise DataError(path, "not found or not a directory; expected a folder of images or a tfvrec data set")
-    if os.path.exists(os.path.join(path, "items.tsv")):
-        return _dataset_source(path)
-    ids, paths, ignored, seen = [], [], 0, {}
-    for name in sorted(os.listdir(path), key=_natural_key):
-        full = os.path.join(path, name)
-        if name.startswith(".") or not os.path.isfile(full):
-            continue
-        stem, ext = os.path.splitext(name)
-        if ext.lower() not in IMAGE_EXTENSIONS:
-            ignored += 1
-            continue
-        if stem in seen:
-            raise DataError(full, f"item id {stem!r} is also used by {seen[stem]}; "
-                                  "file names without extension must be unique")
-        seen[stem] = name
-        ids.append(stem)
-        paths.append(full)
-    if not ids:
-        raise DataError(path, f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder, "
-                              "and it is not a data set (no items.tsv)")
-    return ImageSource(item_ids=ids, paths=paths, ignored_files=ignored)
-
-
-def _dataset_source(path):
-    from tfvrec.data.dataset import load_dataset
-
-    dataset = load_dataset(path)
-    has_image = np.array([bool(p) for p in dataset.item_image])
-    if has_image.any():
-        rows = np.flatnonzero(has_image)
-        return ImageSource(item_ids=[str(dataset.item_ids[r]) for r in rows],
-                           paths=[str(dataset.item_image[r]) for r in rows], dataset_path=path,
-                           without_image=int((~has_image).sum()))
-    if os.path.exists(os.path.join(path, "images.npz")):
-        pixels = dataset.images()
-        if pixels.ndim != 4 or pixels.shape[-1] != 3:
-            raise DataError(os.path.join(path, "images.npz"),
-                            f"expected uint8 pixels of shape [n, h, w, 3], got {pixels.shape}")
-        return ImageSource(item_ids=[str(i) for i in dataset.item_ids], pixels=pixels, dataset_path=path)
-    raise DataError(os.path.join(path, "items.tsv"),
-                    "the data set has no 'image' column and no images.npz: no images to extract features from")
-
-
-def resolve_out(out, source):
-    """Output path: a bare name with a data set means ``<dataset>/features/<name>.npz``."""
-    if source.dataset_path is not None and os.sep not in out and "/" not in out:
-        name = out[:-4] if out.endswith(".npz") else out
-        return os.path.join(source.dataset_path, "features", name + ".npz")
-    out = os.path.abspath(out)
-    return out if out.endswith(".npz") else out + ".npz"
-
-
-# ---------------------------------------------------------------------------------------------
-# The model
-# ---------------------------------------------------------------------------------------------
-
-class HubExtractor:
-    """Loads a TF-Hub handle and turns batches of ``[0, 1]`` images into ``[n, d]`` vectors."""
-
-    def __init__(self, handle, signature=None, output_key=None, image_size=None, pixel_range="0,1", loaded=None):
-        """``loaded``: the object ``hub.load(handle)`` returned, if the caller already has it."""
-        import tensorflow as tf
-        from tfvrec.features import import_hub
-
-        self.handle = handle
-        if loaded is not None:
-            self.obj = loaded
-        else:
-            hub = import_hub()
-            try:
-                self.obj = hub.load(handle)
-            except Exception as e:  # missing dir, not a SavedModel, offline URL, ...
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise DataError(handle, f"cannot load this TF-Hub handle ({first})") from None
-        self.signature, self.fn, spec, self.input_name = self._choose_function(signature)
-        self.output_key = output_key
-        self.input_dtype = spec.dtype if spec is not None else tf.float32
-        shape = spec.shape if spec is not None and spec.shape.rank is not None else tf.TensorShape([None] * 4)
-        if shape.rank != 4 or (shape[-1] is not None and shape[-1] != 3):
-            raise DataError(handle, f"{self.signature} takes input of shape {shape}; expected RGB images "
-                                    "[batch, height, width, 3]")
-        fixed = [d for d in shape[1:3] if d is not None]
-        if fixed:
-            if len(fixed) != 2 or fixed[0] != fixed[1]:
-                raise DataError(handle, f"{self.signature} takes non-square images {shape}; not supported")
-            if image_size is not None and image_size != fixed[0]:
-                raise DataError(handle, f"{self.signature} takes {fixed[0]}x{fixed[0]} images, "
-                                        f"but --image-size {image_size} was given")
-            self.image_size = int(fixed[0])
-        else:
-            self.image_size = int(image_size or DEFAULT_IMAGE_SIZE)
-        if self.input_dtype not in (tf.float32, tf.uint8):
-            raise DataError(handle, f"{self.signature} takes {self.input_dtype.name} images; "
-                                    "only float32 and uint8 inputs are supported")
-        self.pixel_range = PIXEL_RANGES[pixel_range]
-
-    def _choose_function(self, name):
-        signatures = dict(getattr(self.obj, "signatures", {}) or {})
-        call = getattr(self.obj, "__call__", None)
-        call = call if hasattr(call, "concrete_functions") else None
-        if name is None:
-            for candidate in ("features", "__call__", "default", "serving_default"):
-                if candidate == "__call__" and call is not None or candidate in signatures:
-                    name = candidate
-                    break
-            else:
-                raise DataError(self.handle, "the model has no signatures and no __call__ function to extract with")
-        if name == "__call__":
-            if call is None:
-                raise DataError(self.handle, f"the model has no __call__ function; signatures: {sorted(signatures)}")
-            specs = []
-            for concrete in call.concrete_functions:
-                args, _ = concrete.structured_input_signature
-                if args and hasattr(args[0], "shape"):
-                    specs.append(args[0])
-            return name, call, (specs[0] if specs else None), None
-        if name not in signatures:
-            raise DataError(self.handle, f"the model has no signature {name!r}; available: "
-                                         f"{sorted(signatures) + (['__call__'] if call is not None else [])}")
-        fn = signatures[name]
-        _, kwargs = fn.structured_input_signature
-        if len(kwargs) != 1:
-            raise DataError(self.handle, f"signature {name!r} takes inputs {sorted(kwargs)}; expected a single "
-                                         "image input")
-        (input_name, spec), = kwargs.items()
-        return name, fn, spec, input_name
-
-    def __call__(self, images):
-        """``images``: float32 tensor ``[n, size, size, 3]`` in ``[0, 1]``; returns ``[n, d]`` float32."""
-        import tensorflow as tf
-
-        if self.input_dtype == tf.uint8:
-            images = tf.cast(tf.round(images * 255.0), tf.uint8)
-        elif self.pixel_range != (0.0, 1.0):
-            low, high = self.pixel_range
-            images = images * (high - low) + low
-        if self.input_name is None:
-            out = self.fn(images)
-        else:
-            out = self.fn(**{self.input_name: images})
-        if isinstance(out, dict):
-            keys = sorted(out)
-            key = self.output_key
-            if key is None:
-                key = keys[0] if len(keys) == 1 else next((k for k in FEATURE_KEYS if k in out), None)
-            if key not in out:
-                raise DataError(self.handle, f"{self.signature} returns {keys}; choose one with --output-key")
-            out = out[key]
-        elif self.output_key is not None:
-            raise DataError(self.handle, f"{self.signature} returns a single tensor; --output-key does not apply")
-        out = np.asarray(out.numpy() if hasattr(out, "numpy") else out, dtype=np.float32)
-        if out.ndim != 2 or len(out) != int(images.shape[0]):
-            raise DataError(self.handle, f"{self.signature} returns shape {out.shape} for {int(images.shape[0])} "
-                                         "images; expected [batch, d] feature vectors (pick a feature-vector "
-                                         "model or signature)")
-        return out
-
-    def identity(self):
-        handle = os.path.abspath(self.handle) if os.path.exists(self.handle) else self.handle
-        return {"handle": handle, "signature": self.signature, "output_key": self.output_key,
-                "image_size": self.image_size, "pixel_range": list(self.pixel_range)}
-
-
-# ---------------------------------------------------------------------------------------------
-# The tf.data pipeline
-# ---------------------------------------------------------------------------------------------
-
-def preprocess_image(image, size):
-    """uint8 ``[h, w, 3]`` -> float32 ``[size, size, 3]`` in ``[0, 1]``: centre square crop, resize.
-
-    Cropping the largest centred square and resizing it equals an aspect-preserving resize of the
-    shorter side to ``size`` followed by a centre crop (bilinear with antialiasing, so
-    downscaling averages instead of aliasing).
-    """
-    import tensorflow as tf
-
-    shape = tf.shape(image)
-    height, width = shape[0], shape[1]
-    side = tf.minimum(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    crop = image[top:top + side, left:left + side, :]
-    resized = tf.image.resize(tf.cast(crop, tf.float32), [size, size], method="bilinear", antialias=True)
-    return tf.clip_by_value(resized / 255.0, 0.0, 1.0)
-
-
-def decode_image_file(path):
-    """Read and decode one image file to uint8 ``[h, w, 3]`` (graph-compatible)."""
-    import tensorflow as tf
-
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
-
-
-def make_dataset(source, positions, size, batch_size):
-    """Batches of ``(position, image)`` for the given source positions, in order.
-
-    Files that fail to read or decode are dropped from the stream (``ignore_errors``); the
-    caller finds them as gaps in the positions.
-    """
-    import tensorflow as tf
-
-    autotune = tf.data.AUTOTUNE
-    positions = np.asarray(positions, dtype=np.int64)
-    if source.paths is not None:
-        paths = np.asarray([source.paths[p] for p in positions])
-        ds = tf.data.Dataset.from_tensor_slices((positions, paths))
-        ds = ds.map(lambda pos, path: (pos, preprocess_image(decode_image_file(path), size)),
-                    num_parallel_calls=autotune, deterministic=True)
-        ds = ds.ignore_errors(log_warning=False)
-    else:
-        ds = tf.data.Dataset.from_tensor_slices((positions, source.pixels[positions]))
-        ds = ds.map(lambda pos, image: (pos, preprocess_image(image, size)),
-                    num_parallel_calls=autotune, deterministic=True)
-    return ds.batch(batch_size).prefetch(autotune)
-
-
-def diagnose(path):
-    """Why a file could not be used (the reader's own error message)."""
-    import tensorflow as tf
-
-    if not os.path.exists(path):
-        return "image file not found"
-    try:
-        image = decode_image_file(tf.constant(path))
-        if int(tf.size(image)) == 0:
-            return "image has no pixels"
-    except tf.errors.OpError as e:
-        return f"cannot read or decode image ({clean_tf_message(e.message)})"
-    except Exception as e:  # noqa: BLE001 - report whatever the reader said
-        return f"cannot read or decode image ({type(e).__name__}: {e})"
-    return "image could not be processed"
-
-
-# ---------------------------------------------------------------------------------------------
 # Extraction with resumable partial results
 # ---------------------------------------------------------------------------------------------
 

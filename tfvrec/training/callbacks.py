@@ -8,7 +8,6 @@ import json
 import os
 import time
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -87,11 +86,3 @@ class ValidationEarlyStopping(tf.keras.callbacks.Callback):
                              self.metric, self.state.wait, self.state.best_value, self.state.best_epoch)
                 self.model.stop_training = True
         self.state.save()
-
-
-def subset_users(heldout_users, max_users, seed):
-    """A fixed random subset of users for per-epoch validation."""
-    users = np.asarray(sorted(heldout_users))
-    if max_users and len(users) > max_users:
-        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
-    return users

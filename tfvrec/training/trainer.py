@@ -21,12 +21,13 @@ from absl import logging
 from tfvrec import config as config_lib
 from tfvrec import registry
 from tfvrec.data.resolve import resolve_dataset
-from tfvrec.evaluation import evaluator, protocols
 from tfvrec.models import create_model
 from tfvrec.training import callbacks as callbacks_lib
 from tfvrec.training.distribution import configure_devices, create_strategy, is_chief
 from tfvrec.training.lazy_adam import LazyAdam
 
+# How a run is evaluated unless its model package says otherwise (``ModelSpec.evaluation``).
+DEFAULT_EVALUATION = "tfvrec.evaluation.user_items"
 # Config sections whose change makes an existing run's checkpoints meaningless.
 _RUN_IDENTITY = ("model", "data")
 
@@ -87,8 +88,10 @@ def build_model(config, dataset, strategy):
     return model
 
 
-def train(config):
-    """Train (or resume) the run described by ``config``; evaluate; return the results."""
+def train(config, return_model=False):
+    """Train (or resume) the run described by ``config``; evaluate; return the results table's
+    rows ``[(scorer name, EvalResult)]`` — and the trained in-memory model (best weights
+    restored, as evaluated) with ``return_model``."""
     configure_devices(config.runtime)
     tf.keras.utils.set_random_seed(config.runtime.seed)
     strategy = create_strategy(config.runtime)
@@ -112,7 +115,8 @@ def train(config):
     model = build_model(config, dataset, strategy)
     # Under MultiWorkerMirroredStrategy every worker takes part in each checkpoint save
     # (reading mirrored variables is collective); non-chief workers write to scratch.
-    write_dir = model_dir if chief else tempfile.mkdtemp(prefix="tfvrec-worker-")
+    os.makedirs(model_dir, exist_ok=True)
+    write_dir = model_dir if chief else tempfile.mkdtemp(prefix=".worker-scratch-", dir=model_dir)
     checkpoint = tf.train.Checkpoint(model=model)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"), max_to_keep=2)
     best_manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints", "best"),
@@ -151,13 +155,14 @@ def train(config):
         state.save()
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
-        return []
+        return ([], model) if return_model else []
     restore_best(model, model_dir)
-    return evaluate_run(config, dataset, model)
+    rows = evaluate_run(config, dataset, model)
+    return (rows, model) if return_model else rows
 
 
 def run_warm_starts(config, dataset, model):
-    """The model package's warm starts (`tfvrec.training.warm_start`): train or reuse each
+    """The model package's warm starts (`tfvrec.registry.WarmStart`): train or reuse each
     source run, restore it into a model built on this data set, load it into ``model``."""
     spec = registry.model_spec(config.model.name)
     if not spec.warm_starts:
@@ -184,39 +189,10 @@ def run_warm_starts(config, dataset, model):
         logging.info("%s: %s initialised from the run %s", config.model.name, warm.what, run)
 
 
-class _UserItemEvaluation:
-    """The default evaluation: the user–item protocols (`tfvrec.evaluation`) against baselines."""
-
-    @staticmethod
-    def make_validation(config, dataset, model, validation):
-        trainer = config.trainer
-        heldout = evaluator.heldout_by_user(validation)
-        users = set(callbacks_lib.subset_users(heldout, trainer.validation_max_users, config.runtime.seed))
-        heldout = {u: v for u, v in heldout.items() if u in users}
-        exclude = evaluator.exclusions(dataset, heldout, extra_frames=[validation])
-
-        def evaluate_validation():
-            # Deterministic (hash-seeded), so every worker takes the same early-stopping decision.
-            return protocols.evaluate(model, heldout, exclude, dataset.num_items, trainer.validation_protocol,
-                                      ks=_validation_ks(trainer.validation_metric), repeats=1,
-                                      seed=config.runtime.seed)
-        return evaluate_validation
-
-    @staticmethod
-    def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, protocol_names=None,
-                     write=True):
-        return evaluate_user_items(config, dataset, model, heldout_frame, heldout_name, protocol_names, write)
-
-
 def _evaluation_module(config):
     """The model package's evaluation (``ModelSpec.evaluation``), or the user–item one."""
     spec = registry.model_spec(config.model.name)
-    return registry.resolve(spec.evaluation) if spec.evaluation else _UserItemEvaluation
-
-
-def _validation_ks(metric):
-    """Cut-offs the validation metric needs: ``hr@10`` → (10,); ``auc`` (no cut-off) → (10,)."""
-    return (int(metric.split("@")[-1]),) if "@" in metric else (10,)
+    return registry.resolve(spec.evaluation or DEFAULT_EVALUATION)
 
 
 def restore_best(model, model_dir):
@@ -246,34 +222,3 @@ def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, 
     return _evaluation_module(config).evaluate_run(config, dataset, model, heldout_frame=heldout_frame,
                                                    heldout_name=heldout_name, protocol_names=protocol_names,
                                                    write=write)
-
-
-def evaluate_user_items(config, dataset, model, heldout_frame=None, heldout_name=None, protocol_names=None,
-                        write=True):
-    """Evaluate on the configured split (or an explicit held-out frame); print and write the table."""
-    ev = config.eval
-    if heldout_frame is None:
-        split = ev.split if ev.split in dataset.interactions else "validation"
-        if split not in dataset.interactions:
-            logging.warning("No '%s' or 'validation' split: nothing to evaluate", ev.split)
-            return []
-        heldout_frame, heldout_name = dataset.split(split), f"split '{split}'"
-    heldout = evaluator.heldout_by_user(heldout_frame)
-    scorers = {config.model.name: model}
-    scorers.update(evaluator.baseline_scorers(ev.baselines, dataset, config, heldout))
-    rows = evaluator.evaluate_scorers(scorers, dataset, heldout, protocol_names or ev.protocols, ev.ks,
-                                      ev.repeats, ev.seed, extra_frames=[heldout_frame])
-    title = f"{config.model.name} on {dataset.name}, {heldout_name} ({len(heldout)} users)"
-    if getattr(model, "evaluation_note", ""):  # e.g. what a content model's item vectors are
-        title += f"; {model.evaluation_note}"
-    results = [result for _, result in rows]
-    labels = [name for name, _ in rows]
-    columns = [m if m == "auc" else f"{m}@{k}" for m in ev.table_metrics for k in (ev.ks if m != "auc" else [0])]
-    print(protocols.format_table(results, title=title, row_labels=labels, metrics=columns or None), flush=True)
-    if write:
-        path = os.path.join(config.runtime.model_dir, "metrics.json")
-        protocols.write_metrics_json(path, results, extra={"title": title, "rows": labels,
-                                                            "model": config.model.name, "dataset": dataset.name,
-                                                            "heldout": heldout_name})
-        logging.info("Wrote %s", path)
-    return rows

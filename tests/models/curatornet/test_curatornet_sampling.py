@@ -6,7 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfvrec.models.curatornet.sampling import HashSet, PurchaseHistory, TripletSampler, visual_clusters
+from tfvrec.hashing import HashSet
+from tfvrec.models.curatornet.clusters import visual_clusters
+from tfvrec.models.curatornet.history import PurchaseHistory
+from tfvrec.models.curatornet.sampling import TripletSampler
 
 # Ten items: artist and visual cluster of each (-1: no artist).
 ARTIST = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, -1])

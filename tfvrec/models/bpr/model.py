@@ -10,7 +10,7 @@ Ranking from Implicit Feedback*, UAI 2009.
 - Learning (LearnBPR, §4.3): (u, i) drawn uniformly *with replacement* (bootstrap),
   which is what the input pipeline does; Adam replaces plain SGD.
 
-It is HASC's baseline and the source of HASC's initial P and W (Wu et al., §5.1).
+It is HASC's baseline and the source of HASC's initial P and W (Wu et al., §4.1).
 The item bias is folded into the item vector ([q_i, b_i]) and a constant 1 appended
 to the user vector ([p_u, 1]), so the towers' dot product is the exact score and a
 retrieval index over item vectors needs no separate bias.

@@ -1,7 +1,8 @@
 """CuratorNet (Cartagena et al., *CuratorNet: Visually-aware Recommendation of Art Images*).
 
 Files: ``config.py`` (section ``model.curatornet``), ``model.py`` (the towers and the
-loss), ``sampling.py`` (visual clusters, guidelines D1–D6), ``baselines.py``
+loss), ``sampling.py`` (guidelines D1–D6) with ``clusters.py`` (visual clusters) and
+``history.py`` (purchase baskets), ``baselines.py``
 (VisRank, VBPR, Oracle) with ``vbpr.py`` (the VBPR model), ``cold_start.py`` (new
 users and items without retraining: ``tfvrec recommend``), ``serving.py`` (export).
 """

@@ -1,4 +1,4 @@
-"""The baselines of CuratorNet's Table 2 (Cartagena et al., §4.3; SPEC §3), as evaluation scorers.
+"""The baselines of CuratorNet's Table 2 (Cartagena et al., §4.3), as evaluation scorers.
 
 Registered with `tfvrec.registry.register_baseline` (``eval.baselines``):
 

@@ -1,7 +1,7 @@
 """CuratorNet: visually-aware recommendation from a purchase (or like) history.
 
 Cartagena, Messina, Parra, Ruiz, ... *CuratorNet: Visually-aware Recommendation of
-Art Images* (SPEC §3; paper in /work/shared/papers/002_*).
+Art Images*.
 
 - Items are frozen content vectors f_i (paper: ResNet50 embeddings). The item tower
   Φ (§3.4): Dense(200, selu) → Dense(200, selu), *shared* by candidate items and the
@@ -32,7 +32,9 @@ from absl import logging
 from tfvrec.errors import ConfigError
 from tfvrec.models.base import RecommenderModel, pairwise_task
 from tfvrec.models.curatornet.config import check
-from tfvrec.models.curatornet.sampling import PurchaseHistory, TripletSampler, describe, visual_clusters
+from tfvrec.models.curatornet.clusters import visual_clusters
+from tfvrec.models.curatornet.history import PurchaseHistory
+from tfvrec.models.curatornet.sampling import TripletSampler, describe
 from tfvrec.tasks import PairwiseRankingTask
 
 

@@ -1,15 +1,14 @@
 """CuratorNet's training triplets: visual clusters and the six sampling guidelines.
 
-Cartagena et al., *CuratorNet*, §3.5 (SPEC §3). A training triplet is ``(P, i, j)``:
+Cartagena et al., *CuratorNet*, §3.5. A training triplet is ``(P, i, j)``:
 a profile P (a set of items standing for a user), an item i the profile should rank
 above item j. Notation of the paper's Table 1: a user's purchase baskets
 ``P_{u,0..N_u-1}`` in time order, ``I_u^+`` all items the user bought, ``I^+_{u,k}``
 those bought up to basket k, ``A_u`` / ``VC_u`` the artists / visual clusters of
 ``I_u^+``, ``a_i`` / ``vc_i`` the artist / visual cluster of item i.
 
-Visual clusters: PCA of the item embeddings to 200 dimensions, k-means with k=100
-run 20 times, keep the run with the best silhouette coefficient
-(:func:`visual_clusters`).
+Visual clusters come from `tfvrec.models.curatornet.clusters`, purchase histories
+from `tfvrec.models.curatornet.history`.
 
 Guidelines (eqs. 8-13); "a negative j avoids u" means j ∉ I_u^+, a_j ∉ A_u, vc_j ∉ VC_u:
 
@@ -48,116 +47,17 @@ import dataclasses
 from typing import Dict, Iterator, List, Optional
 
 import numpy as np
-import pandas as pd
 from absl import logging
 
-from tfvrec.hashing import mix64
+from tfvrec.hashing import HashSet, mix64
 from tfvrec.models.curatornet.config import GUIDELINES
+from tfvrec.models.curatornet.history import PurchaseHistory
 
 # Guidelines whose negatives must avoid the user's artists and visual clusters.
 _AVOIDING = ("D1", "D2", "D3")
 _NO_SKIP = -1
 _BLOCK_USERS = 512  # users per block when building per-user item masks
 _REJECTION_ROUNDS = 32
-
-
-# ----------------------------------------------------------------------------- visual clusters
-
-def visual_clusters(vectors, dims=200, num_clusters=100, restarts=20, seed=0, silhouette_sample=0):
-    """Cluster items by their embeddings: PCA → ``dims``, k-means, best silhouette of ``restarts`` runs.
-
-    Returns ``(labels int64 [n], info)`` with ``info`` holding the silhouette of every
-    run and the one kept. ``silhouette_sample > 0`` scores each run on that many
-    random items (the same ones for every run) instead of all of them.
-    """
-    from sklearn.cluster import KMeans
-    from sklearn.decomposition import PCA
-    from sklearn.metrics import silhouette_score
-
-    vectors = np.asarray(vectors, dtype=np.float32)
-    n, d = vectors.shape
-    if n < 3:
-        raise ValueError(f"visual clusters need at least 3 items, got {n}")
-    k = int(min(num_clusters, n - 1))
-    dims = int(min(dims, d, n))
-    reduced = PCA(n_components=dims, random_state=seed).fit_transform(vectors) if dims < d else vectors
-    rows = np.arange(n)
-    if 0 < silhouette_sample < n:
-        rows = np.sort(np.random.default_rng([seed, 7]).choice(n, silhouette_sample, replace=False))
-    best, scores = None, []
-    for run in range(restarts):
-        labels = KMeans(n_clusters=k, n_init=1, random_state=seed * 1000 + run).fit_predict(reduced)
-        sub = labels[rows]
-        score = float(silhouette_score(reduced[rows], sub)) if len(np.unique(sub)) > 1 else -1.0
-        scores.append(score)
-        if best is None or score > best[0]:
-            best = (score, labels.astype(np.int64))
-    info = {"pca_dims": dims, "clusters": k, "restarts": restarts, "silhouettes": scores, "silhouette": best[0]}
-    logging.info("Visual clusters: PCA %d → %d dims, k-means k=%d, best silhouette %.4f of %d runs", d, dims, k,
-                 best[0], restarts)
-    return best[1], info
-
-
-# ----------------------------------------------------------------------------- purchase history
-
-@dataclasses.dataclass
-class PurchaseHistory:
-    """The training split as chronological baskets, in CSR layout.
-
-    ``items`` lists every purchase sorted by (user, basket time); user u's purchases
-    are ``items[user_start[u]:user_start[u + 1]]``, basket b's are
-    ``items[basket_start[b]:basket_start[b + 1]]``. So ``I^+_{u,k}`` (everything up to
-    basket k) is a contiguous range too.
-    """
-
-    num_users: int
-    num_items: int
-    items: np.ndarray
-    user_start: np.ndarray
-    basket_start: np.ndarray
-    basket_user: np.ndarray
-    purchase_basket: np.ndarray  # basket of each purchase
-    has_baskets: bool
-    basket_source: str  # where baskets came from, for the log
-
-    @classmethod
-    def from_frame(cls, frame, num_users, num_items):
-        """From an interaction frame (user, item[, timestamp][, basket]) of int indices."""
-        users = frame["user"].to_numpy(np.int64)
-        order_in_file = np.arange(len(frame))
-        time = frame["timestamp"].to_numpy(np.int64) if "timestamp" in frame else order_in_file
-        if "basket" in frame:
-            key, source = frame["basket"].astype(str).to_numpy(), "the basket column"
-        elif "timestamp" in frame:
-            key, source = time, "user + timestamp (no basket column)"
-        else:
-            key, source = order_in_file, "none: one purchase per basket (no basket or timestamp column)"
-        basket_code = pd.factorize(pd.MultiIndex.from_arrays([users, key]))[0]
-        basket_time = pd.Series(time).groupby(basket_code).transform("min").to_numpy()
-        order = np.lexsort((order_in_file, basket_code, basket_time, users))
-        users, basket_code = users[order], basket_code[order]
-        items = frame["item"].to_numpy(np.int64)[order]
-        new_basket = np.r_[True, (basket_code[1:] != basket_code[:-1]) | (users[1:] != users[:-1])]
-        basket_start = np.r_[np.flatnonzero(new_basket), len(items)].astype(np.int64)
-        purchase_basket = np.cumsum(new_basket) - 1
-        return cls(num_users=int(num_users), num_items=int(num_items), items=items,
-                   user_start=np.searchsorted(users, np.arange(num_users + 1)).astype(np.int64),
-                   basket_start=basket_start, basket_user=users[basket_start[:-1]],
-                   purchase_basket=purchase_basket.astype(np.int64),
-                   has_baskets="basket" in frame or "timestamp" in frame, basket_source=source)
-
-    def purchase_user(self):
-        return np.repeat(np.arange(self.num_users), np.diff(self.user_start))
-
-    def recent_profiles(self, cap):
-        """``(row_splits, items)``: each user's purchases, the most recent ``cap`` (0 = all)."""
-        start, end = self.user_start[:-1], self.user_start[1:]
-        if cap:
-            start = np.maximum(start, end - cap)
-        lengths = end - start
-        splits = np.r_[0, np.cumsum(lengths)].astype(np.int64)
-        positions = np.repeat(start - splits[:-1], lengths) + np.arange(splits[-1])
-        return splits, self.items[positions]
 
 
 # ----------------------------------------------------------------------------- triplets
@@ -189,40 +89,6 @@ class Triplets:
     def concat(parts):
         return Triplets(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
                            for f in dataclasses.fields(Triplets)})
-
-
-class HashSet:
-    """A set of uint64 hashes as sorted runs merged like a log-structured merge tree.
-
-    8 bytes per member plus a transient copy while merging; membership of a chunk is
-    one ``searchsorted`` per run (O(log n) runs).
-    """
-
-    def __init__(self):
-        self.runs: List[np.ndarray] = []
-
-    def __len__(self):
-        return sum(len(r) for r in self.runs)
-
-    @property
-    def nbytes(self):
-        return sum(r.nbytes for r in self.runs)
-
-    def contains(self, hashes):
-        found = np.zeros(len(hashes), dtype=bool)
-        for run in self.runs:
-            at = np.minimum(np.searchsorted(run, hashes), len(run) - 1)
-            found |= run[at] == hashes
-        return found
-
-    def add(self, hashes):
-        """Add hashes known to be absent and distinct."""
-        if not len(hashes):
-            return
-        self.runs.append(np.sort(hashes))
-        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
-            last = self.runs.pop()
-            self.runs[-1] = np.sort(np.concatenate([self.runs[-1], last]), kind="stable")
 
 
 class TripletSampler:

@@ -4,7 +4,7 @@ Recommendation with Hierarchical Attention*).
 Plain dataclass (no TensorFlow import): `tfvrec.config` composes it into section
 ``model``. The model is `tfvrec.models.hasc.model`. ``EXPERIMENTS`` holds the
 registered experiment ``hasc``: its defaults for the other sections (the paper's
-protocol, §5.1).
+protocol, §4.1).
 
 The paper's ablations are config switches (Wu et al., Tables 3 and 4):
 

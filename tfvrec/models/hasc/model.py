@@ -1,8 +1,7 @@
 """HASC: hierarchical attention over social contextual aspects.
 
 Wu, Ge, Liu, Chen, Hong, Du, Wang, *Explainable Social Contextual Image
-Recommendation with Hierarchical Attention* (SPEC §4, which fills the paper's
-missing equations and fixes its loss).
+Recommendation with Hierarchical Attention*.
 
 Per user a: base P_a and auxiliary Q_a embeddings; per image i: base W_i and
 auxiliary X_i (all of size D). Three social contextual aspects:
@@ -10,7 +9,8 @@ auxiliary X_i (all of size D). Three social contextual aspects:
 - upload coherence (eqs. 5, 7, 8): the images a uploaded, L_a;
   e_aj = w2ᵀ ELU(W1 [P_a, Q_a, X_j, W_j, E F_a, E F_j] + b1),
   α = softmax over L_a, X̃_a = Σ α_aj X_j;
-- social influence (the paper's missing equation, SPEC §4): the users a follows, S_a;
+- social influence (the paper writes no equation for it; by analogy with eqs. 5, 7, 8):
+  the users a follows, S_a;
   e_ab = w2ᵀ ELU(W1 [P_a, Q_a, P_b, Q_b, E F_a, E F_b] + b1),
   β = softmax over S_a, Q̃_a = Σ β_ab Q_b;
 - creator admiration: the candidate's creator C_i, one element, Q_{C_i};
@@ -40,10 +40,10 @@ Ablations (Wu et al., Tables 3, 4): ``aspects`` ⊆ {upload, social, creator},
 ``attention`` ∈ {att, avg} (avg: α, β uniform over the list, γ uniform over the
 present aspects, the SVD++-like model), ``attention_inputs`` ⊆ {base, auxiliary}.
 
-Retrieval (SPEC §5): γ depends on the candidate's creator, so recommendation is
+Retrieval (`tfvrec.models.hasc.retrieval`): γ depends on the candidate's creator, so recommendation is
 two-stage: a dot-product index of [W_i, b_i] answers the query
 [P_a + γ'1 X̃_a + γ'2 Q̃_a, 1] (γ' = softmax over the two user-side aspects) for
-N ≫ K candidates, which are re-ranked with the exact score (`recommend`).
+N ≫ K candidates, which are re-ranked with the exact score.
 """
 import numpy as np
 import tensorflow as tf
@@ -343,7 +343,7 @@ class HASC(RecommenderModel):
         return bootstrap_pairs(dataset, trainer, seed)
 
     def load_bpr_weights(self, bpr_model, auxiliary_too=False):
-        """P ← BPR's user factors, W ← its item factors, b ← its item bias (the paper's §5.1:
+        """P ← BPR's user factors, W ← its item factors, b ← its item bias (the paper's §4.1:
         P and W start from a trained BPR; `tfvrec.models.hasc.warm_start`).
 
         With ``auxiliary_too`` also Q ← the user factors and X ← the item factors, which

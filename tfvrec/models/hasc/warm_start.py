@@ -1,4 +1,4 @@
-"""HASC starts P, W (and b) from a trained BPR-MF (Wu et al., §5.1), run by the trainer.
+"""HASC starts P, W (and b) from a trained BPR-MF (Wu et al., §4.1), run by the trainer.
 
 ``model.hasc.bpr_run`` names an existing BPR-MF run; empty: a BPR-MF is trained first
 into ``<model_dir>/bpr_init`` with the same data, trainer and runtime sections,
@@ -8,7 +8,7 @@ import copy
 import os
 
 from tfvrec.errors import ConfigError
-from tfvrec.training.warm_start import WarmStart
+from tfvrec.registry import WarmStart
 
 
 def bpr_init_config(config):
