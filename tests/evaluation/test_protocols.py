@@ -8,8 +8,9 @@ import pytest
 
 from tfvrec.evaluation import metrics as metrics_lib
 from tfvrec.evaluation.baselines import PopularityScorer, RandomScorer
-from tfvrec.evaluation.protocols import (EvalResult, FullScorer, ProtocolSpec, Scorer, evaluate, format_table,
-                                         items_by_user, parse_protocol, read_metrics_json, write_metrics_json)
+from tfvrec.evaluation.protocols import (EvalResult, FullScorer, ProtocolSpec, Scorer, evaluate, items_by_user,
+                                         parse_protocol)
+from tfvrec.evaluation.report import format_table, read_metrics_json, write_metrics_json
 
 NUM_ITEMS = 400
 

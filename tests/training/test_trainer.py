@@ -180,7 +180,7 @@ def test_cli_evaluate_on_explicit_heldout_file(trained_run, planted, tmp_path):
                      "--repeats", "3")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "sampled:20" in result.stdout and "heldout.tsv" in result.stdout
-    metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
+    metrics = json.load(open(os.path.join(model_dir, "metrics-heldout.json")))
     assert metrics["results"][0]["protocol"] == "sampled:20" and metrics["results"][0]["repeats"] == 3
     assert metrics["results"][0]["metrics"]["hr@5"] > metrics["results"][2]["metrics"]["hr@5"]  # bpr > random
 

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 
 from tfvrec import registry
-from tfvrec.evaluation import baselines, protocols
+from tfvrec.data.splits import known_splits
+from tfvrec.evaluation import baselines, comparison, protocols
 
 
 def heldout_by_user(frame):
@@ -12,13 +13,15 @@ def heldout_by_user(frame):
     return {int(u): np.sort(np.asarray(items, dtype=np.int64)) for u, items in grouped.items()}
 
 
-def exclusions(dataset, heldout, extra_frames=()):
-    """Per user: every item the user is known to have interacted with, except the held-out ones.
-
-    Known = all splits of the data set (and any extra held-out frames). Held-out items
-    stay rankable in full ranking; sampled negatives never come from known items.
+def exclusions(dataset, heldout, judged=None):
+    """Per user: the items the user is known to have interacted with when split ``judged`` is
+    evaluated (`tfvrec.data.splits.known_splits`; None: an explicit held-out file, judged
+    against every split), except the held-out ones. Held-out items stay rankable in full
+    ranking; sampled negatives never come from known items.
     """
-    frames = list(dataset.interactions.values()) + list(extra_frames)
+    frames = [dataset.split(name) for name in known_splits(dataset, judged)]
+    if not frames:
+        return {user: np.empty(0, np.int64) for user in heldout}
     known = pd.concat([f[["user", "item"]] for f in frames]).drop_duplicates()
     by_user = known.groupby("user")["item"].unique()
     out = {}
@@ -49,13 +52,14 @@ def baseline_scorers(names, dataset, config, heldout):
     return {name: factory(dataset, config, heldout) for name, factory in factories.items()}
 
 
-def evaluate_scorers(scorers, dataset, heldout, protocol_names, ks, repeats, seed, extra_frames=()):
-    """Returns ``[(scorer_name, EvalResult)]`` for every scorer × protocol."""
-    exclude = exclusions(dataset, heldout, extra_frames)
+def evaluate_scorers(scorers, dataset, heldout, protocol_names, ks, repeats, seed, judged=None):
+    """Returns ``[(scorer_name, EvalResult)]`` for every scorer × protocol (``judged``: see `exclusions`),
+    each with 95% intervals over users and, after the first scorer, its paired test against it."""
+    exclude = exclusions(dataset, heldout, judged)
     rows = []
     for protocol in protocol_names:
         for name, scorer in scorers.items():
             result = protocols.evaluate(scorer, heldout, exclude, dataset.num_items, protocol, ks=tuple(ks),
-                                        repeats=repeats, seed=seed)
+                                        repeats=repeats, seed=seed, per_user=True)
             rows.append((name, result))
-    return rows
+    return comparison.compare(rows)

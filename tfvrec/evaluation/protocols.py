@@ -25,12 +25,9 @@ of a random ranking, never the optimistic ones, and the result does not depend o
 ``batch_size`` or on the order of candidates.
 """
 import dataclasses
-import json
 import math
-import os
 import re
-import tempfile
-from typing import Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Union, runtime_checkable
+from typing import Dict, Iterable, Mapping, Optional, Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
 
@@ -127,6 +124,11 @@ class EvalResult:
     # evaluated with the same seed (same candidates). Not written to metrics.json.
     users: Optional[np.ndarray] = dataclasses.field(default=None, repr=False, compare=False)
     per_user: Optional[Dict[str, np.ndarray]] = dataclasses.field(default=None, repr=False, compare=False)
+    # 95% confidence interval of each figure over users ([low, high]; `tfvrec.evaluation.comparison`),
+    # and the paired test of the table's first row against this one (metric -> PairedTest dict).
+    ci: Dict[str, list] = dataclasses.field(default_factory=dict)
+    compared_with: str = ""
+    comparison: Dict[str, dict] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -136,6 +138,9 @@ class EvalResult:
             "metrics": {name: _json_float(value) for name, value in self.metrics.items()},
             "std": {name: _json_float(value) for name, value in self.std.items()},
             "info": _json_safe(self.info),
+            "ci95": _json_safe(self.ci),
+            "compared_with": self.compared_with,
+            "paired_test": _json_safe(self.comparison),
         }
 
     @classmethod
@@ -143,7 +148,9 @@ class EvalResult:
         def floats(values):
             return {name: (math.nan if value is None else float(value)) for name, value in values.items()}
         return cls(protocol=data["protocol"], repeats=int(data["repeats"]), num_users=int(data["num_users"]),
-                   metrics=floats(data["metrics"]), std=floats(data["std"]), info=dict(data.get("info", {})))
+                   metrics=floats(data["metrics"]), std=floats(data["std"]), info=dict(data.get("info", {})),
+                   ci=dict(data.get("ci95", {})), compared_with=data.get("compared_with", ""),
+                   comparison=dict(data.get("paired_test", {})))
 
     def describe_protocol(self) -> str:
         """How a figure of this result was obtained, e.g. ``sampled:100, 10 repeats: mean ± std``."""
@@ -417,93 +424,6 @@ def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-# -- reporting ------------------------------------------------------------------------------
-
-_DISPLAY = {"hr": "HR", "ndcg": "nDCG", "precision": "P", "recall": "R", "f1": "F1"}
-
-
-def display_name(metric: str) -> str:
-    """``hr@5`` -> ``HR@5``, ``ndcg@20`` -> ``nDCG@20``, ``auc`` -> ``AUC``."""
-    prefix, _, k = metric.partition("@")
-    return f"{_DISPLAY[prefix]}@{k}" if k and prefix in _DISPLAY else metric.upper()
-
-
-def _metric_order(name):
-    prefix, _, k = name.partition("@")
-    if prefix in metrics_lib.METRIC_PREFIXES and k.isdigit():
-        return (0, metrics_lib.METRIC_PREFIXES.index(prefix), int(k), name)
-    return (1, 0, 0, name)  # auc and any other figure after the cut-off metrics
-
-
-def format_table(results: List[EvalResult], title: str = "", row_labels: Optional[Sequence[str]] = None,
-                 metrics: Optional[Sequence[str]] = None, digits: int = 4) -> str:
-    """A Markdown-style pipe table (readable as plain text), one row per result.
-
-    Each row names its protocol, e.g. ``sampled:100, 10 repeats: mean ± std``, and each
-    figure of a repeated protocol is printed as ``mean ± std``; so no figure can be read
-    without the protocol that produced it. ``metrics`` picks and orders the columns
-    (default: every metric of the results, grouped by metric then cut-off, AUC last).
-    """
-    results = list(results)
-    if row_labels is not None and len(row_labels) != len(results):
-        raise ValueError(f"{len(row_labels)} row labels for {len(results)} results")
-    if metrics is None:
-        metrics = sorted({name for result in results for name in result.metrics}, key=_metric_order)
-    header = ([] if row_labels is None else ["model"]) + ["protocol", "users"] + [display_name(m) for m in metrics]
-    rows = []
-    for index, result in enumerate(results):
-        cells = [] if row_labels is None else [str(row_labels[index])]
-        cells += [result.describe_protocol(), str(result.num_users)]
-        for name in metrics:
-            if name not in result.metrics:
-                cells.append("—")
-            elif result.repeats > 1:
-                cells.append(f"{result.metrics[name]:.{digits}f} ± {result.std.get(name, math.nan):.{digits}f}")
-            else:
-                cells.append(f"{result.metrics[name]:.{digits}f}")
-        rows.append(cells)
-    widths = [max(len(line[i]) for line in [header] + rows) for i in range(len(header))]
-    lines = [title] if title else []
-    lines.append("| " + " | ".join(cell.ljust(w) for cell, w in zip(header, widths)) + " |")
-    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    lines += ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def write_metrics_json(path: str, results: List[EvalResult], extra: Optional[Mapping] = None) -> None:
-    """Write ``{"results": [EvalResult.to_dict(), ...], **extra}`` atomically (temp file + rename).
-
-    Readers (dashboards, the benchmark report) never see a half-written file, and a crash
-    leaves the previous file intact. Non-finite figures are written as ``null`` so the
-    file stays strict JSON.
-    """
-    payload = {"results": [result.to_dict() for result in results]}
-    for key, value in (extra or {}).items():
-        if key in payload:
-            raise ValueError(f"extra may not override the {key!r} key")
-        payload[key] = _json_safe(value)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as f:
-            json.dump(payload, f, indent=2, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
-def read_metrics_json(path: str) -> List[EvalResult]:
-    """The results of a file written by :func:`write_metrics_json`."""
-    with open(path) as f:
-        return [EvalResult.from_dict(entry) for entry in json.load(f)["results"]]
 
 
 def _json_float(value):

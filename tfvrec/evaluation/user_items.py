@@ -13,7 +13,7 @@ import os
 import numpy as np
 from absl import logging
 
-from tfvrec.evaluation import evaluator, protocols
+from tfvrec.evaluation import evaluator, protocols, report
 
 
 def subset_users(heldout_users, max_users, seed):
@@ -34,7 +34,7 @@ def make_validation(config, dataset, model, validation):
     heldout = evaluator.heldout_by_user(validation)
     users = set(subset_users(heldout, trainer.validation_max_users, config.runtime.seed))
     heldout = {u: v for u, v in heldout.items() if u in users}
-    exclude = evaluator.exclusions(dataset, heldout, extra_frames=[validation])
+    exclude = evaluator.exclusions(dataset, heldout, judged=trainer.validation_split)
 
     def evaluate_validation():
         # Deterministic (hash-seeded), so every worker takes the same early-stopping decision.
@@ -47,28 +47,37 @@ def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, 
                  write=True):
     """Evaluate on the configured split (or an explicit held-out frame); print and write the table."""
     ev = config.eval
+    judged = None  # an explicit held-out frame is judged against every split of the data set
     if heldout_frame is None:
-        split = ev.split if ev.split in dataset.interactions else "validation"
-        if split not in dataset.interactions:
+        judged = ev.split if ev.split in dataset.interactions else "validation"
+        if judged not in dataset.interactions:
             logging.warning("No '%s' or 'validation' split: nothing to evaluate", ev.split)
             return []
-        heldout_frame, heldout_name = dataset.split(split), f"split '{split}'"
+        heldout_frame, heldout_name = dataset.split(judged), f"split '{judged}'"
     heldout = evaluator.heldout_by_user(heldout_frame)
     scorers = {config.model.name: model}
     scorers.update(evaluator.baseline_scorers(ev.baselines, dataset, config, heldout))
     rows = evaluator.evaluate_scorers(scorers, dataset, heldout, protocol_names or ev.protocols, ev.ks,
-                                      ev.repeats, ev.seed, extra_frames=[heldout_frame])
+                                      ev.repeats, ev.seed, judged=judged)
     title = f"{config.model.name} on {dataset.name}, {heldout_name} ({len(heldout)} users)"
     if getattr(model, "evaluation_note", ""):  # e.g. what a content model's item vectors are
         title += f"; {model.evaluation_note}"
     results = [result for _, result in rows]
     labels = [name for name, _ in rows]
     columns = [m if m == "auc" else f"{m}@{k}" for m in ev.table_metrics for k in (ev.ks if m != "auc" else [0])]
-    print(protocols.format_table(results, title=title, row_labels=labels, metrics=columns or None), flush=True)
+    print(report.format_table(results, title=title, row_labels=labels, metrics=columns or None), flush=True)
     if write:
-        path = os.path.join(config.runtime.model_dir, "metrics.json")
-        protocols.write_metrics_json(path, results, extra={"title": title, "rows": labels,
+        # The run's own figures stay in metrics.json; an explicit held-out file gets a file of its own.
+        name = "metrics.json" if judged is not None else f"metrics-{_stem(heldout_name)}.json"
+        path = os.path.join(config.runtime.model_dir, name)
+        report.write_metrics_json(path, results, extra={"title": title, "rows": labels,
                                                             "model": config.model.name, "dataset": dataset.name,
                                                             "heldout": heldout_name})
-        logging.info("Wrote %s", path)
+        print(f"Wrote {path}", flush=True)
     return rows
+
+
+def _stem(heldout_name):
+    """``path/to/likes_val.tsv`` → ``likes_val`` (a file-name-safe name of an explicit held-out file)."""
+    stem = os.path.splitext(os.path.basename(str(heldout_name)))[0]
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "heldout"

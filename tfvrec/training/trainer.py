@@ -14,12 +14,12 @@ import os
 import shutil
 import tempfile
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from tfvrec import config as config_lib
 from tfvrec import registry
+from tfvrec.data import splits
 from tfvrec.data.resolve import resolve_dataset
 from tfvrec.models import create_model
 from tfvrec.training import callbacks as callbacks_lib
@@ -62,22 +62,6 @@ def _check_same_run(config, model_dir):
                 f"section (changed: {changed}); use a new runtime.model_dir or delete the old run")
 
 
-def split_train_holdout(dataset, seed):
-    """One random training interaction per user (with ≥3) held out for early stopping.
-
-    Used when the data set's own validation split is the evaluation target (e.g.
-    Flickr F.S's likes_val.tsv), so model selection never sees the reported split.
-    """
-    train = dataset.split("train")
-    rng = np.random.default_rng(seed)
-    counts = train.groupby("user")["item"].transform("size").values
-    shuffled = train.assign(_r=rng.random(len(train)), _n=counts)
-    pick = shuffled[shuffled["_n"] >= 3].sort_values("_r").drop_duplicates("user").index
-    holdout = train.loc[pick].reset_index(drop=True)
-    dataset.interactions["train"] = train.drop(index=pick).reset_index(drop=True)
-    return holdout
-
-
 def build_model(config, dataset, strategy):
     with strategy.scope():
         model = create_model(config, dataset)
@@ -103,14 +87,7 @@ def train(config, return_model=False):
 
     dataset = resolve_dataset(config.data)
     trainer = config.trainer
-    validation = None
-    if trainer.validation_split == "train_holdout":
-        validation = split_train_holdout(dataset, config.runtime.seed)
-    elif trainer.validation_split and trainer.validation_split in dataset.interactions:
-        validation = dataset.split(trainer.validation_split)
-    elif trainer.validation_split:
-        logging.warning("No '%s' split in %s: training without validation or early stopping",
-                        trainer.validation_split, dataset.path)
+    validation = splits.validation_frame(config, dataset)  # carves train_holdout when asked
 
     model = build_model(config, dataset, strategy)
     # Under MultiWorkerMirroredStrategy every worker takes part in each checkpoint save
@@ -211,6 +188,7 @@ def load_run(model_dir):
     config = config_lib.read_params(model_dir)
     configure_devices(dataclasses.replace(config.runtime, logical_cpus=0))
     dataset = resolve_dataset(config.data)
+    splits.validation_frame(config, dataset)  # the splits of training time (train_holdout carved again)
     model = build_model(config, dataset, tf.distribute.get_strategy())
     restore_best(model, model_dir)
     return config, dataset, model

@@ -343,10 +343,14 @@ def test_cli_recommend_and_evaluate_on_an_explicit_test_file(trained, tmp_path):
     heldout = tmp_path / "heldout.tsv"
     heldout.write_text("user\titem\n" + "".join(f"{dataset.user_ids[u]}\t{dataset.item_ids[i]}\n"
                                                 for u, i in zip(test["user"], test["item"])))
+    own = open(os.path.join(model_dir, "metrics.json")).read()
     result = run_cli("evaluate", "--run", model_dir, "--test", str(heldout))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "heldout.tsv" in result.stdout and "R@20" in result.stdout
-    metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
+    # Never overwrite results: the explicit file's figures go to metrics-heldout.json.
+    assert open(os.path.join(model_dir, "metrics.json")).read() == own
+    assert os.path.join(model_dir, "metrics-heldout.json") in result.stdout
+    metrics = json.load(open(os.path.join(model_dir, "metrics-heldout.json")))
     assert metrics["heldout"] == str(heldout)
     # The explicit file holds the test split: the same figures as the training run's evaluation.
     assert metrics["results"][0]["metrics"]["auc"] == pytest.approx(results["curatornet"].metrics["auc"], abs=1e-9)

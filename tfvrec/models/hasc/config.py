@@ -14,7 +14,7 @@ The paper's ablations are config switches (Wu et al., Tables 3 and 4):
   attention nets; visual input is on when ``data.features`` names a feature set.
 """
 import dataclasses
-from typing import List
+from typing import Dict, List
 
 from tfvrec.errors import ConfigError
 
@@ -45,6 +45,9 @@ class HASCConfig:
     # trainer and runtime sections, model.bpr for λ and init, and embedding_dim = D.
     init_from_bpr: bool = True
     bpr_run: str = ""
+    # Overrides of the BPR-MF init run's config when it is trained here (as ``--set``:
+    # "trainer.learning_rate": "0.001"), e.g. to train it at its own learning rate.
+    bpr_init_overrides: Dict[str, str] = dataclasses.field(default_factory=dict)
     # Q and X: "random" (small values, the paper) or "bpr" (Q ← BPR's user factors, X ← its
     # item factors: each aspect starts as the neighbourhood model of eq. 4).
     auxiliary_init: str = "random"

@@ -12,11 +12,19 @@ from tfvrec.registry import WarmStart
 
 
 def bpr_init_config(config):
-    """The BPR-MF run that initialises a HASC run without ``model.hasc.bpr_run``."""
+    """The BPR-MF run that initialises a HASC run without ``model.hasc.bpr_run``: HASC's config
+    with ``model.name: bpr``, D, ``<model_dir>/bpr_init`` and ``model.hasc.bpr_init_overrides``."""
+    from tfvrec import config as config_lib
     bpr = copy.deepcopy(config)
     bpr.model.name = "bpr"
     bpr.model.bpr.embedding_dim = config.model.hasc.embedding_dim
     bpr.runtime.model_dir = os.path.join(config.runtime.model_dir, "bpr_init")
+    for key, value in config.model.hasc.bpr_init_overrides.items():
+        if key.split(".")[0] == "runtime" or key in ("model.name", "model.bpr.embedding_dim"):
+            raise ConfigError(f"model.hasc.bpr_init_overrides: {key!r} cannot change (the BPR-MF init must be a "
+                              "BPR-MF of HASC's D, in <model_dir>/bpr_init)")
+        config_lib.override(bpr, config_lib.parse_set(f"{key}={value}"),
+                            source=f"model.hasc.bpr_init_overrides[{key!r}]")
     return bpr
 
 
