@@ -14,9 +14,17 @@ $(STAMP): setup.py
 
 setup: $(STAMP)
 
-# The main job on the embedded default: BPR-MF on the synthetic world.
+# The zoo's point on the embedded synthetic image world: CuratorNet against VisRank, VBPR,
+# BPR-MF, popularity and random (configs/demo.yaml), then what to try next.
 demo: setup
-	$(VENV)/bin/tfvrec train --config configs/bpr_synthetic.yaml
+	$(VENV)/bin/tfvrec train --config configs/demo.yaml
+	@echo ""
+	@echo "Next:"
+	@echo "  $(VENV)/bin/tensorboard --logdir runs/demo/tensorboard          # training curves"
+	@echo "  $(VENV)/bin/tfvrec recommend --run runs/demo --user u001 -k 5    # top-K for a known user"
+	@echo "  $(VENV)/bin/tfvrec export --run runs/demo --out export/models/demo"
+	@echo "  $(VENV)/bin/tfvrec serve --model_config_file export/models.config --port 8500 --rest_port 8501"
+	@echo "  docs/python_api.md: the same from Python; docs/models/: every model of the zoo"
 
 test: setup
 	$(VENV)/bin/ruff check .

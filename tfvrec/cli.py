@@ -15,6 +15,7 @@ import tfvrec  # noqa: F401  (selects tf-keras before TensorFlow is imported)
 # ``func``); model packages add theirs through the registry (``ModelSpec.commands``).
 COMMAND_MODULES = (
     "tfvrec.features.extract",  # tfvrec features
+    "tfvrec.inference",  # tfvrec recommend
     "tfvrec.serving.cli",  # tfvrec export | serve | index
 )
 

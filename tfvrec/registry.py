@@ -79,7 +79,9 @@ class ModelSpec:
       (or reuses) and loads into a fresh model before its first epoch;
     - ``evaluation``: a module with ``make_validation`` and ``evaluate_run`` for models
       that are not evaluated by the user–item protocols (e.g. tag recommenders);
-    - ``commands``: a module with ``register_cli(subparsers)`` (model-specific verbs).
+    - ``commands``: a module with ``register_cli(subparsers)`` (model-specific verbs);
+    - ``cold_start``: ``run_cli(args)`` answering ``tfvrec recommend --items ...`` for a new
+      user (content models; `tfvrec.inference`).
     """
 
     name: str
@@ -92,6 +94,7 @@ class ModelSpec:
     warm_starts: str = ""
     evaluation: str = ""
     commands: str = ""
+    cold_start: str = ""
     summary: str = ""  # one line: the paper
 
 

@@ -209,3 +209,15 @@ def test_bad_sampler_settings_fail_clearly(bad):
     with pytest.raises(ValueError, match="sampling must be|unknown guideline"):
         TripletSampler(tiny_history(), ARTIST, CLUSTER, **bad)
 
+
+
+def test_negatives_follow_the_scan_rule_for_items_without_an_artist():
+    """a_j ∉ A_u: an item without an artist shares none with the user, even a user who bought one."""
+    frame = pd.DataFrame({"user": [0, 0, 1], "item": [0, 1, 4], "timestamp": [1, 2, 1]})
+    history = PurchaseHistory.from_frame(frame, num_users=2, num_items=5)
+    # items 0, 2, 3 have no artist; item 1 is by artist 0, item 4 by artist 1
+    sampler = TripletSampler(history, item_artist=np.array([-1, 0, -1, -1, 1]), guidelines=["D1", "D2", "D3"])
+    counts, _, _ = sampler._scan_users()
+    assert counts[0] == 3  # user 0: items 2, 3 (no artist) and 4 (another artist) avoid them
+    drawn = sampler._negatives(np.random.default_rng(0), "avoid", np.zeros(300, np.int64), np.zeros(300, np.int64))
+    assert set(drawn) == {2, 3, 4}

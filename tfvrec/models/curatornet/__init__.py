@@ -12,5 +12,5 @@ from tfvrec.models.curatornet.config import EXPERIMENTS, CuratorNetConfig, check
 registry.register_model(registry.ModelSpec(
     name="curatornet", config=CuratorNetConfig, experiments=EXPERIMENTS, check=check,
     create="tfvrec.models.curatornet.model:create", serving="tfvrec.models.curatornet.serving:build",
-    baselines="tfvrec.models.curatornet.baselines", commands="tfvrec.models.curatornet.cold_start",
+    baselines="tfvrec.models.curatornet.baselines", cold_start="tfvrec.models.curatornet.cold_start:run_cli",
     summary="Cartagena et al., CuratorNet: Visually-aware Recommendation of Art Images"))

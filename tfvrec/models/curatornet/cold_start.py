@@ -16,7 +16,7 @@ Python::
     recommend("runs/curatornet_synthetic", profile_items=["i0042", "i1337"], k=10,
               extra_items={"new_painting": vector})       # -> [{"item", "score", "new"}, ...]
 
-Command line::
+Command line (the ``recommend`` verb of `tfvrec.inference`)::
 
     tfvrec recommend --run runs/curatornet_synthetic --items i0042 i1337 -k 10
     tfvrec recommend --run DIR --embeddings profile.npz --new-items new_items.npz --json
@@ -175,7 +175,8 @@ def _read_new_items(path, rec):
     return list(frame["item"]), rec.content_for_artists(list(frame["artist"]), source=path)
 
 
-def _run(args):
+def run_cli(args):
+    """``tfvrec recommend --items / --embeddings`` for a CuratorNet run (`tfvrec.inference`)."""
     from tfvrec.data import features as features_lib
     rec = recommender(args.run)
     items = [i for chunk in (args.items or []) for i in chunk.split(",") if i]
@@ -193,20 +194,3 @@ def _run(args):
     print(f"{'rank':>4}  {'item':<{width}}  {'score':>10}")
     for rank, r in enumerate(results, 1):
         print(f"{rank:>4}  {r['item']:<{width}}  {r['score']:>10.4f}{'  (new)' if r['new'] else ''}")
-
-
-def register_cli(subparsers):
-    parser = subparsers.add_parser(
-        "recommend", help="top-K for a new user (liked item ids or embeddings), new items included, no retraining")
-    parser.add_argument("--run", required=True, help="run directory of a trained content model (curatornet)")
-    parser.add_argument("--items", nargs="+", metavar="ID", help="liked item ids (space or comma separated)")
-    parser.add_argument("--embeddings", metavar="FILE.npz",
-                        help="content vectors of further liked items (feature file: item, features)")
-    parser.add_argument("--new-items", metavar="FILE",
-                        help="new items to rank with the catalogue: a feature file (.npz), or a table with columns "
-                             "item, artist for artist one-hot models")
-    parser.add_argument("-k", "--k", type=int, default=10, help="number of recommendations (default 10)")
-    parser.add_argument("--include-profile", action="store_true", help="allow the profile's own items in the list")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.set_defaults(func=_run)
-    return parser

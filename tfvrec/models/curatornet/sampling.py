@@ -128,7 +128,11 @@ class TripletSampler:
         self.purchase_user = h.purchase_user()
         counts = np.diff(h.user_start)
         self.item_keys = np.unique(self.purchase_user * h.num_items + h.items)
-        self.artist_keys = np.unique(self.purchase_user * (self.num_artists + 1) + self.artist[h.items])
+        # A_u: the artists of the user's purchases; an item without an artist adds none, so
+        # items without an artist never share one with the user (the per-user scan's rule too).
+        with_artist = self.artist[h.items] < self.num_artists
+        self.artist_keys = np.unique(self.purchase_user[with_artist] * (self.num_artists + 1)
+                                     + self.artist[h.items][with_artist])
         self.cluster_keys = np.unique(self.purchase_user * self.num_clusters + self.cluster[h.items])
         if not self.has_artists:
             self.notes.append("no artists: negatives do not avoid the user's artists")

@@ -1,0 +1,45 @@
+"""BPR-MF as a baseline row of any user–item table (``eval.baselines: [bpr]``).
+
+The baseline is a full BPR-MF run of the engine, trained once into
+``<model_dir>/baselines/bpr-<digest>/`` (reused, or resumed, on the next evaluation):
+the run's data, seed and validation rule (split, protocol, metric, users, patience),
+``model.bpr`` from the run's config, and the BPR experiment's own trainer settings
+(lazy Adam, one pass over the training likes per epoch, early stopping) — the same
+tuning effort the model gets from the trainer, on the same validation rule.
+"""
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+
+from tfvrec import registry
+
+_VALIDATION_KEYS = ("validation_split", "validation_protocol", "validation_metric", "validation_max_users",
+                    "early_stopping_patience", "checkpoint_every_steps", "verbose")
+
+
+def baseline_config(config):
+    """The BPR-MF run behind the ``bpr`` baseline of run ``config``."""
+    from tfvrec import config as config_lib
+    bpr = config_lib.get_experiment("bpr")
+    bpr.data = copy.deepcopy(config.data)
+    bpr.runtime = copy.deepcopy(config.runtime)
+    bpr.model.bpr = copy.deepcopy(config.model.bpr)
+    for key in _VALIDATION_KEYS:
+        setattr(bpr.trainer, key, getattr(config.trainer, key))
+    bpr.eval = dataclasses.replace(config.eval, baselines=[])
+    payload = {k: dataclasses.asdict(getattr(bpr, k)) for k in ("data", "model", "trainer")}
+    payload["seed"] = bpr.runtime.seed
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    bpr.runtime.model_dir = os.path.join(config.runtime.model_dir, "baselines", f"bpr-{digest}")
+    return bpr
+
+
+@registry.register_baseline("bpr")
+def _bpr(dataset, config, heldout):
+    from tfvrec.training import trainer
+    run = baseline_config(config)
+    if not trainer.is_finished(run.runtime.model_dir):
+        trainer.train(run)
+    return trainer.load_run(run.runtime.model_dir)[2]
