@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-10)
 
-.PHONY: setup demo test bench-bpr bench-hasc clean
+.PHONY: setup demo test bench-bpr bench-hasc bench-retrieval clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench-bpr: setup
 # Hours on 2 CPU cores; reuses finished runs and resumes killed ones from runs/bench_hasc_flickr/.
 bench-hasc: setup
 	$(PY) tools/bench_hasc_flickr.py
+
+# tfrs' retrieval objective vs the pairwise one (CuratorNet on UGallery and posters, BPR-MF on F.S).
+bench-retrieval: setup
+	$(PY) tools/bench_retrieval.py
 
 clean:
 	rm -rf runs data_cache

@@ -24,12 +24,10 @@ import yaml
 from tfvrec import registry
 from tfvrec.data.synthetic import SyntheticWorldConfig
 from tfvrec.errors import ConfigError
+from tfvrec.objectives import LOSSES  # the objectives a model section may name in its ``loss`` key
 
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "override", "parse_set", "read_params",
            "write_params", "from_dict", "to_dict", "get_experiment", "experiment_names"]
-
-# Pairwise losses a model section may name in its ``loss`` key (`tfvrec.losses.get`).
-LOSSES = ("logistic", "hinge")
 
 
 # ---------------------------------------------------------------------------- sections

@@ -5,11 +5,24 @@ import tensorflow_recommenders as tfrs
 
 from tfvrec import losses
 from tfvrec.tasks import PairwiseRankingTask
+from tfvrec.tasks.retrieval import RetrievalTask
 
 
 def pairwise_task(section):
-    """The ranking task of a model config section: its ``loss`` by name (and ``margin``)."""
+    """The task of a model config section's ``loss``: a pairwise loss by name (and ``margin``),
+    or ``retrieval`` (`tfvrec.tasks.retrieval`, with ``section.retrieval``'s options)."""
+    if section.loss == "retrieval":
+        r = section.retrieval
+        return RetrievalTask(temperature=r.temperature, remove_accidental_hits=r.remove_accidental_hits,
+                             cross_replica=r.cross_replica)
     return PairwiseRankingTask(loss=losses.get(section.loss, margin=section.margin))
+
+
+def item_frequency(dataset):
+    """Share of the training interactions on each item ``[num_items]`` (float32): how often the
+    bootstrap draws it as a positive, hence as an in-batch negative (the log-Q of retrieval)."""
+    counts = np.bincount(dataset.split("train")["item"].to_numpy(np.int64), minlength=dataset.num_items)
+    return (counts / max(1, counts.sum())).astype(np.float32)
 
 
 class RecommenderModel(tfrs.models.Model):
@@ -33,6 +46,33 @@ class RecommenderModel(tfrs.models.Model):
         global batch like the ranking loss)."""
         labels = tf.concat([tf.ones_like(scores[:, :1]), tf.zeros_like(scores[:, 1:])], axis=1)
         loss = self.task(labels, scores)
+        if l2 and squared_norms is not None:
+            loss += l2 * tf.nn.compute_average_loss(squared_norms)
+        return loss
+
+    def retrieval_loss(self, query, positives, positive_ids, negatives=None, negative_ids=None, squared_norms=None,
+                       l2=0.0, options=None, frequency=None):
+        """``self.task`` (a `RetrievalTask`) on queries ``[B, d]`` and their positives ``[B, d]``,
+        with the examples' sampled negatives ``[B, n, d]`` as extra candidates when
+        ``options.extra_negatives``, plus ``l2 × mean(squared_norms)``.
+
+        With ``options.logq_correction``, each candidate's logit is corrected by log Q(i): the
+        candidate pool mixes positives drawn ∝ ``frequency`` (per item) and n uniform
+        negatives per positive, so Q(i) ∝ frequency_i + n / num_items.
+        """
+        extra = None
+        k = 0
+        if options.extra_negatives and negatives is not None:
+            k = tf.shape(negative_ids)[1]
+            extra = [tf.reshape(negatives, [-1, tf.shape(negatives)[-1]]), tf.reshape(negative_ids, [-1]), None]
+        probability = None
+        if options.logq_correction and frequency is not None:
+            uniform = tf.cast(k, tf.float32) / tf.cast(tf.size(frequency), tf.float32)
+            probability = tf.gather(frequency, positive_ids) + uniform
+            if extra is not None:
+                extra[2] = tf.gather(frequency, extra[1]) + uniform
+        loss = self.task(query, positives, positive_ids, candidate_sampling_probability=probability,
+                         extra=tuple(extra) if extra is not None else None)
         if l2 and squared_norms is not None:
             loss += l2 * tf.nn.compute_average_loss(squared_norms)
         return loss

@@ -2,6 +2,7 @@
 import dataclasses
 
 from tfvrec.errors import ConfigError
+from tfvrec.objectives import RetrievalConfig
 
 
 @dataclasses.dataclass
@@ -11,8 +12,11 @@ class BPRConfig:
     l2: float = 1e-5  # λ on the embeddings touched by a batch (and the item bias)
     use_item_bias: bool = True
     init_stddev: float = 0.01
-    loss: str = "logistic"  # BPR-Opt's −ln σ(x_ui − x_uj); "hinge": max(0, margin − (x_ui − x_uj))
+    # BPR-Opt's −ln σ(x_ui − x_uj); "hinge": max(0, margin − (x_ui − x_uj)); "retrieval": tfrs'
+    # in-batch softmax (tfvrec.objectives), with `retrieval`'s options.
+    loss: str = "logistic"
     margin: float = 1.0  # hinge loss only
+    retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
 
 
 # The default experiment: every other section at its defaults.

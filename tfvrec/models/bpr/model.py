@@ -19,7 +19,7 @@ import math
 
 import tensorflow as tf
 
-from tfvrec.models.base import RecommenderModel, pairwise_task, positive_keys, sample_negatives
+from tfvrec.models.base import RecommenderModel, item_frequency, pairwise_task, positive_keys, sample_negatives
 from tfvrec.tasks import PairwiseRankingTask
 
 
@@ -48,9 +48,13 @@ class BPRMF(RecommenderModel):
     """BPR-MF as a tfrs model: two embedding towers, dot-product score, pairwise task."""
 
     def __init__(self, num_users, num_items, embedding_dim=64, l2=1e-5, use_item_bias=True, init_stddev=0.01,
-                 task=None):
+                 task=None, retrieval=None, item_frequency=None):
+        """``retrieval``: the `tfvrec.objectives.RetrievalConfig` when ``task`` is the retrieval
+        objective (None: pairwise); ``item_frequency`` [num_items] for its log-Q correction."""
         super().__init__()
         self.num_users, self.num_items, self.l2 = num_users, num_items, l2
+        self.retrieval = retrieval
+        self.item_frequency = None if item_frequency is None else tf.constant(item_frequency, tf.float32)
         self.user_model = user_tower(num_users, embedding_dim, use_item_bias, init_stddev)
         self.item_model = item_tower(num_items, embedding_dim, use_item_bias, init_stddev)
         self.task = task if task is not None else PairwiseRankingTask()
@@ -69,6 +73,8 @@ class BPRMF(RecommenderModel):
                          transpose_b=True)
 
     def compute_loss(self, inputs, training=False):
+        if self.retrieval is not None:
+            return self._retrieval_loss(inputs)
         items = tf.concat([inputs["positive"][:, None], inputs["negatives"]], axis=1)
         u = self.user_model(inputs["user"])
         v = tf.reshape(self.item_model(tf.reshape(items, [-1])), tf.concat([tf.shape(items), [-1]], 0))
@@ -77,6 +83,18 @@ class BPRMF(RecommenderModel):
         norms = tf.reduce_sum(tf.square(tf.cast(u, tf.float32)), -1) + \
             tf.reduce_sum(tf.square(tf.cast(v, tf.float32)), [-2, -1])
         return self.ranking_loss(scores, norms, self.l2)
+
+    def _retrieval_loss(self, inputs):
+        """The retrieval objective: each user against every positive of the global batch (and
+        the sampled negatives), log-Q corrected by item frequency; λ as in the pairwise loss."""
+        u = self.user_model(inputs["user"])
+        positive = self.item_model(inputs["positive"])
+        negatives = inputs["negatives"]
+        v = tf.reshape(self.item_model(tf.reshape(negatives, [-1])), tf.concat([tf.shape(negatives), [-1]], 0))
+        norms = tf.reduce_sum(tf.square(tf.cast(u, tf.float32)), -1) + tf.reduce_sum(
+            tf.square(tf.cast(positive, tf.float32)), -1) + tf.reduce_sum(tf.square(tf.cast(v, tf.float32)), [-2, -1])
+        return self.retrieval_loss(u, positive, inputs["positive"], v, negatives, norms, self.l2,
+                                   options=self.retrieval, frequency=self.item_frequency)
 
     def make_train_dataset(self, dataset, trainer, seed):
         return bootstrap_pairs(dataset, trainer, seed)
@@ -109,5 +127,8 @@ def bootstrap_pairs(dataset, trainer, seed):
 
 def create(config, dataset):
     c = config.model.bpr
+    retrieval = c.loss == "retrieval"
     return BPRMF(dataset.num_users, dataset.num_items, embedding_dim=c.embedding_dim, l2=c.l2,
-                 use_item_bias=c.use_item_bias, init_stddev=c.init_stddev, task=pairwise_task(c))
+                 use_item_bias=c.use_item_bias, init_stddev=c.init_stddev, task=pairwise_task(c),
+                 retrieval=c.retrieval if retrieval else None, item_frequency=item_frequency(dataset) if retrieval
+                 else None)

@@ -10,6 +10,7 @@ import dataclasses
 from typing import List
 
 from tfvrec.errors import ConfigError
+from tfvrec.objectives import RetrievalConfig
 
 GUIDELINES = ("D1", "D2", "D3", "D4", "D5", "D6")
 ITEM_CONTENT = ("features", "artist_onehot")
@@ -41,8 +42,12 @@ class CuratorNetConfig:
     item_units: int = 200  # shared item tower Φ: Dense(200, selu) → Dense(200, selu)
     profile_units: int = 300  # profile tower: [mean ‖ max] → 300 → 200 → 200 (selu)
     l2: float = 1e-4  # λ on every weight and bias (eq. 6)
-    loss: str = "logistic"  # eq. 6's −ln σ(x_ui − x_uj); "hinge": max(0, margin − (x_ui − x_uj))
+    # eq. 6's −ln σ(x_ui − x_uj); "hinge": max(0, margin − (x_ui − x_uj)); "retrieval": tfrs' in-batch
+    # softmax over the batch's positives (and each triplet's negative j), `retrieval`'s options.
+    loss: str = "logistic"
     margin: float = 1.0  # hinge loss only
+    # log-Q off by default: the guidelines, not item frequency, decide how often an item is a positive.
+    retrieval: RetrievalConfig = dataclasses.field(default_factory=lambda: RetrievalConfig(logq_correction=False))
 
     # Item content f_i. "features": the data set's feature set `data.features` (frozen
     # CNN embeddings, the paper's ResNet50 vectors). "artist_onehot": a one-hot vector of

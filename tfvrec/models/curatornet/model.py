@@ -30,7 +30,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvrec.errors import ConfigError
-from tfvrec.models.base import RecommenderModel, pairwise_task
+from tfvrec.models.base import RecommenderModel, item_frequency, pairwise_task
 from tfvrec.models.curatornet.config import check
 from tfvrec.models.curatornet.clusters import visual_clusters
 from tfvrec.models.curatornet.history import PurchaseHistory
@@ -124,6 +124,7 @@ class CuratorNet(RecommenderModel):
         self.profile_model = profile_tower(item_units, profile_units, l2)
         self.task = task if task is not None else PairwiseRankingTask()
         self.experiment_config = None  # set by create(): the sampler's settings
+        self.retrieval, self.item_frequency = None, None  # set by create() for ``loss: retrieval``
 
     # -- towers on ids ------------------------------------------------------------------
     def encode_items(self, ids):
@@ -180,6 +181,10 @@ class CuratorNet(RecommenderModel):
         in_profiles, of_positives, of_negatives = tf.split(
             position, tf.stack([tf.size(profiles.values), tf.size(positive), tf.size(negative)]))
         user = self.profile_model(profiles.with_values(tf.gather(vectors, in_profiles)))
+        if self.retrieval is not None:  # tfrs' softmax over the batch's positives (and the triplets' j)
+            return self.retrieval_loss(user, tf.gather(vectors, of_positives), positive,
+                                       tf.gather(vectors, of_negatives)[:, None], negative[:, None],
+                                       options=self.retrieval, frequency=self.item_frequency)
         x_ui = tf.reduce_sum(user * tf.gather(vectors, of_positives), axis=-1)
         x_uj = tf.reduce_sum(user * tf.gather(vectors, of_negatives), axis=-1)
         # λ‖Θ‖² comes from the layers' regularizers.
@@ -268,6 +273,8 @@ def create(config, dataset):
     model = CuratorNet(content, splits, items, item_units=c.item_units, profile_units=c.profile_units, l2=c.l2,
                        normalization=normalization, description=description, task=pairwise_task(c))
     model.experiment_config = config
+    if c.loss == "retrieval":
+        model.retrieval, model.item_frequency = c.retrieval, tf.constant(item_frequency(dataset))
     logging.info("CuratorNet: %s; profiles = the most recent %s training items", description,
                  c.max_profile_items or "all")
     return model

@@ -1,0 +1,58 @@
+"""tfrs' retrieval objective over the global batch: in-batch negatives gathered across replicas.
+
+``tfrs.tasks.Retrieval`` scores each query against the candidates it is given and applies
+a softmax cross-entropy with the query's own positive as the label (plus the options:
+temperature, log-Q correction, accidental-hit removal). Under ``tf.distribute`` each
+replica calls it on its share of the batch, so with N replicas every query sees 1/N of
+the in-batch negatives a single device sees — a different objective. `RetrievalTask`
+all-gathers the candidates first (inside the replica context, rolled so the replica's
+own positives come first and keep tfrs' diagonal labels), so N replicas compute the
+softmax of one device over the global batch; the per-example losses are averaged over
+the global batch (``tf.nn.compute_average_loss``), so the summed gradients equal one
+device's. ``cross_replica=False`` keeps tfrs' per-replica behaviour (for comparison).
+"""
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+
+def gather_across_replicas(values):
+    """``values`` of every replica concatenated along axis 0, this replica's first."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return values
+    gathered = context.all_gather(values, axis=0)
+    return tf.roll(gathered, -context.replica_id_in_sync_group * tf.shape(values)[0], axis=0)
+
+
+class RetrievalTask(tf.keras.layers.Layer, tfrs.tasks.Task):
+    """``tfrs.tasks.Retrieval`` on the global batch's candidates, averaged over the global batch."""
+
+    def __init__(self, temperature=1.0, remove_accidental_hits=True, cross_replica=True, metrics=None, name=None):
+        super().__init__(name=name)
+        self.cross_replica = cross_replica
+        self._retrieval = tfrs.tasks.Retrieval(
+            loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                         reduction=tf.keras.losses.Reduction.NONE),
+            metrics=metrics, temperature=temperature, remove_accidental_hits=remove_accidental_hits)
+
+    def call(self, query, candidates, candidate_ids, candidate_sampling_probability=None, extra=None,
+             compute_metrics=False):
+        """Loss of queries ``[B, d]`` whose positives are ``candidates`` ``[B, d]`` (ids ``[B]``).
+
+        ``extra``: optional ``(embeddings [M, d], ids [M], sampling probability [M] or None)``
+        of further negatives for every query (gathered across replicas too).
+        ``candidate_sampling_probability``: ``[B]`` (log-Q correction; None: none).
+        """
+        parts = [(candidates, candidate_ids, candidate_sampling_probability)]
+        if extra is not None:
+            parts.append(extra)
+        gather = gather_across_replicas if self.cross_replica else (lambda v: v)
+        embeddings = tf.concat([gather(tf.cast(e, tf.float32)) for e, _, _ in parts], axis=0)
+        ids = tf.concat([gather(i) for _, i, _ in parts], axis=0)
+        probability = None
+        if candidate_sampling_probability is not None:
+            probability = tf.concat([gather(tf.cast(p, tf.float32)) for _, _, p in parts], axis=0)
+        per_example = self._retrieval(tf.cast(query, tf.float32), embeddings,
+                                      candidate_sampling_probability=probability, candidate_ids=ids,
+                                      compute_metrics=compute_metrics, compute_batch_metrics=False)
+        return tf.nn.compute_average_loss(per_example)
