@@ -20,6 +20,7 @@ import tfvrec  # noqa: F401
 from tfvrec import benchmark_report
 from tfvrec import config as config_lib
 from tfvrec.data.resolve import expand_path
+from tfvrec.evaluation import significance
 from tfvrec.training import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,17 +65,24 @@ def main(argv=None):
         f" lr {config.trainer.learning_rate}, optimizer {config.trainer.optimizer}. Load average at the end:"
         f" {os.getloadavg()[0]:.1f} (2 cores, shared with other jobs).",
         "",
-        "| model | protocol | HR@5 | nDCG@5 | HR@10 | nDCG@10 | AUC |",
-        "|---|---|---|---|---|---|---|",
+        "| model | protocol | HR@5 | HR@5 95% CI | p (HR@5) | nDCG@5 | HR@10 | nDCG@10 | AUC |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, result in rows:
         m, s = result.metrics, result.std
         cell = (lambda k: f"{m[k]:.4f} ± {s[k]:.4f}") if result.repeats > 1 else (lambda k: f"{m[k]:.4f}")
         label = f"{result.protocol}" + (f" ({result.repeats} repeats, mean ± std)" if result.repeats > 1 else "")
-        lines.append(f"| {name} | {label} | {cell('hr@5')} | {cell('ndcg@5')} | {cell('hr@10')} | "
-                     f"{cell('ndcg@10')} | {cell('auc')} |")
-    lines += ["", "Paper reference (Wu et al., HASC, Table 2): BPR HR@5 ≈ 0.349 at 100 sampled "
-                  "negatives; ≈ 0.09 expected at 1000."]
+        low, high = result.ci.get("hr@5", (float("nan"), float("nan")))
+        test = result.comparison.get("hr@5")
+        p = "(reference)" if not test else significance.format_p(test["p_value"])
+        lines.append(f"| {name} | {label} | {cell('hr@5')} | [{low:.4f}, {high:.4f}] | {p} | {cell('ndcg@5')} | "
+                     f"{cell('hr@10')} | {cell('ndcg@10')} | {cell('auc')} |")
+    lines += ["", "± std: across the repeats of the sampled protocol; 95% CI: t interval over users; p: two-sided "
+                  "paired t-test over users of BPR-MF against the row (same candidates).",
+              "", "Paper reference (Wu et al., HASC, Table 2): BPR HR@5 ≈ 0.349 at 100 sampled "
+                  "negatives; ≈ 0.09 expected at 1000. Before the exclusion fix (a held-out training like could be "
+                  "drawn as a negative; validation knew the test items) the same run gave HR@5 0.3869 ± 0.0021 at "
+                  "N=100."]
     text = "\n".join(lines)
     benchmark_report.publish("bpr_flickr_fs", text, write=not args.no_report)
 
