@@ -116,6 +116,10 @@ class ExportConfig:
     scann_num_leaves: int = 0  # 0: about sqrt(number of items)
     scann_leaves_to_search: int = 0  # 0: about 10% of the leaves
     scann_dimensions_per_block: int = 2
+    # Sharded retrieval (`tfvrec.serving.sharded`): this export indexes only the items whose id
+    # hashes to shard `shard` of `num_shards` (every item stays known for profiles and scoring).
+    num_shards: int = 1
+    shard: int = 0
 
 
 @dataclasses.dataclass

@@ -23,7 +23,8 @@ from tfvrec.serving.module import PAD_SCORE, ServingModule
 from tfvrec.serving.parts import ExportError, ServingParts
 from tfvrec.serving.versions import write_version
 
-__all__ = ["ExportError", "PAD_SCORE", "export_model", "export_run", "serving_module", "apply_export_overrides"]
+__all__ = ["ExportError", "PAD_SCORE", "export_model", "export_run", "export_shards", "serving_module",
+           "apply_export_overrides"]
 
 
 def serving_module(config, dataset, model, new_items=None, replace_items=False):
@@ -94,6 +95,18 @@ def apply_export_overrides(config, index=None, max_k=None, sets=()):
     if max_k is not None:
         config_lib.override(config, {"export": {"max_k": max_k}}, source="--max_k")
     return config
+
+
+def export_shards(run_dir, out_dir, num_shards, **options):
+    """Export ``num_shards`` models ``<out_dir>-0 …``, shard s indexing the items of shard s
+    (`tfvrec.serving.sharded`); returns the list of `export_run` results."""
+    if num_shards < 2:
+        raise ExportError(f"--shards must be at least 2, got {num_shards}")
+    sets = list(options.pop("sets", ()))
+    base = os.path.normpath(out_dir)
+    return [export_run(run_dir, f"{base}-{shard}", sets=sets + [f"export.num_shards={num_shards}",
+                                                                  f"export.shard={shard}"], **options)
+            for shard in range(num_shards)]
 
 
 def export_run(run_dir, out_dir, version=None, index=None, max_k=None, sets=(), models_config=None,

@@ -32,6 +32,7 @@ brute force as well.
 import inspect
 import math
 import time
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -41,6 +42,15 @@ from tfvrec.serving.parts import (ExportError, QueryInput, ServingParts, Signatu
                                   with_checks)
 
 PAD_SCORE = float(np.finfo(np.float32).min)  # score of padding entries (item id "")
+
+
+def shard_rows(item_ids, num_shards, shard):
+    """Catalogue rows of the items in shard ``shard`` of ``num_shards``: by a stable hash of the id
+    (CRC-32), so adding items to the catalogue never moves an item to another shard."""
+    if num_shards == 1:
+        return np.arange(len(item_ids), dtype=np.int64)
+    codes = np.array([zlib.crc32(str(i).encode("utf-8")) % num_shards for i in item_ids], np.int64)
+    return np.flatnonzero(codes == shard).astype(np.int64)
 
 
 def _signature_function(name, inputs, impl):
@@ -112,7 +122,15 @@ class ServingModule(tf.Module):
         if c.max_k < 1 or c.default_k < 1 or c.default_k > c.max_k:
             raise ExportError(f"export.max_k={c.max_k} and export.default_k={c.default_k}: "
                               "need 1 ≤ default_k ≤ max_k")
-        self.max_k = min(c.max_k, self.num_items)
+        if not (c.num_shards >= 1 and 0 <= c.shard < c.num_shards):
+            raise ExportError(f"export.shard={c.shard} of export.num_shards={c.num_shards}: need 0 ≤ shard < "
+                              "num_shards")
+        self.num_shards, self.shard = c.num_shards, c.shard
+        index_rows = shard_rows(parts.item_ids, c.num_shards, c.shard)
+        if not len(index_rows):
+            raise ExportError(f"shard {c.shard} of {c.num_shards} holds no item (catalogue of {self.num_items})")
+        self.index_size = len(index_rows)
+        self.max_k = min(c.max_k, self.index_size)
         self.default_k = min(c.default_k, self.max_k)
         self.exclude_seen = c.exclude_seen
         self.rerank_candidates = max(1, c.rerank_candidates)
@@ -122,8 +140,17 @@ class ServingModule(tf.Module):
         item_ids = [str(i) for i in parts.item_ids]
         self.item_ids = tf.Variable(tf.constant(item_ids, tf.string), trainable=False, name="item_ids")
         self.item_vectors = tf.Variable(item_vectors, trainable=False, name="item_vectors")
+        self.sharded = c.num_shards > 1
+        if self.sharded:  # the index holds the shard's rows; every item stays known (profiles, exact scores)
+            position = np.full(self.num_items, -1, np.int64)
+            position[index_rows] = np.arange(len(index_rows))
+            self.index_rows = tf.Variable(index_rows, trainable=False, name="index_rows")
+            self.index_position = tf.Variable(position, trainable=False, name="index_position")
+            self.index_vectors = tf.Variable(item_vectors[index_rows], trainable=False, name="index_vectors")
+        else:
+            self.index_vectors = self.item_vectors
         if self.distance == "squared_l2":
-            self.item_sq_norms = tf.Variable(np.sum(item_vectors ** 2, axis=1), trainable=False,
+            self.item_sq_norms = tf.Variable(np.sum(item_vectors[index_rows] ** 2, axis=1), trainable=False,
                                              name="item_sq_norms")
         self.item_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(item_ids, tf.string),
@@ -149,7 +176,7 @@ class ServingModule(tf.Module):
 
         self.index_build_seconds = 0.0
         if c.index == "scann":
-            self.scann = self._build_scann(item_vectors, c)
+            self.scann = self._build_scann(item_vectors[index_rows], c)
         elif c.index != "brute_force":
             raise ExportError(f"export.index must be 'brute_force' or 'scann', got {c.index!r}")
 
@@ -164,7 +191,7 @@ class ServingModule(tf.Module):
             from scann.scann_ops.py import scann_ops  # noqa: F401  (registers the Scann ops)
         except ImportError as e:
             raise ExportError(f"export.index=scann needs the scann package ({e}); pip install 'scann[tf]'") from None
-        n = self.num_items
+        n = self.index_size
         leaves = c.scann_num_leaves or max(1, int(round(math.sqrt(n))))
         leaves = min(leaves, n)
         to_search = c.scann_leaves_to_search or max(1, int(math.ceil(leaves / 10)))
@@ -182,7 +209,7 @@ class ServingModule(tf.Module):
 
     def _index_scores(self, queries):
         """Brute force: ``[B, N]`` index scores (higher is better)."""
-        dots = tf.matmul(queries, self.item_vectors, transpose_b=True)
+        dots = tf.matmul(queries, self.index_vectors, transpose_b=True)
         if self.distance == "dot_product":
             return dots
         return 2.0 * dots - self.item_sq_norms[tf.newaxis, :] - tf.reduce_sum(tf.square(queries), -1, keepdims=True)
@@ -323,12 +350,27 @@ class ServingModule(tf.Module):
             exclusions = tf.concat([exclusions, self._explicit_exclusions(exclude, tf.shape(q)[0])], axis=1)
         exact = lambda rows: self._exact(query, rows)  # noqa: E731
         if self.index_kind == "brute_force":
-            return retrieval.brute_force_top_k(self._index_scores(q), exclusions, k,
-                                               exact_scores=exact if self.two_stage else None,
-                                               num_candidates=self.rerank_candidates)
+            if not self.sharded:
+                return retrieval.brute_force_top_k(self._index_scores(q), exclusions, k,
+                                                   exact_scores=exact if self.two_stage else None,
+                                                   num_candidates=self.rerank_candidates)
+            # Index positions of the shard ↔ catalogue rows.
+            positions = tf.gather(self.index_position, exclusions.flat_values)
+            local = tf.RaggedTensor.from_value_rowids(positions, exclusions.value_rowids(),
+                                                      nrows=tf.shape(q, out_type=tf.int64)[0])
+            local = tf.ragged.boolean_mask(local, local >= 0)
+            scores, found = retrieval.brute_force_top_k(
+                self._index_scores(q), local, k, num_candidates=self.rerank_candidates,
+                exact_scores=(lambda pos: exact(tf.gather(self.index_rows, pos))) if self.two_stage else None)
+            return scores, tf.gather(self.index_rows, found)
         extra = tf.cast(tf.reduce_max(tf.concat([exclusions.row_lengths(), [0]], 0)), tf.int32)
-        n = tf.minimum(tf.maximum(self.rerank_candidates, k) + extra, self.num_items)
+        n = tf.minimum(tf.maximum(self.rerank_candidates, k) + extra, self.index_size)
         _, candidates = self.scann(q, k=n)
+        if self.sharded:
+            candidates = tf.cast(candidates, tf.int64)
+            inside = tf.logical_and(candidates >= 0, candidates < self.index_size)
+            candidates = tf.where(inside, tf.gather(self.index_rows, tf.clip_by_value(candidates, 0,
+                                                                                        self.index_size - 1)), -1)
         return retrieval.ann_top_k(candidates, exclusions, self.num_items, k, exact)
 
     def check_k(self, k):
@@ -403,6 +445,7 @@ class ServingModule(tf.Module):
         """What the export holds, for ``assets.extra/tfvrec_export.json``."""
         return {"num_items": self.num_items, "num_users": self.num_users if self.has_users else 0, "dim": self.dim,
                 "index": self.index_kind, "distance": self.distance, "two_stage": self.two_stage,
+                "shard": self.shard, "num_shards": self.num_shards, "index_size": self.index_size,
                 "max_k": self.max_k, "default_k": self.default_k, "exclude_seen": self.exclude_seen,
                 "rerank_candidates": self.rerank_candidates, "scann": getattr(self, "scann_settings", None),
                 "index_build_seconds": round(self.index_build_seconds, 3), "signatures": self.signature_docs,
