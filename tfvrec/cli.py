@@ -59,7 +59,7 @@ def _evaluate(args):
     if args.repeats < 0:
         raise ConfigError(f"--repeats {args.repeats}: must be ≥ 1 (or 0 for the run's eval.repeats)")
     config = trainer.config_lib.read_params(args.run)
-    trainer.check_baselines(config, source=f"{args.run}/params.yaml: eval.baselines")
+    trainer.check_baselines(config, source=f"{args.run}/params.yaml")
     trainer.check_finished(args.run, allow_unfinished=args.allow_unfinished)
     config, dataset, model = trainer.load_run(args.run, allow_unfinished=True)
     if args.repeats:
@@ -113,7 +113,8 @@ environment error; 143 training answered SIGTERM by saving the run (train again 
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="tfvrec", description=__doc__.split("\n\n")[0].replace("\n", " "),
+    parser = argparse.ArgumentParser(prog="tfvrec", description="tfvrec: train, evaluate, export and serve "
+                                     "personalized, visually-aware image recommenders.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tfvrec {tfvrec.__version__}")
     parser.add_argument("--verbose", action="store_true",
@@ -173,6 +174,8 @@ def _quiet(verbose):
         # Read when TensorFlow's C++ library loads: 3 hides its ERROR lines too (cuInit on a machine
         # without a GPU, grappler's dumps); real failures still reach Python as exceptions.
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
+    if not verbose:  # gRPC's C++ core logs a failed bind itself; our message says it once
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
     logging.use_absl_handler()

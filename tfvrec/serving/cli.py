@@ -29,7 +29,8 @@ def _export(args):
     from tfvrec.serving.export import ExportError, export_run
     try:
         info = export_run(args.run, args.out, version=args.version, index=args.index, max_k=args.max_k,
-                          sets=args.set, models_config="" if args.no_model_config else args.model_config_file)
+                          sets=args.set, models_config="" if args.no_model_config else args.model_config_file,
+                          allow_unfinished=args.allow_unfinished)
     except ExportError as e:
         _fail("export", e)
     _report(info)
@@ -40,7 +41,8 @@ def _index(args):
     try:
         info = export_run(args.run, args.out, version=args.version, index=args.index, max_k=args.max_k,
                           sets=args.set, models_config="" if args.no_model_config else args.model_config_file,
-                          new_items_path=args.items, replace_items=args.replace)
+                          new_items_path=args.items, replace_items=args.replace,
+                          allow_unfinished=args.allow_unfinished)
     except ExportError as e:
         _fail("index", e)
     _report(info)
@@ -150,6 +152,9 @@ def _export_arguments(p, index_command=False):
                    help="override an export.* config key, e.g. --set export.default_k=20 (repeatable)")
     p.add_argument("--model_config_file", help="model_config_list to update (default: <out>/../../models.config)")
     p.add_argument("--no_model_config", action="store_true", help="do not write a models.config")
+    p.add_argument("--allow-unfinished", action="store_true",
+                   help="export a run that has not finished training (its best checkpoint so far; recorded in the "
+                        "version's assets.extra/tfvrec_export.json)")
 
 
 def register_cli(subparsers):

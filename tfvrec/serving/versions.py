@@ -15,6 +15,7 @@ checked to hold only stock TensorFlow ops (plus the ``Scann`` namespace for a Sc
 index), which is what a stock ``tensorflow_model_server`` can run.
 """
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -29,6 +30,57 @@ from tfvrec.serving.parts import ExportError
 
 SCANN_NAMESPACE = "Scann"
 TMP_PREFIX = ".tmp-"
+# A version being written is a hidden ``.tmp-*`` directory its writer holds an flock on; one
+# nobody holds is left by a killed export and is removed by the next export. Where flock is not
+# available (some network file systems), one older than this is taken as abandoned.
+STALE_SECONDS = 24 * 3600
+
+
+def _try_lock(path):
+    """An fd holding an exclusive flock on ``path``, or None if a live process holds it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return None
+        raise
+
+
+def clean_stale(base_path, now=None):
+    """Remove the ``.tmp-*`` directories of ``base_path`` whose writer is gone (killed exports).
+
+    Returns the names removed. A directory a running export holds is left alone."""
+    removed = []
+    if not os.path.isdir(base_path):
+        return removed
+    for entry in sorted(os.listdir(base_path)):
+        path = os.path.join(base_path, entry)
+        if not entry.startswith(TMP_PREFIX) or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        try:
+            fd = _try_lock(path)
+        except FileNotFoundError:
+            continue
+        except OSError:  # no flock here: fall back to the age
+            if (now or time.time()) - os.path.getmtime(path) > STALE_SECONDS:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(entry)
+            continue
+        if fd is None:
+            continue  # a running export
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(entry)
+        finally:
+            os.close(fd)
+    if removed:
+        from absl import logging
+        logging.info("Removed %d unfinished version(s) left by killed exports in %s: %s", len(removed), base_path,
+                     removed)
+    return removed
 
 
 def saved_model_ops(path):
@@ -111,7 +163,9 @@ def write_version(module, base_path, version=None, metadata=None, verify=True):
         raise ExportError(f"version must be a positive integer, got {version!r}")
     if explicit and os.path.exists(os.path.join(base_path, str(version))):
         raise ExportError(f"{base_path}/{version} already exists; versions are immutable, choose another")
+    clean_stale(base_path)
     tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=base_path)
+    held = _try_lock(tmp)  # held until the version is published: the mark of a live writer
     try:
         options = tf.saved_model.SaveOptions(
             namespace_whitelist=[SCANN_NAMESPACE] if module.index_kind == "scann" else None)
@@ -156,4 +210,7 @@ def write_version(module, base_path, version=None, metadata=None, verify=True):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if held is not None:
+            os.close(held)
     return version, final

@@ -114,12 +114,13 @@ def build_model(config, dataset, strategy):
     return model
 
 
-def check_baselines(config, source="eval.baselines"):
+def check_baselines(config, source=""):
     """Every ``eval.baselines`` name is registered (checked before any work)."""
+    from tfvrec.evaluation import evaluator  # noqa: F401  (registers the engine's own baselines)
     try:
         registry.load_baselines(config.eval.baselines)
     except LookupError as e:
-        raise config_lib.ConfigError(f"{source}: {e}") from None
+        raise config_lib.ConfigError(f"{source}: {e}" if source else str(e)) from None
 
 
 def train(config, return_model=False):
@@ -130,6 +131,7 @@ def train(config, return_model=False):
     Raises `runstate.RunDirectoryBusy` when another trainer holds the run directory and
     `runstate.Preempted` after answering a SIGTERM (the run is saved; train again to resume).
     """
+    check_baselines(config)  # names the config could not check without importing the models' TensorFlow code
     configure_devices(config.runtime)
     tf.keras.utils.set_random_seed(config.runtime.seed)
     strategy = create_strategy(config.runtime)
@@ -152,7 +154,6 @@ def _train(config, strategy, chief, sigterm, return_model):
             "cannot be resumed exactly; train into a new runtime.model_dir or delete this one")
     if state is not None:
         _check_same_run(config, model_dir)
-    check_baselines(config)
 
     dataset = resolve_dataset(config.data)
     trainer = config.trainer

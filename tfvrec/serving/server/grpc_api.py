@@ -50,8 +50,12 @@ def start_grpc(server, host, port, threads=16):
                                         get_model_status_pb2.GetModelStatusResponse),
     })
     grpc_server.add_generic_rpc_handlers((prediction, models))
-    bound = grpc_server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = grpc_server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpcio ≥ 1.5x raises instead of returning 0
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot bind gRPC to {host}:{port} (in use?)")
+        raise OSError(f"cannot bind gRPC to {host}:{port} (the port is in use, or the address is not this "
+                      "machine's); choose another --port")
     grpc_server.start()
     return grpc_server, bound
