@@ -184,11 +184,32 @@ def test_shipped_configs_by_name_and_in_the_package():
     assert config_lib.load_config(config_lib.resolve_config_path("hasc_synthetic")).model.name == "hasc"
 
 
-def test_quiet_by_default_verbose_on_request(tmp_path):
-    """TensorFlow's start-up lines (cuInit, absl's "Logging before flag parsing") only with --verbose."""
-    command = [sys.executable, "-m", "tfvrec", "evaluate", "--run", str(tmp_path / "nope")]
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    quiet = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
-    assert quiet.returncode == 2
-    assert "Logging before flag parsing" not in quiet.stderr and "cuInit" not in quiet.stderr
-    assert len(quiet.stderr.strip().splitlines()) == 1
+def test_quiet_by_default_verbose_on_request(mistakes, tmp_path):
+    """TensorFlow's start-up lines (cuInit, CPU features), absl's "Logging before flag parsing" and TF's
+    deprecation warnings only with --verbose."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GRPC_VERBOSITY")}
+    outputs = {}
+    for name, extra in (("quiet", []), ("verbose", ["--verbose"])):
+        result = subprocess.run([sys.executable, "-m", "tfvrec", "train", "--config", BPR, *extra,
+                                 "--set", "data.source=directory", "--set", f"data.path={mistakes['data']}",
+                                 "--set", f"runtime.model_dir={tmp_path / name}", "--set", "trainer.epochs=1",
+                                 "--set", "trainer.steps_per_epoch=3", "--set", "eval.protocols=[full]",
+                                 "--set", "eval.repeats=1", "--set", "eval.baselines=[]", "--set", "trainer.verbose=0"],
+                                cwd=REPO, capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs[name] = result.stderr
+    for noise in ("cuInit", "Logging before flag parsing", "is slow compared", "WARNING:tensorflow", "oneDNN",
+                  "cpu_feature_guard"):
+        assert noise not in outputs["quiet"], noise
+    assert "oneDNN" in outputs["verbose"] or "cpu_feature_guard" in outputs["verbose"]
+
+
+def test_progress_bars_on_a_terminal_or_when_asked(tmp_path):
+    command = [sys.executable, "-m", "tfvrec", "data", "synth", "--out", str(tmp_path / "w"), "--set", "num_users=100",
+               "--set", "num_items=200", "--set", "num_creators=20"]
+    shown = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                           env=dict(os.environ, TFVREC_PROGRESS="1"))
+    assert shown.returncode == 0 and "synthetic world" in shown.stderr
+    hidden = subprocess.run(command + ["--overwrite"], cwd=REPO, capture_output=True, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "TFVREC_PROGRESS"})
+    assert hidden.returncode == 0 and "synthetic world" not in hidden.stderr  # not a terminal: no bar

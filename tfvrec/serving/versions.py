@@ -25,6 +25,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from tfvrec import progress
 from tfvrec.serving.model_config import METADATA_FILE, WARMUP_FILE, existing_versions
 from tfvrec.serving.parts import ExportError
 
@@ -166,11 +167,15 @@ def write_version(module, base_path, version=None, metadata=None, verify=True):
     clean_stale(base_path)
     tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=base_path)
     held = _try_lock(tmp)  # held until the version is published: the mark of a live writer
+    stages = progress.bar(total=4 if verify else 3, desc="export", unit="stage")
     try:
         options = tf.saved_model.SaveOptions(
             namespace_whitelist=[SCANN_NAMESPACE] if module.index_kind == "scann" else None)
         start = time.time()
+        stages.set_description_str("export: saving the SavedModel")
         tf.saved_model.save(module, tmp, signatures=module.signature_functions, options=options)
+        stages.update()
+        stages.set_description_str("export: checking its ops, writing warm-up requests")
         ops = saved_model_ops(tmp)
         custom = custom_ops(ops)
         scann = module.index_kind == "scann"
@@ -186,8 +191,12 @@ def write_version(module, base_path, version=None, metadata=None, verify=True):
         info.update(custom_ops=custom, ops=sorted(ops), save_seconds=round(time.time() - start, 3))
         with open(os.path.join(extra, METADATA_FILE), "w") as f:
             json.dump(info, f, indent=2, sort_keys=False)
+        stages.update()
         if verify:
+            stages.set_description_str("export: loading it back and answering the warm-up requests")
             _verify(tmp, requests)
+            stages.update()
+        stages.set_description_str("export: publishing the version")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a server running as another user must read it
         _fsync_tree(tmp)  # on disk before it becomes visible: a crash cannot publish a truncated file
         for _ in range(100):  # another exporter may take the next number first: take the one after
@@ -211,6 +220,8 @@ def write_version(module, base_path, version=None, metadata=None, verify=True):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
+        stages.update()
+        stages.close()
         if held is not None:
             os.close(held)
     return version, final
