@@ -161,7 +161,6 @@ def main():
          "yes (bit for bit)" if not differing else f"NO ({len(differing)} tensors, max |diff| {max_diff:.3g})"),
         ("batches taken from the input (killed run / reference)", f"{state.batches_consumed} / "
                                                                   f"{ref_state.batches_consumed}"),
-        ("resumes recorded in the run state", str(state.resumes)),
     ]
     ok = same_history and one_per_epoch and not differing and terms_ok and not lost and not repeated
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
