@@ -99,6 +99,7 @@ def main():
     args = parser.parse_args()
     import numpy as np
     work = args.work or tempfile.mkdtemp(prefix="tfvrec-chaos-train-")
+    os.makedirs(work, exist_ok=True)
     cache = os.path.join(work, "cache")
     log = open(os.path.join(work, "train.log"), "a")
     reference_dir, chaos_dir = os.path.join(work, "reference"), os.path.join(work, "chaos")
