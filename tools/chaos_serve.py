@@ -350,7 +350,7 @@ def main():
 
 Command: `python tools/chaos_serve.py` — a {args.items:,}-item brute-force export (d=32, {args.users:,} known users)
 served by `tfvrec serve` (REST front end: asyncio + h11, default limits: backlog 1024, 1000 connections, 8 workers
-+ 64 queued, request timeout here 5 s), all on 127.0.0.1.
++ 256 queued, 256 MiB of bodies in flight, request timeout here 5 s), all on 127.0.0.1.
 
 | scenario | result |
 | --- | --- |

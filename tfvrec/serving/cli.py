@@ -126,7 +126,7 @@ def _serve(args):
             rest, rest_port = server_lib.start_rest(
                 server, args.host, args.rest_port, backlog=args.rest_backlog, max_connections=args.rest_max_connections,
                 workers=args.rest_workers, queue=args.rest_queue, request_timeout=args.rest_request_timeout,
-                idle_timeout=args.rest_idle_timeout)
+                idle_timeout=args.rest_idle_timeout, max_inflight_bytes=args.rest_max_inflight_bytes)
     except (OSError, ValueError) as e:
         _fail("serve", e)
     server.start_polling()
@@ -204,7 +204,9 @@ def register_cli(subparsers):
     rest.add_argument("--rest_max_connections", type=int, default=1000,
                       help="open connections; more are answered 503 and closed")
     rest.add_argument("--rest_workers", type=int, default=8, help="requests answered at once")
-    rest.add_argument("--rest_queue", type=int, default=64, help="requests waiting for a worker; more get 503")
+    rest.add_argument("--rest_queue", type=int, default=256, help="requests waiting for a worker; more get 503")
+    rest.add_argument("--rest_max_inflight_bytes", type=int, default=256 * 2 ** 20,
+                      help="request bodies held at once (read, queued, answered); a request past it gets 503")
     rest.add_argument("--rest_request_timeout", type=float, default=30.0,
                       help="seconds a request may take to arrive (headers and body); then 408 and close")
     rest.add_argument("--rest_idle_timeout", type=float, default=60.0, help="seconds a keep-alive connection may "

@@ -13,9 +13,11 @@ the request work runs on a bounded pool. Limits, as TF Serving's REST server kee
   (a client sending half a request gets ``408`` and is closed), an idle keep-alive
   connection is closed after ``idle_timeout``;
 - at most ``workers`` requests run at once and ``queue`` more wait; past that ``503``;
-- bodies over ``max_request_bytes`` are refused before they are read (``400``), so the
-  memory a request holds is bounded (body, parsed JSON and tensors, released when its
-  answer is sent).
+- bodies over ``max_request_bytes`` are refused before they are read (``400``), and the
+  bodies held at once (being read, queued or answered) add up to at most
+  ``max_inflight_bytes``: a request that would pass it is answered ``503`` before its body
+  is read. So the memory requests hold is bounded, and a body, its parsed JSON and its
+  tensors are released as soon as its answer is sent.
 """
 import asyncio
 import json
@@ -264,8 +266,8 @@ def handle_request(server, method, target, body):
 class RestServer:
     """TF Serving's REST API on an asyncio event loop (its own thread) with h11; see the module doc."""
 
-    def __init__(self, server, host, port, backlog=1024, max_connections=1000, workers=8, queue=64,
-                 request_timeout=30.0, idle_timeout=60.0, write_timeout=30.0):
+    def __init__(self, server, host, port, backlog=1024, max_connections=1000, workers=8, queue=256,
+                 request_timeout=30.0, idle_timeout=60.0, write_timeout=30.0, max_inflight_bytes=256 * 2 ** 20):
         self.server, self.host = server, host
         self.backlog, self.max_connections = backlog, max_connections
         self.workers, self.queue = workers, queue
@@ -273,6 +275,8 @@ class RestServer:
         self.pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tfvrec-rest")
         self.connections = 0
         self.in_flight = 0
+        self.max_inflight_bytes = max(max_inflight_bytes, server.max_request_bytes)
+        self.inflight_bytes = 0
         self.stats = {"connections": 0, "rejected_connections": 0, "rejected_requests": 0, "timeouts": 0,
                       "requests": 0}
         _raise_fd_limit(max_connections + 256)
@@ -382,6 +386,13 @@ class RestServer:
         await asyncio.wait_for(writer.drain(), self.write_timeout)
 
     async def _serve(self, reader, writer):
+        held = [0]  # body bytes this connection has reserved of max_inflight_bytes
+        try:
+            await self._requests(reader, writer, held)
+        finally:
+            self.inflight_bytes -= held[0]
+
+    async def _requests(self, reader, writer, held):
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         limit = self.server.max_request_bytes
         while True:
@@ -425,6 +436,16 @@ class RestServer:
                                                              f"server's --max_request_bytes={limit}"}, close=True)
                         await self._linger(reader, writer)
                         return
+                    wanted = int(length) if length is not None and length.isdigit() else limit
+                    if self.inflight_bytes + wanted > self.max_inflight_bytes:
+                        self.stats["rejected_requests"] += 1
+                        await self._send(writer, conn, 503, {"error": "server overloaded: the request bodies held "
+                                                             f"at once would exceed {self.max_inflight_bytes} bytes; "
+                                                             "retry later"}, close=True)
+                        await self._linger(reader, writer)
+                        return
+                    self.inflight_bytes += wanted
+                    held[0] = wanted
                     continue
                 if isinstance(event, h11.Data):
                     body += event.data
@@ -453,6 +474,8 @@ class RestServer:
             del body
             await self._send(writer, conn, status, payload)
             del payload
+            self.inflight_bytes -= held[0]
+            held[0] = 0
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             try:
