@@ -15,9 +15,9 @@ the request work runs on a bounded pool. Limits, as TF Serving's REST server kee
 - at most ``workers`` requests run at once and ``queue`` more wait; past that ``503``;
 - bodies over ``max_request_bytes`` are refused before they are read (``400``), and the
   bodies held at once (being read, queued or answered) add up to at most
-  ``max_inflight_bytes``: a request that would pass it is answered ``503`` before its body
-  is read. So the memory requests hold is bounded, and a body, its parsed JSON and its
-  tensors are released as soon as its answer is sent.
+  ``max_inflight_bytes`` (counted as they arrive, so a stalled client holds little): a
+  request that passes it is answered ``503``. So the memory requests hold is bounded, and a
+  body, its parsed JSON and its tensors are released as soon as its answer is sent.
 """
 import asyncio
 import json
@@ -436,19 +436,18 @@ class RestServer:
                                                              f"server's --max_request_bytes={limit}"}, close=True)
                         await self._linger(reader, writer)
                         return
-                    wanted = int(length) if length is not None and length.isdigit() else limit
-                    if self.inflight_bytes + wanted > self.max_inflight_bytes:
-                        self.stats["rejected_requests"] += 1
-                        await self._send(writer, conn, 503, {"error": "server overloaded: the request bodies held "
-                                                             f"at once would exceed {self.max_inflight_bytes} bytes; "
-                                                             "retry later"}, close=True)
-                        await self._linger(reader, writer)
-                        return
-                    self.inflight_bytes += wanted
-                    held[0] = wanted
                     continue
                 if isinstance(event, h11.Data):
                     body += event.data
+                    self.inflight_bytes += len(event.data)  # the bytes actually held (a stalled client holds few)
+                    held[0] += len(event.data)
+                    if self.inflight_bytes > self.max_inflight_bytes:
+                        self.stats["rejected_requests"] += 1
+                        await self._send(writer, conn, 503, {"error": "server overloaded: the request bodies held "
+                                                             f"at once exceed {self.max_inflight_bytes} bytes; retry "
+                                                             "later"}, close=True)
+                        await self._linger(reader, writer)
+                        return
                     if len(body) > limit:
                         await self._send(writer, conn, 400, {"error": f"request body exceeds the server's "
                                                              f"--max_request_bytes={limit}"}, close=True)
