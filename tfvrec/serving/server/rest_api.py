@@ -305,6 +305,11 @@ class RestServer:
             return
         self._ready.set()
         self.loop.run_forever()
+        # Stopped: end every open connection (their writers close with the loop still open).
+        tasks = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for task in tasks:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 
@@ -331,7 +336,7 @@ class RestServer:
         self.connections += 1
         try:
             await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         except Exception:  # never let one connection stop the loop
             logging.exception("REST connection failed")
@@ -341,12 +346,13 @@ class RestServer:
                 writer.close()
             try:
                 await writer.wait_closed()
-            except (ConnectionError, OSError):
+            except (ConnectionError, OSError, asyncio.CancelledError):
                 pass
 
     async def _refuse(self, reader, writer, status, message):
-        """Answer without reading a request, then close gracefully: write, shut the write side, drain
-        what the client sent (a close with unread data would reset the connection)."""
+        """Answer outside h11's request cycle (no request read, or one h11 cannot parse), then close
+        gracefully: write, shut the write side, drain what the client sent (a close with unread data
+        would reset the connection)."""
         body = json.dumps({"error": message}).encode()
         head = (f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\nContent-Length: "
                 f"{len(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n").encode()
@@ -402,9 +408,7 @@ class RestServer:
                 try:
                     event = conn.next_event()
                 except h11.RemoteProtocolError as e:
-                    if conn.our_state is h11.SEND_RESPONSE:
-                        await self._send(writer, conn, 400, {"error": f"malformed HTTP request: {quote(str(e))}"},
-                                         close=True)
+                    await self._refuse(reader, writer, 400, f"malformed HTTP request: {quote(str(e))}")
                     return
                 if event is h11.NEED_DATA:
                     if conn.they_are_waiting_for_100_continue:
