@@ -207,14 +207,14 @@ def test_unfinished_run_needs_allow_unfinished(planted, tmp_path):
     assert "UNFINISHED run (unfinished: 2 epochs done" in title
 
 
-def child_command(data, model_dir):
+def child_command(data, model_dir, config_file):
     sets = ["data.source=directory", f"data.path={data}", f"runtime.model_dir={model_dir}",
             "runtime.distribution_strategy=default", f"trainer.epochs={EPOCHS}", "trainer.batch_size=32",
             f"trainer.steps_per_epoch={STEPS}", f"trainer.checkpoint_every_steps={EVERY}",
             "trainer.learning_rate=0.05", "trainer.learning_rate_decay=0.9", "trainer.early_stopping_patience=3",
             "trainer.keep_checkpoints=0", "trainer.verbose=0", "model.bpr.embedding_dim=8", "eval.repeats=1",
             "eval.protocols=[full]", "eval.baselines=[]"]
-    return [sys.executable, "-m", "tfvrec", "train", "--config", os.path.join(REPO, "configs", "bpr_synthetic.yaml"),
+    return [sys.executable, "-m", "tfvrec", "train", "--config", str(config_file),
             *[arg for s in sets for arg in ("--set", s)]]
 
 
@@ -223,7 +223,9 @@ def test_real_sigkill_and_sigterm_in_child_processes(planted, reference, tmp_pat
     saved, the process exits 143 with a message, and the same command resumes it exactly."""
     expected, _ = reference
     model_dir = str(tmp_path / "run")
-    command = child_command(planted, model_dir)
+    config_file = tmp_path / "bpr.yaml"
+    config_file.write_text("experiment: bpr\n")  # the defaults, as `config()` above
+    command = child_command(planted, model_dir, config_file)
     killed = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
                             env=dict(os.environ, TFVREC_FAILPOINTS="step@2:6"))
     assert killed.returncode == -9, killed.stderr[-2000:]
