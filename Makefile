@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-10)
 
-.PHONY: setup demo test bench-bpr bench-hasc clean
+.PHONY: setup demo test bench-bpr bench-hasc chaos-train chaos-serve clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ bench-bpr: setup
 # Hours on 2 CPU cores; reuses finished runs and resumes killed ones from runs/bench_hasc_flickr/.
 bench-hasc: setup
 	$(PY) tools/bench_hasc_flickr.py
+
+# Issue 16's chaos runs (loopback only, bounded; figures into docs/benchmarks.md): ~35 and ~8 min on 2 busy cores.
+chaos-train: setup
+	$(PY) tools/chaos_train.py
+
+chaos-serve: setup
+	$(PY) tools/chaos_serve.py
 
 clean:
 	rm -rf runs data_cache
