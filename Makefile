@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-10)
 
-.PHONY: setup demo test bench-bpr bench-hasc bench-retrieval clean
+.PHONY: setup demo test bench-bpr bench-hasc bench-retrieval chaos-train chaos-serve clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ bench-hasc: setup
 # tfrs' retrieval objective vs the pairwise one (CuratorNet on UGallery and posters, BPR-MF on F.S).
 bench-retrieval: setup
 	$(PY) tools/bench_retrieval.py
+
+# Issue 16's chaos runs (loopback only, bounded; figures into docs/benchmarks.md): ~35 and ~8 min on 2 busy cores.
+chaos-train: setup
+	$(PY) tools/chaos_train.py
+
+chaos-serve: setup
+	$(PY) tools/chaos_serve.py
 
 clean:
 	rm -rf runs data_cache

@@ -21,6 +21,9 @@ INSTALL_REQUIRES = [
     "tqdm",
     "scikit-learn",
     "pillow",
+    # tfvrec serve's REST front end: HTTP/1.1 parsing (sans-I/O, pure Python, no dependencies), the
+    # parser of httpcore and uvicorn; the I/O is asyncio's, the limits ours (tfvrec/serving/server/rest_api.py).
+    "h11>=0.16,<0.17",
 ]
 
 EXTRAS_REQUIRE = {
@@ -42,9 +45,13 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["tfvrec", "tfvrec.*"]),
+    # The shipped configs (configs/ in the repository) are installed as tfvrec/configs/, so that
+    # `pip install tfvrec` users can `tfvrec train --config curatornet_synthetic` by name.
+    packages=find_packages(include=["tfvrec", "tfvrec.*"]) + ["tfvrec.configs"],
+    package_dir={"tfvrec.configs": "configs"},
     include_package_data=True,
-    package_data={"tfvrec": ["configs/*.yaml"]},
+    package_data={"tfvrec.configs": ["*.yaml"]},
+    license_files=["LICENSE"],
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["tfvrec=tfvrec.cli:main"]},

@@ -15,7 +15,9 @@ experiments come from the same packages (``ModelSpec.experiments``).
 """
 import dataclasses
 import difflib
+import math
 import os
+import re
 import typing
 from typing import Dict, List
 
@@ -23,11 +25,12 @@ import yaml
 
 from tfvrec import registry
 from tfvrec.data.synthetic import SyntheticWorldConfig
-from tfvrec.errors import ConfigError
+from tfvrec.errors import ConfigError, quote, shorten
 from tfvrec.objectives import LOSSES  # the objectives a model section may name in its ``loss`` key
 
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "override", "parse_set", "read_params",
-           "write_params", "from_dict", "to_dict", "get_experiment", "experiment_names"]
+           "write_params", "from_dict", "to_dict", "get_experiment", "experiment_names", "resolve_config_path",
+           "shipped_configs"]
 
 
 # ---------------------------------------------------------------------------- sections
@@ -56,6 +59,9 @@ class DataConfig:
     import_options: Dict[str, str] = dataclasses.field(default_factory=dict)
     cache_dir: str = "data_cache"
     features: str = ""  # feature set name under <dataset>/features/, for visual models
+    # A table whose last row has no final newline (a truncated copy): "error" refuses it;
+    # "drop" drops that row and reports it (never trained on half a file silently).
+    truncated_rows: str = "error"
     synthetic: SyntheticWorldConfig = dataclasses.field(default_factory=SyntheticWorldConfig)
 
 
@@ -71,7 +77,8 @@ class TrainerConfig:
     # Per-epoch factor: epoch e (from 0) trains at learning_rate × decay^e; 1.0 keeps it constant.
     learning_rate_decay: float = 1.0
     negatives_per_positive: int = 1
-    checkpoint_every_steps: int = 200
+    checkpoint_every_steps: int = 200  # steps between mid-epoch run-state records (a kill loses at most these)
+    keep_checkpoints: int = 2  # checkpoints/ckpt-N kept (the latest epochs); 0 keeps every epoch's
     validation_split: str = "validation"  # early stopping reads this split ("" to disable)
     validation_protocol: str = "sampled:100"
     validation_metric: str = "hr@10"
@@ -135,6 +142,10 @@ class ExperimentConfig:
 CHOICES = {
     "model.name": tuple(registry.models.names()),
     "data.source": ("synthetic", "directory", "import"),
+    "data.truncated_rows": ("error", "drop"),
+    "trainer.validation_split": ("", "train_holdout", "validation", "test"),
+    "trainer.verbose": (0, 1, 2),
+    "eval.split": ("train", "validation", "test"),
     "trainer.optimizer": ("lazy_adam", "adam", "adagrad", "sgd"),
     "runtime.distribution_strategy": ("auto", "mirrored", "multi_worker_mirrored", "one_device", "default"),
     "export.index": ("brute_force", "scann"),
@@ -170,7 +181,7 @@ def _coerce(value, tp, key, source):
         return [_coerce(v, item_tp, f"{key}[{n}]", source) for n, v in enumerate(value)]
     if origin in (dict, Dict):
         if not isinstance(value, dict):
-            raise ConfigError(f"{source}: key '{key}' expects a mapping, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{source}: key '{key}' expects a mapping, got {type(value).__name__} {quote(value)}")
         return {str(k): str(v) for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
@@ -189,13 +200,16 @@ def _coerce(value, tp, key, source):
     elif tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-    raise ConfigError(f"{source}: key '{key}' expects {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    raise ConfigError(f"{source}: key '{key}' expects {_type_name(tp)}, got {type(value).__name__} {quote(value)}")
 
 
-def override(config, overrides, source, prefix=""):
-    """Apply a nested dict of overrides to a dataclass instance in place, strictly."""
+def override(config, overrides, source, prefix="", provenance=None):
+    """Apply a nested dict of overrides to a dataclass instance in place, strictly.
+
+    ``provenance`` (a dict) receives ``key → source`` for every key set, so a value check
+    after all overrides names where the value came from (a file or a ``--set``)."""
     if not isinstance(overrides, dict):
-        raise ConfigError(f"{source}: '{prefix.rstrip('.') or '<top>'}' must be a mapping, got {overrides!r}")
+        raise ConfigError(f"{source}: '{prefix.rstrip('.') or '<top>'}' must be a mapping, got {quote(overrides)}")
     fields = {f.name: f for f in dataclasses.fields(config)}
     hints = typing.get_type_hints(type(config))
     for name, value in overrides.items():
@@ -203,77 +217,255 @@ def override(config, overrides, source, prefix=""):
         if name not in fields:
             close = difflib.get_close_matches(str(name), fields, n=1)
             hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
-            raise ConfigError(f"{source}: unknown key '{key}'.{hint} Valid keys here: {sorted(fields)}")
+            raise ConfigError(f"{source}: unknown key {quote(key)}.{hint} Valid keys here: {sorted(fields)}")
         current = getattr(config, name)
         if dataclasses.is_dataclass(current):
-            override(current, value, source, prefix=key + ".")
+            override(current, value, source, prefix=key + ".", provenance=provenance)
             continue
         value = _coerce(value, hints[name], key, source)
         choices = CHOICES.get(key) or (LOSSES if key.startswith("model.") and key.endswith(".loss") else None)
         if choices and value not in choices:
-            raise ConfigError(f"{source}: key '{key}' must be one of {list(choices)}, got {value!r}")
+            raise ConfigError(f"{source}: key '{key}' must be one of {list(choices)}, got {quote(value)}")
         setattr(config, name, value)
+        if provenance is not None:
+            provenance[key] = source
     return config
 
 
 def parse_set(assignment):
     """``"a.b=c"`` → ``{"a": {"b": <yaml value of c>}}``."""
     if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set trainer.epochs=3")
+        raise ConfigError(f"--set {quote(assignment)}: expected KEY=VALUE, e.g. --set trainer.epochs=3")
     key, raw = assignment.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key.strip()):
+        raise ConfigError(f"--set {quote(assignment)}: {quote(key.strip())} is not a config key (dotted names, "
+                          "e.g. trainer.epochs)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"--set {quote(assignment)}: the value is not valid YAML ({problem}); quote a string "
+                          "value, e.g. --set 'data.path=\"my dir\"'") from None
     nested = value
     for part in reversed(key.strip().split(".")):
         nested = {part: nested}
     return nested
 
 
+def _read_yaml(path, what="config file"):
+    if os.path.isdir(path):
+        raise ConfigError(f"{path}: is a directory; expected a YAML {what}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8) file; expected a YAML {what}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+
+
+# Shipped configs: configs/ beside the package in a source checkout, tfvrec/configs/ once installed.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+CONFIG_DIRS = (os.path.join(os.path.dirname(_PACKAGE_DIR), "configs"), os.path.join(_PACKAGE_DIR, "configs"))
+
+
+def shipped_configs():
+    """``{name: path}`` of the configs shipped with tfvrec (``tfvrec train --config NAME``)."""
+    found = {}
+    for directory in CONFIG_DIRS:
+        if os.path.isdir(directory):
+            for entry in sorted(os.listdir(directory)):
+                if entry.endswith(".yaml"):
+                    found.setdefault(entry[:-5], os.path.join(directory, entry))
+    return found
+
+
+def resolve_config_path(name_or_path):
+    """A config file path, or the name of a shipped config (``curatornet_synthetic``)."""
+    if os.path.exists(name_or_path):
+        return name_or_path
+    shipped = shipped_configs()
+    name = os.path.basename(name_or_path)
+    name = name[:-5] if name.endswith(".yaml") else name
+    if os.sep not in name_or_path.rstrip(os.sep) or name_or_path.startswith("configs" + os.sep):
+        if name in shipped:
+            return shipped[name]
+    close = difflib.get_close_matches(name, list(shipped), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{quote(name_or_path)}: config file not found, and not the name of a shipped config.{hint} "
+                      f"Shipped: {sorted(shipped)}")
+
+
 def load_config(path=None, sets=(), experiment=None) -> ExperimentConfig:
-    """Resolve a config: experiment defaults ← YAML file ← ``--set`` overrides."""
+    """Resolve a config: experiment defaults ← YAML file ← ``--set`` overrides; every value checked."""
     overrides = {}
     if path is not None:
         if not os.path.exists(path):
             raise ConfigError(f"{path}: config file not found")
-        with open(path) as f:
-            try:
-                overrides = yaml.safe_load(f) or {}
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        overrides = _read_yaml(path) or {}
         if not isinstance(overrides, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
+            raise ConfigError(f"{path}: expected a mapping at the top level (experiment: NAME, then sections), "
+                              f"got {type(overrides).__name__}")
     overrides = dict(overrides)
     name = overrides.pop("experiment", None) or experiment or "bpr"
-    config = get_experiment(name, source=path or "<defaults>")
-    override(config, overrides, source=path or "<defaults>")
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}: key 'experiment' expects a name, got {quote(name)}")
+    source = path or "<defaults>"
+    provenance = {}
+    config = get_experiment(name, source=source)
+    override(config, overrides, source=source, provenance=provenance)
     for assignment in sets:
-        override(config, parse_set(assignment), source=f"--set {assignment}")
-    validate(config, source=path or "<config>")
+        override(config, parse_set(assignment), source=f"--set {shorten(assignment, 200)}", provenance=provenance)
+    validate(config, source=path or "<config>", provenance=provenance)
     return config
 
 
-def validate(config, source="<config>"):
-    """Cross-field checks that single-key type checks cannot see."""
+def _fields(config, prefix=""):
+    """``(key, value, type)`` of every leaf field of a (nested) dataclass."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        key = prefix + field.name
+        if dataclasses.is_dataclass(value):
+            yield from _fields(value, key + ".")
+        else:
+            yield key, value, hints[field.name]
+
+
+SEED_RANGE = (0, 2 ** 32 - 1)  # numpy's legacy seeding (Keras' set_random_seed) takes no more
+INT_LIMIT = 2 ** 53  # no count or size of a run is larger; beyond it values lose meaning in JSON
+
+
+def _generic_checks(config, where):
+    """Checks every field gets: finite numbers, bounded integers, and by name (in any section,
+    model sections included): sizes ≥ 1, rates > 0, penalties ≥ 0, seeds in numpy's range."""
+    for key, value, tp in _fields(config):
+        leaf = key.rsplit(".", 1)[-1]
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{where(key)}: key '{key}' must be a finite number, got {v}")
+            if isinstance(v, int) and not isinstance(v, bool):
+                if abs(v) > INT_LIMIT:
+                    raise ConfigError(f"{where(key)}: key '{key}' is out of range, got {quote(v)}")
+                if leaf == "seed" and not SEED_RANGE[0] <= v <= SEED_RANGE[1]:
+                    raise ConfigError(f"{where(key)}: key '{key}' must be in [0, 2**32 - 1], got {v}")
+                if (leaf.endswith("_dim") or leaf.endswith("_units") or leaf == "batch_size") and v < 1:
+                    raise ConfigError(f"{where(key)}: key '{key}' must be ≥ 1, got {v}")
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if leaf.endswith("learning_rate") and v <= 0:
+                    raise ConfigError(f"{where(key)}: key '{key}' must be > 0, got {v}")
+                if leaf in ("l2", "margin", "init_stddev", "weight_decay") and v < 0:
+                    raise ConfigError(f"{where(key)}: key '{key}' must be ≥ 0, got {v}")
+
+
+def _check_model_dir(path, where):
+    if not path.strip():
+        raise ConfigError(f"{where('runtime.model_dir')}: key 'runtime.model_dir' is empty; name the run directory")
+    probe = os.path.abspath(path)
+    if os.path.exists(probe) and not os.path.isdir(probe):
+        raise ConfigError(f"{where('runtime.model_dir')}: key 'runtime.model_dir' is {quote(path)}, which is a file, "
+                          "not a directory")
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise ConfigError(f"{where('runtime.model_dir')}: key 'runtime.model_dir' is {quote(path)}, under the file "
+                          f"{quote(probe)}")
+
+
+def metric_choices():
+    from tfvrec.evaluation.metrics import METRIC_PREFIXES
+    return [f"{p}@K" for p in METRIC_PREFIXES] + ["auc"]
+
+
+def check_metric_name(name):
+    """Whether ``name`` is a user–item metric (``hr@10``, ``ndcg@5``, ``auc``, ...)."""
+    from tfvrec.evaluation.metrics import METRIC_PREFIXES
+    if name == "auc":
+        return True
+    prefix, _, k = name.partition("@")
+    return prefix in METRIC_PREFIXES and k.isdigit() and int(k) >= 1 and not k.startswith("0")
+
+
+def validate(config, source="<config>", provenance=None):
+    """Every value's range and every name, checked when the config is read (before any work).
+
+    Errors name where the offending value came from: the file, or the ``--set`` override."""
+    provenance = provenance or {}
+
+    def where(key):
+        return provenance.get(key, source)
+
+    _generic_checks(config, where)
     try:  # the world checks its own cross-field constraints (overrides bypass __post_init__)
         config.data.synthetic.validate()
     except ValueError as e:
-        raise ConfigError(f"{source}: data.synthetic: {e}") from None
+        keys = [k for k in provenance if k.startswith("data.synthetic.")]
+        raise ConfigError(f"{where(keys[-1]) if keys else source}: data.synthetic: {e}") from None
     if config.data.source == "directory" and not config.data.path:
-        raise ConfigError(f"{source}: data.source is 'directory' but data.path is empty")
+        raise ConfigError(f"{where('data.source')}: data.source is 'directory' but data.path is empty")
     if config.data.source == "import" and not (config.data.importer and config.data.raw_path):
-        raise ConfigError(f"{source}: data.source is 'import' but data.importer or data.raw_path is empty")
-    for key, value in (("trainer.epochs", config.trainer.epochs), ("trainer.batch_size", config.trainer.batch_size),
-                       ("trainer.negatives_per_positive", config.trainer.negatives_per_positive),
-                       ("eval.repeats", config.eval.repeats)):
-        if value < 1:
-            raise ConfigError(f"{source}: key '{key}' must be ≥ 1, got {value}")
-    if config.trainer.learning_rate <= 0:
-        raise ConfigError(f"{source}: key 'trainer.learning_rate' must be > 0, got {config.trainer.learning_rate}")
-    if not 0 < config.trainer.learning_rate_decay <= 1:
-        raise ConfigError(f"{source}: key 'trainer.learning_rate_decay' must be in (0, 1], got "
-                          f"{config.trainer.learning_rate_decay}")
+        raise ConfigError(f"{where('data.source')}: data.source is 'import' but data.importer or data.raw_path is "
+                          "empty")
+    if not config.data.cache_dir.strip():
+        raise ConfigError(f"{where('data.cache_dir')}: key 'data.cache_dir' is empty")
+    trainer, ev, export = config.trainer, config.eval, config.export
+    for key, value, low in (("trainer.epochs", trainer.epochs, 1), ("trainer.batch_size", trainer.batch_size, 1),
+                            ("trainer.negatives_per_positive", trainer.negatives_per_positive, 1),
+                            ("trainer.checkpoint_every_steps", trainer.checkpoint_every_steps, 1),
+                            ("trainer.steps_per_epoch", trainer.steps_per_epoch, 0),
+                            ("trainer.keep_checkpoints", trainer.keep_checkpoints, 0),
+                            ("trainer.validation_max_users", trainer.validation_max_users, 0),
+                            ("trainer.early_stopping_patience", trainer.early_stopping_patience, 0),
+                            ("runtime.logical_cpus", config.runtime.logical_cpus, 0),
+                            ("eval.repeats", ev.repeats, 1), ("export.max_k", export.max_k, 1),
+                            ("export.default_k", export.default_k, 1),
+                            ("export.rerank_candidates", export.rerank_candidates, 1),
+                            ("export.scann_num_leaves", export.scann_num_leaves, 0),
+                            ("export.scann_leaves_to_search", export.scann_leaves_to_search, 0),
+                            ("export.scann_dimensions_per_block", export.scann_dimensions_per_block, 1)):
+        if value < low:
+            raise ConfigError(f"{where(key)}: key '{key}' must be ≥ {low}, got {value}")
+    if export.default_k > export.max_k:
+        raise ConfigError(f"{where('export.default_k')}: key 'export.default_k' ({export.default_k}) must be ≤ "
+                          f"export.max_k ({export.max_k})")
+    if not 0 < trainer.learning_rate_decay <= 1:
+        raise ConfigError(f"{where('trainer.learning_rate_decay')}: key 'trainer.learning_rate_decay' must be in "
+                          f"(0, 1], got {trainer.learning_rate_decay}")
+    if not 0 <= trainer.momentum < 1:
+        raise ConfigError(f"{where('trainer.momentum')}: key 'trainer.momentum' must be in [0, 1), got "
+                          f"{trainer.momentum}")
+    _check_model_dir(config.runtime.model_dir, where)
+    if not ev.ks:
+        raise ConfigError(f"{where('eval.ks')}: key 'eval.ks' is empty; list the cut-offs, e.g. [5, 10, 20]")
+    for n, k in enumerate(ev.ks):
+        if k < 1:
+            raise ConfigError(f"{where('eval.ks')}: key 'eval.ks[{n}]' must be ≥ 1, got {k}")
+    if len(set(ev.ks)) != len(ev.ks):
+        raise ConfigError(f"{where('eval.ks')}: key 'eval.ks' lists a cut-off twice: {ev.ks}")
+    table = ("hr", "ndcg", "precision", "recall", "f1", "auc")
+    for n, metric in enumerate(ev.table_metrics):
+        if metric not in table:
+            raise ConfigError(f"{where('eval.table_metrics')}: key 'eval.table_metrics[{n}]' must be one of "
+                              f"{list(table)}, got {quote(metric)}")
+    if not ev.protocols:
+        raise ConfigError(f"{where('eval.protocols')}: key 'eval.protocols' is empty; e.g. [sampled:100, full]")
     spec = registry.model_spec(config.model.name, source)
     if spec.check is not None:  # the model package's own value checks
-        spec.check(config, source)
+        try:
+            spec.check(config, source)
+        except ConfigError as e:  # name the override the offending key came from
+            found = re.search(r"key '(model\.[^']+)'", str(e))
+            origin = where(found.group(1)) if found else source
+            message = str(e)
+            if origin != source and message.startswith(f"{source}: "):
+                message = f"{origin}: {message[len(source) + 2:]}"
+            raise ConfigError(message) from None
     from tfvrec.evaluation.protocols import parse_protocol  # import here: protocols import numpy only
     for key, protocols in (("eval.protocols", config.eval.protocols),
                            ("trainer.validation_protocol", [config.trainer.validation_protocol])):
@@ -281,7 +473,11 @@ def validate(config, source="<config>"):
             try:
                 parse_protocol(protocol)
             except ValueError as e:
-                raise ConfigError(f"{source}: key '{key}': {e}") from None
+                raise ConfigError(f"{where(key)}: key '{key}': {e}") from None
+    if not spec.evaluation and not check_metric_name(trainer.validation_metric):
+        raise ConfigError(f"{where('trainer.validation_metric')}: key 'trainer.validation_metric' is "
+                          f"{quote(trainer.validation_metric)}; expected one of {metric_choices()} with K ≥ 1, e.g. "
+                          "hr@10 or ndcg@20")
 
 
 def to_dict(config):
@@ -307,7 +503,11 @@ def write_params(config, model_dir):
 
 def read_params(model_dir):
     path = os.path.join(model_dir, "params.yaml")
+    if not os.path.isdir(model_dir):
+        raise ConfigError(f"{quote(model_dir)}: run directory not found")
     if not os.path.exists(path):
-        raise ConfigError(f"{path}: not found; is {model_dir!r} a tfvrec run directory?")
-    with open(path) as f:
-        return from_dict(yaml.safe_load(f) or {}, source=path)
+        raise ConfigError(f"{path}: not found; is {quote(model_dir)} a tfvrec run directory?")
+    params = _read_yaml(path, what="params file") or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: expected a mapping (a resolved tfvrec config)")
+    return from_dict(params, source=path)

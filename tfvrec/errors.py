@@ -31,3 +31,28 @@ class ConfigError(ValueError):
     Defined here (not in ``tfvrec.config``) so that model packages' TensorFlow-free
     config modules can raise it without importing the config loader that composes them.
     """
+
+
+# Error messages quote at most this much of the input they complain about (a 40 MiB line
+# or id must not come back whole in a message, a log line or an RPC status).
+QUOTE_LIMIT = 200
+
+
+def quote(value, limit=QUOTE_LIMIT):
+    """``repr(value)``, cut to about ``limit`` characters (saying how long it was)."""
+    if isinstance(value, str):
+        text, length = repr(value[:limit + 1]), len(value)
+    else:
+        text = repr(value)
+        length = len(text)
+    if len(text) <= limit + 2:
+        return text
+    return f"{text[:limit]}… ({length:,} characters in all)"
+
+
+def shorten(text, limit=1000):
+    """``text`` cut to ``limit`` characters (the end replaced by how much was left out)."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit:,} more characters]"

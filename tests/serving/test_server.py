@@ -30,6 +30,8 @@ from test_export import assert_same_top_k, reference_top_k, tiny_export, tiny_mo
 
 MAX_REQUEST_BYTES = 20000
 MAX_BATCH = 64
+MAX_CONNECTIONS = 64
+REQUEST_TIMEOUT = 3
 
 
 def start_server(config_file, *extra, timeout=180):
@@ -66,7 +68,9 @@ def setup(tmp_path_factory):
         export.apply_export_overrides(config, index=index)
         models[name] = (config, *tiny_model(tmp_path_factory, model)[1:])
     proc, grpc_port, rest_port = start_server(str(root / "models.config"), "--max_request_bytes",
-                                              str(MAX_REQUEST_BYTES), "--max_batch_size", str(MAX_BATCH))
+                                              str(MAX_REQUEST_BYTES), "--max_batch_size", str(MAX_BATCH),
+                                              "--rest_max_connections", str(MAX_CONNECTIONS),
+                                              "--rest_request_timeout", str(REQUEST_TIMEOUT))
     channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
     config, dataset, model = models["bpr"]
     yield {"root": root, "config": config, "dataset": dataset, "model": model, "models": models, "proc": proc,
@@ -373,3 +377,176 @@ def test_tfserving_backend_runs_the_real_binary(setup, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tfvrec", "serve", "--backend", "tfserving", "--model_config_file",
                            config_file], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "no tensorflow_model_server on the PATH" in proc.stderr
+
+
+# ----------------------------------------------------------------------------- issue 16: robustness
+
+def test_error_text_is_bounded_and_grpc_status_does_not_overflow(setup):
+    """A 15 kB unknown id: TF Serving's ~1 kB error text, INVALID_ARGUMENT over gRPC (not the
+    RESOURCE_EXHAUSTED of a status header too large), a short REST body."""
+    ghost = "g" * 15000
+    with pytest.raises(grpc.RpcError) as error:
+        setup["predict"].Predict(predict_request(user=np.array([ghost], object)), timeout=60)
+    assert error.value.code() == INVALID and "unknown user id(s)" in error.value.details()
+    assert len(error.value.details()) <= 1100
+    code, body = rest(setup, "/v1/models/bpr:predict", {"inputs": {"user": [ghost]}})
+    assert code == 400 and "unknown user id(s)" in body["error"] and len(body["error"]) <= 1100
+
+
+MALFORMED_BODIES = [
+    ("deep nesting", b"[" * 19000),
+    ("deep nesting in an input", b'{"inputs": {"user": ' + b"[" * 5000 + b"]" * 5000 + b"}}"),
+    ("list as signature name", b'{"signature_name": ["x"], "inputs": {"user": ["u1"]}}'),
+    ("object as signature name", b'{"signature_name": {"a": 1}, "instances": [{"user": "u1"}]}'),
+    ("mixed instances", b'{"instances": [{"user": "u1"}, 3]}'),
+    ("empty instance", b'{"instances": [{}]}'),
+    ("null body", b"null"),
+    ("empty body", b""),
+    ("not UTF-8", b"\xff\xfe{"),
+    ("truncated", b'{"instances": [{"user": "u1"'),
+    ("huge number", b'{"inputs": {"user": ["u1"], "k": 1' + b"0" * 5000 + b"}}"),
+    ("NaN k", b'{"inputs": {"user": ["u1"], "k": NaN}}'),
+    ("inputs a number", b'{"inputs": 5}'),
+    ("b64 not a string", b'{"inputs": {"user": [{"b64": 5}]}}'),
+]
+
+
+@pytest.mark.parametrize("body", [b for _, b in MALFORMED_BODIES], ids=[n for n, _ in MALFORMED_BODIES])
+def test_malformed_json_is_400_never_500(setup, body):
+    code, answer = rest(setup, "/v1/models/bpr:predict", raw=body, method="POST")
+    assert code == 400, answer
+    assert len(answer["error"]) <= 1100
+
+
+def _http(port, request, timeout=30):
+    """Send raw bytes, return (status or None, error name or None)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+        conn.sendall(request)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            return None, "reset"
+        if not data:
+            return None, "closed"
+        return int(data.split(b" ", 2)[1]), None
+
+
+def test_burst_of_200_connections_gets_answers_not_resets(setup):
+    port = int(setup["rest"].rsplit(":", 1)[1])
+    barrier = threading.Barrier(200)
+    results = []
+    body = json.dumps({"inputs": {"user": ["u1"], "k": 5}}).encode()
+    request = (f"POST /v1/models/bpr:predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+               "Connection: close\r\n\r\n").encode() + body
+
+    def client():
+        barrier.wait()
+        try:
+            results.append(_http(port, request))
+        except OSError as e:
+            results.append((None, type(e).__name__))
+    threads = [threading.Thread(target=client) for _ in range(200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    errors = [error for _, error in results if error]
+    statuses = {status for status, _ in results if status}
+    assert errors == [] and statuses <= {200, 503} and 200 in statuses, (errors[:5], statuses)
+
+
+def test_slow_and_half_sent_requests_are_timed_out_and_do_not_block_others(setup):
+    port = int(setup["rest"].rsplit(":", 1)[1])
+    slow = []
+    for _ in range(30):  # half a request each, then silence
+        conn = socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT + 10)
+        conn.sendall(b"POST /v1/models/bpr:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        slow.append(conn)
+    started = time.time()
+    assert rest(setup, "/v1/models/bpr:predict", {"inputs": {"user": ["u1"]}})[0] == 200  # not blocked
+    assert time.time() - started < REQUEST_TIMEOUT
+    answers = []
+    for conn in slow:
+        data = b""
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        answers.append(data.split(b"\r\n", 1)[0])
+        conn.close()
+    assert time.time() - started < REQUEST_TIMEOUT + 10
+    assert set(answers) == {b"HTTP/1.1 408 Request Timeout"}
+
+
+def test_connections_over_the_cap_are_answered_503(setup):
+    port = int(setup["rest"].rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.5)  # (let the server accept them all)
+        status, error = _http(port, b"GET /v1/models/bpr HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (status, error) == (503, None)
+    finally:
+        for conn in idle:
+            conn.close()
+    deadline = time.time() + 10
+    while time.time() < deadline and _http(port, b"GET /v1/models/bpr HTTP/1.1\r\nHost: x\r\n\r\n")[0] != 200:
+        time.sleep(0.2)
+    assert _http(port, b"GET /v1/models/bpr HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0] == 200
+
+
+def _status(setup, name):
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = name
+    return {v.version: (v.state, v.status.error_message)
+            for v in setup["status"].GetModelStatus(request).model_version_status}
+
+
+def test_version_copied_in_non_atomically_is_retried_and_corrupt_one_never_serves(setup):
+    """A version whose variables were still being copied when it was first seen fails to load; it is
+    retried once its files settle (its directory's mtime never changed). A corrupt version fails and
+    the previous version keeps serving."""
+    source = setup["root"] / "models" / "curatornet" / "1"
+    base = setup["root"] / "models" / "curatornet"
+    state = get_model_status_pb2.ModelVersionStatus
+    user = np.array([str(setup["models"]["curatornet"][1].user_ids[0])], object)
+    aside = setup["root"] / "aside"
+    shutil.copytree(source, aside / "3")
+    (aside / "3" / "saved_model.pb").write_bytes(b"\x08\x01garbage" * 100)
+    corrupt = base / "3"
+    os.rename(aside / "3", corrupt)
+    deadline = time.time() + 120
+    while time.time() < deadline and _status(setup, "curatornet").get(3, (None,))[0] != state.END:
+        time.sleep(0.3)
+    assert _status(setup, "curatornet")[3][0] == state.END and _status(setup, "curatornet")[1][0] == state.AVAILABLE
+    answer = setup["predict"].Predict(predict_request("curatornet", user=user), timeout=60)
+    assert answer.model_spec.version.value == 1  # still served by version 1
+    shutil.rmtree(corrupt)
+    # Version 4: every file in place, but the variables' data cut short (a copy in progress).
+    shutil.copytree(source, aside / "4")
+    data_file = next((aside / "4" / "variables").glob("variables.data-*"))
+    full = data_file.read_bytes()
+    with open(data_file, "r+b") as f:
+        f.truncate(len(full) // 2)
+    partial = base / "4"
+    os.rename(aside / "4", partial)
+    data_file = partial / "variables" / data_file.name
+    stamp = os.path.getmtime(partial)
+    deadline = time.time() + 120
+    while time.time() < deadline and _status(setup, "curatornet").get(4, (None,))[0] != state.END:
+        time.sleep(0.3)
+    assert _status(setup, "curatornet")[4][0] == state.END
+    with open(data_file, "r+b") as f:  # the copy finishes: same entries, so the directory's mtime is unchanged
+        f.write(full)
+    assert os.path.getmtime(partial) == stamp
+    deadline = time.time() + 120
+    while time.time() < deadline and _status(setup, "curatornet").get(4, (None,))[0] != state.AVAILABLE:
+        time.sleep(0.3)
+    assert _status(setup, "curatornet")[4][0] == state.AVAILABLE
+    answer = setup["predict"].Predict(predict_request("curatornet", user=user), timeout=60)
+    assert answer.model_spec.version.value == 4

@@ -18,9 +18,16 @@ Layout (full description in ``docs/data_format.md``)::
 All tables are tab separated with a header line; ids are strings. Every id must
 resolve (an item's creator is a user; an interaction's user and item exist), so
 loading fails with the file, line and reason instead of silently dropping rows.
-In memory, ids become contiguous int indices into ``user_ids`` / ``item_ids``.
+Every row has the header's number of fields, and every file ends with a newline: a
+table cut short (a truncated copy) is refused, or with ``truncated="drop"`` its
+unterminated last row is dropped and reported. In memory, ids become contiguous int
+indices into ``user_ids`` / ``item_ids`` (object arrays of str, so memory stays in
+proportion to the file whatever the length of one id); errors quote at most
+`tfvrec.errors.QUOTE_LIMIT` characters of the input.
 """
+import csv
 import dataclasses
+import io
 import os
 import shutil
 import tempfile
@@ -29,9 +36,11 @@ from typing import Dict, Optional
 import numpy as np
 import pandas as pd
 import yaml
+from absl import logging
 
 from tfvrec.data import features as features_lib
 from tfvrec.data.errors import DataError
+from tfvrec.errors import quote
 
 SPLITS = ("train", "validation", "test")
 
@@ -45,6 +54,10 @@ SCHEMA = {
     "groups.tsv": (("group", "user"), ()),
 }
 TAG_SEPARATOR = "|"
+# Columns holding ids; no id may be longer (in characters) than MAX_ID_LENGTH.
+ID_COLUMNS = ("user", "item", "creator", "artist", "followed", "group", "tag", "basket")
+MAX_ID_LENGTH = 256
+TRUNCATED = ("error", "drop")  # what to do with a table whose last row has no final newline
 
 
 @dataclasses.dataclass
@@ -126,56 +139,156 @@ class Dataset:
 
 
 def _resolve(index, ids, path, what, table, first_line=2):
-    ids = np.asarray(ids).astype(str)
+    ids = np.asarray(ids, dtype=object)  # never a fixed-width copy sized by the longest id
     positions = index.get_indexer(ids)
     missing = np.flatnonzero(positions < 0)
     if len(missing):
         row = int(missing[0])
-        raise DataError(path, f"{what} {str(ids[row])!r} is not in {table} "
+        raise DataError(path, f"{what} {quote(str(ids[row]))} is not in {table} "
                               f"({len(missing)} unresolved {what} ids in all)", line=row + first_line)
     return positions.astype(np.int64)
 
 
-def read_table(path, required, optional=(), allow_headerless=False):
-    """Read a TSV/CSV table as strings, checking its columns.
+def _read_bytes(path):
+    if not os.path.exists(path):
+        raise DataError(path, "file not found")
+    if os.path.isdir(path):
+        raise DataError(path, "is a directory; expected a tab-separated table")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise DataError(path, f"cannot read ({e.strerror or e})") from None
+
+
+def _line_fields(raw, sep):
+    """Per physical line: (number of fields, blank?) — quote-aware when the file has quotes."""
+    if b'"' not in raw:
+        data = np.frombuffer(raw, dtype=np.uint8)
+        ends = np.flatnonzero(data == 10)
+        separators = np.flatnonzero(data == ord(sep))
+        fields = np.diff(np.searchsorted(separators, ends), prepend=0) + 1
+        starts = np.r_[0, ends[:-1] + 1]
+        lengths = ends - starts
+        blank = (lengths == 0) | ((lengths == 1) & (data[np.maximum(ends - 1, 0)] == 13))
+        return fields, blank, np.arange(1, len(ends) + 1)
+    text = raw.decode("utf-8")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar='"')
+    fields, blank, lines = [], [], []
+    previous = 0
+    for row in reader:
+        fields.append(len(row))
+        blank.append(len(row) == 0)
+        lines.append(previous + 1)
+        previous = reader.line_num
+    return np.asarray(fields), np.asarray(blank, dtype=bool), np.asarray(lines)
+
+
+def _check_rows(path, raw, sep, truncated, required_columns=None):
+    """Refuse a table cut short or with rows of the wrong width; returns (raw, note of a dropped row)."""
+    if truncated not in TRUNCATED:
+        raise ValueError(f"truncated must be one of {TRUNCATED}, got {truncated!r}")
+    if b"\x00" in raw:
+        raise DataError(path, "holds NUL bytes: a binary file, not a tab-separated UTF-8 table")
+    note = None
+    if raw and not raw.endswith(b"\n"):
+        last_start = raw.rfind(b"\n") + 1
+        line = raw.count(b"\n") + 1
+        if line > 1:
+            if truncated == "error":
+                raise DataError(path, "the last line does not end with a newline: the file looks truncated (cut "
+                                      "short while copied or written?). If that row is complete, end the file with "
+                                      "a newline; to drop it instead set data.truncated_rows: drop (or pass "
+                                      "--drop-truncated-rows)", line=line)
+            note = f"{path}: dropped line {line}, which had no final newline (truncated)"
+            logging.warning("%s", note)
+            raw = raw[:last_start]
+        else:
+            raw = raw + b"\n"  # a header alone: nothing to lose
+    fields, blank, lines = _line_fields(raw, sep)
+    if not len(fields):
+        return raw, note
+    content = np.flatnonzero(~blank)
+    inside = np.flatnonzero(blank[:content[-1]]) if len(content) else []
+    if len(inside):  # (pandas would skip it, and every later line number would be off by one)
+        raise DataError(path, "blank line inside the table; remove it (every line is a row)",
+                        line=int(lines[inside[0]]))
+    expected = int(fields[content[0]]) if len(content) else 0
+    wrong = content[fields[content] != expected]
+    if len(wrong):
+        row = int(wrong[0])
+        columns = f" ({quote(required_columns)})" if required_columns else ""
+        raise DataError(path, f"has {int(fields[row])} fields, the first line has {expected}{columns}; every row "
+                              "needs one value (possibly empty) per column", line=int(lines[row]))
+    return raw, note
+
+
+def _parse(path, raw, sep, **options):
+    try:
+        return pd.read_csv(io.BytesIO(raw), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
+                           encoding="utf-8", **options)
+    except pd.errors.EmptyDataError:
+        raise
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1 if e.start < len(raw) else None
+        raise DataError(path, "not UTF-8 text (a binary file?)", line=line) from None
+    except pd.errors.ParserError as e:
+        raise DataError(path, f"cannot parse as a {'comma' if sep == ',' else 'tab'}-separated table: "
+                              f"{quote(str(e))}") from None
+
+
+def read_table(path, required, optional=(), allow_headerless=False, truncated="error", notes=None):
+    """Read a TSV/CSV table as strings, checking its columns, row widths and final newline.
 
     With ``allow_headerless``, a file whose first line is not a header is read with
     the required columns in order (e.g. the raw ``user<TAB>item`` held-out files).
+    ``truncated="drop"`` drops an unterminated last row (appending a note to ``notes``).
     Returns ``(frame, first_data_line)``.
     """
-    if not os.path.exists(path):
-        raise DataError(path, "file not found")
     sep = "," if path.endswith(".csv") else "\t"
+    raw, note = _check_rows(path, _read_bytes(path), sep, truncated)
+    if note and notes is not None:
+        notes.append(note)
     try:
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_filter=False)
+        frame = _parse(path, raw, sep)
     except pd.errors.EmptyDataError:
         raise DataError(path, f"file is empty; expected a header line with columns {list(required)}") from None
-    except pd.errors.ParserError as e:
-        raise DataError(path, f"cannot parse as a {'comma' if sep == ',' else 'tab'}-separated table: {e}") from None
     first_line = 2
     columns = [c.strip() for c in frame.columns]
     if allow_headerless and not set(required) <= set(columns):
         if len(columns) < len(required):
             raise DataError(path, f"expected at least {len(required)} columns ({', '.join(required)}), "
                                   f"found {len(columns)}", line=1)
-        frame = pd.read_csv(path, sep=sep, dtype=str, header=None, keep_default_na=False, na_filter=False)
+        frame = _parse(path, raw, sep, header=None)
         frame = frame.iloc[:, :len(required)]
         frame.columns = list(required)
+        _check_ids(frame, path, 1)
         return frame, 1
     frame.columns = columns
     missing = [c for c in required if c not in columns]
     if missing:
-        raise DataError(path, f"missing column(s) {missing}; found {columns}, "
+        raise DataError(path, f"missing column(s) {missing}; found {quote(columns)}, "
                               f"expected {list(required)} plus optional {list(optional)}", line=1)
     unknown = [c for c in columns if c not in required and c not in optional]
     if unknown:
-        raise DataError(path, f"unexpected column(s) {unknown}; valid columns are "
+        raise DataError(path, f"unexpected column(s) {quote(unknown)}; valid columns are "
                               f"{list(required) + list(optional)}", line=1)
     for column in required:
         empty = np.flatnonzero(frame[column].str.strip().values == "")
         if len(empty):
             raise DataError(path, f"empty value in required column '{column}'", line=int(empty[0]) + first_line)
+    _check_ids(frame, path, first_line)
     return frame, first_line
+
+
+def _check_ids(frame, path, first_line):
+    for column in frame.columns:
+        if column in ID_COLUMNS and len(frame):
+            lengths = frame[column].str.len().values
+            if lengths.max() > MAX_ID_LENGTH:
+                row = int(np.argmax(lengths > MAX_ID_LENGTH))
+                raise DataError(path, f"{column} id of {int(lengths[row]):,} characters (at most {MAX_ID_LENGTH}): "
+                                      f"{quote(frame[column].iloc[row])}", line=row + first_line)
 
 
 def _check_unique(frame, columns, path, first_line, what):
@@ -184,7 +297,7 @@ def _check_unique(frame, columns, path, first_line, what):
         rows = np.flatnonzero(dup.values)
         key = tuple(str(v) for v in frame.iloc[rows[0]][list(columns)])
         same = [int(r) + first_line for r in rows if tuple(str(v) for v in frame.iloc[r][list(columns)]) == key][:2]
-        raise DataError(path, f"duplicate {what} {key if len(key) > 1 else key[0]!r} "
+        raise DataError(path, f"duplicate {what} {quote(key if len(key) > 1 else key[0])} "
                               f"(lines {same[0]} and {same[1]}); {what} must be unique", line=same[1])
 
 
@@ -193,15 +306,16 @@ def _numeric(frame, column, path, first_line, kind):
     bad = values.isna() | ~np.isfinite(values.astype(float))
     if bad.any():
         row = int(np.flatnonzero(bad.values)[0])
-        raise DataError(path, f"column '{column}' must be a finite {kind}, got {frame[column].iloc[row]!r}",
+        raise DataError(path, f"column '{column}' must be a finite {kind}, got {quote(frame[column].iloc[row])}",
                         line=row + first_line)
     return values.astype(np.int64 if kind == "integer" else np.float32).values
 
 
-def read_interactions(path, dataset, allow_headerless=False):
+def read_interactions(path, dataset, allow_headerless=False, truncated="error"):
     """Read an interaction table against ``dataset``'s users and items (int indices out)."""
     required, optional = SCHEMA["interactions"]
-    frame, first = read_table(path, required, optional, allow_headerless=allow_headerless)
+    frame, first = read_table(path, required, optional, allow_headerless=allow_headerless, truncated=truncated,
+                              notes=dataset.metadata.setdefault("dropped_rows", []))
     if len(frame) == 0:
         raise DataError(path, "split is empty; expected at least one interaction")
     out = pd.DataFrame({
@@ -218,29 +332,51 @@ def read_interactions(path, dataset, allow_headerless=False):
     return out
 
 
-def load_dataset(path) -> Dataset:
-    """Load and validate a data set directory. Raises `DataError` naming file, line and reason."""
+def _read_metadata(meta_path):
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            metadata = yaml.safe_load(f)
+    except UnicodeDecodeError:
+        raise DataError(meta_path, "not a text (UTF-8) file; expected YAML (name, source, notes)") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise DataError(meta_path, f"not valid YAML ({getattr(e, 'problem', None) or 'unparsable'})",
+                        line=mark.line + 1 if mark is not None else None) from None
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise DataError(meta_path, f"expected a mapping (name, source, notes), got {type(metadata).__name__}")
+    if "name" in metadata and not isinstance(metadata["name"], (str, int)):
+        raise DataError(meta_path, "key 'name' must be a string", key="name")
+    return metadata
+
+
+def load_dataset(path, truncated="error") -> Dataset:
+    """Load and validate a data set directory. Raises `DataError` naming file, line and reason.
+
+    ``truncated="drop"`` drops (and reports in ``metadata["dropped_rows"]``) the unterminated
+    last row of a table instead of refusing it."""
     path = os.path.abspath(path)
     if not os.path.isdir(path):
         raise DataError(path, "data set directory not found")
     metadata = {}
     meta_path = os.path.join(path, "dataset.yaml")
     if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            metadata = yaml.safe_load(f) or {}
-    name = metadata.get("name", os.path.basename(path))
+        metadata = _read_metadata(meta_path)
+    name = str(metadata.get("name", os.path.basename(path)))
+    notes = metadata.setdefault("dropped_rows", [])
 
     users_path = os.path.join(path, "users.tsv")
-    users, first = read_table(users_path, *SCHEMA["users.tsv"])
+    users, first = read_table(users_path, *SCHEMA["users.tsv"], truncated=truncated, notes=notes)
     _check_unique(users, ["user"], users_path, first, "user")
     items_path = os.path.join(path, "items.tsv")
-    items, first = read_table(items_path, *SCHEMA["items.tsv"])
+    items, first = read_table(items_path, *SCHEMA["items.tsv"], truncated=truncated, notes=notes)
     _check_unique(items, ["item"], items_path, first, "item")
     if len(users) == 0 or len(items) == 0:
         raise DataError(users_path if len(users) == 0 else items_path, "table is empty")
 
-    user_ids = users["user"].values.astype(str)
-    item_ids = items["item"].values.astype(str)
+    user_ids = users["user"].values.astype(object)
+    item_ids = items["item"].values.astype(object)
     user_index = pd.Index(user_ids)
 
     creator = np.full(len(items), -1, dtype=np.int64)
@@ -265,13 +401,13 @@ def load_dataset(path) -> Dataset:
     for split in SPLITS:
         split_path = os.path.join(path, "interactions", f"{split}.tsv")
         if os.path.exists(split_path):
-            dataset.interactions[split] = read_interactions(split_path, dataset)
+            dataset.interactions[split] = read_interactions(split_path, dataset, truncated=truncated)
         elif split == "train":
             raise DataError(split_path, "the train split is required")
 
     social_path = os.path.join(path, "social.tsv")
     if os.path.exists(social_path):
-        social, first = read_table(social_path, *SCHEMA["social.tsv"])
+        social, first = read_table(social_path, *SCHEMA["social.tsv"], truncated=truncated, notes=notes)
         _check_unique(social, ["user", "followed"], social_path, first, "social link")
         dataset.social = pd.DataFrame({
             "user": dataset.user_index(social["user"].values, social_path),
@@ -279,18 +415,18 @@ def load_dataset(path) -> Dataset:
                                  "users.tsv", first_line=first)})
     tags_path = os.path.join(path, "post_tags.tsv")
     if os.path.exists(tags_path):
-        post_tags, first = read_table(tags_path, *SCHEMA["post_tags.tsv"])
+        post_tags, first = read_table(tags_path, *SCHEMA["post_tags.tsv"], truncated=truncated, notes=notes)
         _check_unique(post_tags, ["user", "item", "tag"], tags_path, first, "post tag")
-        dataset.tag_ids, codes = np.unique(post_tags["tag"].values.astype(str), return_inverse=True)
+        dataset.tag_ids, codes = np.unique(post_tags["tag"].values.astype(object), return_inverse=True)
         dataset.post_tags = pd.DataFrame({
             "user": dataset.user_index(post_tags["user"].values, tags_path),
             "item": dataset.item_index(post_tags["item"].values, tags_path),
             "tag": codes.astype(np.int64)})
     groups_path = os.path.join(path, "groups.tsv")
     if os.path.exists(groups_path):
-        groups, first = read_table(groups_path, *SCHEMA["groups.tsv"])
+        groups, first = read_table(groups_path, *SCHEMA["groups.tsv"], truncated=truncated, notes=notes)
         _check_unique(groups, ["group", "user"], groups_path, first, "group membership")
-        dataset.group_ids, codes = np.unique(groups["group"].values.astype(str), return_inverse=True)
+        dataset.group_ids, codes = np.unique(groups["group"].values.astype(object), return_inverse=True)
         dataset.groups = pd.DataFrame({"group": codes.astype(np.int64),
                                        "user": dataset.user_index(groups["user"].values, groups_path)})
     return dataset
@@ -300,10 +436,10 @@ def _resolve_optional(index, values, path, first_line, what):
     """Resolve ids where an empty value means "none" (-1)."""
     out = np.full(len(values), -1, dtype=np.int64)
     rows = np.flatnonzero(values != "")
-    positions = index.get_indexer(values[rows].astype(str))
+    positions = index.get_indexer(values[rows].astype(object))
     if (positions < 0).any():
         row = int(rows[np.flatnonzero(positions < 0)[0]])
-        raise DataError(path, f"{what} {str(values[row])!r} is not in users.tsv", line=row + first_line)
+        raise DataError(path, f"{what} {quote(str(values[row]))} is not in users.tsv", line=row + first_line)
     out[rows] = positions
     return out
 

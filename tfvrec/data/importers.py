@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from absl import logging
 
+from tfvrec import progress
 from tfvrec.data.dataset import load_dataset, write_dataset
 from tfvrec.data.errors import DataError
 
@@ -637,8 +638,11 @@ def import_dataset(name, raw_dir, out_dir, overwrite=False, **options) -> str:
         raise _option_error(f"{name}: unknown option(s) {unknown}; valid options: "
                          f"{', '.join(f'{k} (default {v!r})' for k, v in accepted.items()) or 'none'}")
     options = {k: _coerce(name, k, v, accepted[k]) for k, v in options.items()}
-    path = IMPORTERS[name](raw_dir, out_dir, overwrite=overwrite, **options)
-    load_dataset(path)
+    with progress.bar(total=2, desc=f"importing {name}", unit="step") as bar:
+        path = IMPORTERS[name](raw_dir, out_dir, overwrite=overwrite, **options)
+        bar.update()
+        load_dataset(path)
+        bar.update()
     return path
 
 

@@ -75,4 +75,4 @@ def _create_once(path, create):
 
 
 def resolve_dataset(data_config):
-    return load_dataset(dataset_path(data_config))
+    return load_dataset(dataset_path(data_config), truncated=getattr(data_config, "truncated_rows", "error"))

@@ -53,6 +53,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from tfvrec import progress
 from tfvrec.data.dataset import write_dataset
 
 DRIVERS = ("visual", "social", "upload", "creator")
@@ -440,7 +441,7 @@ def _make_follows(config, taste, is_creator, driver, rng):
     counts = _heavy_tailed_counts(rng, U, config.mean_follows_per_user, 0.7, 1, U - 1)
     creator_driven = driver == DRIVERS.index("creator")
     followers, followed = [], []
-    for start in range(0, U, _BLOCK_ROWS):
+    for start in progress.bar(range(0, U, _BLOCK_ROWS), desc="synthetic world", unit="block"):
         rows = np.arange(start, min(start + _BLOCK_ROWS, U))
         logits = config.homophily_strength * (unit[rows] @ unit.T)
         similar = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -497,7 +498,7 @@ def _make_likes(config, taste, user_style, driver, follows, items, favourites, r
         return _draw_baskets(config, p, counts[user], items, topic_items, stream)
 
     baskets = [None] * U
-    for start in range(0, U, _BLOCK_ROWS):
+    for start in progress.bar(range(0, U, _BLOCK_ROWS), desc="synthetic world", unit="block"):
         rows = np.arange(start, min(start + _BLOCK_ROWS, U))
         visual = _visual_taste(taste[rows], user_style[rows], items, config)
         for n, user in enumerate(rows):

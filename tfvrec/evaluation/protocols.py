@@ -31,6 +31,7 @@ from typing import Dict, Iterable, Mapping, Optional, Protocol, Sequence, Union,
 
 import numpy as np
 
+from tfvrec import progress
 from tfvrec.evaluation import metrics as metrics_lib
 
 
@@ -227,7 +228,7 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
         counts = dict.fromkeys(names, 0)
         tie_seed = _derived_seed(seed, repeat, 0)
         sample_seed = _derived_seed(seed, repeat, 1)
-        for start in range(0, len(users), batch_size):
+        for start in progress.bar(range(0, len(users), batch_size), desc=f"evaluating {spec.name}", unit="batch"):
             batch_users = users[start:start + batch_size]
             if spec.kind == "full":
                 scores, relevant, valid, items = _full_batch(scorer, batch_users, heldout_map, exclude_map, num_items)

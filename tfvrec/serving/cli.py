@@ -29,7 +29,8 @@ def _export(args):
     from tfvrec.serving.export import ExportError, export_run
     try:
         info = export_run(args.run, args.out, version=args.version, index=args.index, max_k=args.max_k,
-                          sets=args.set, models_config="" if args.no_model_config else args.model_config_file)
+                          sets=args.set, models_config="" if args.no_model_config else args.model_config_file,
+                          allow_unfinished=args.allow_unfinished)
     except ExportError as e:
         _fail("export", e)
     _report(info)
@@ -40,7 +41,8 @@ def _index(args):
     try:
         info = export_run(args.run, args.out, version=args.version, index=args.index, max_k=args.max_k,
                           sets=args.set, models_config="" if args.no_model_config else args.model_config_file,
-                          new_items_path=args.items, replace_items=args.replace)
+                          new_items_path=args.items, replace_items=args.replace,
+                          allow_unfinished=args.allow_unfinished)
     except ExportError as e:
         _fail("index", e)
     _report(info)
@@ -101,9 +103,16 @@ def _serve(args):
     from absl import logging
     from tfvrec.serving import server as server_lib
     try:
+        batching = None
+        if args.enable_batching:
+            batching = dict(max_batch_size=args.batching_max_batch_size,
+                            batch_timeout=args.batching_timeout_micros / 1e6,
+                            max_enqueued_batches=args.batching_max_enqueued_batches,
+                            num_batch_threads=args.batching_num_batch_threads)
         server = server_lib.ModelServer(args.model_config_file, args.model_name, args.model_base_path,
                                         poll_seconds=args.poll_seconds, max_request_bytes=args.max_request_bytes,
-                                        max_batch_size=args.max_batch_size)
+                                        max_batch_size=args.max_batch_size, max_load_retries=args.max_num_load_retries,
+                                        load_retry_interval=args.load_retry_interval_micros / 1e6, batching=batching)
     except (ValueError, FileNotFoundError) as e:
         _fail("serve", e)
     server.poll_once()  # load what is there before accepting requests, as TF Serving does
@@ -114,8 +123,11 @@ def _serve(args):
         grpc_server, grpc_port = server_lib.start_grpc(server, args.host, args.port, threads=args.grpc_threads)
         rest, rest_port = (None, None)
         if args.rest_port is not None:
-            rest, rest_port = server_lib.start_rest(server, args.host, args.rest_port)
-    except OSError as e:
+            rest, rest_port = server_lib.start_rest(
+                server, args.host, args.rest_port, backlog=args.rest_backlog, max_connections=args.rest_max_connections,
+                workers=args.rest_workers, queue=args.rest_queue, request_timeout=args.rest_request_timeout,
+                idle_timeout=args.rest_idle_timeout, max_inflight_bytes=args.rest_max_inflight_bytes)
+    except (OSError, ValueError) as e:
         _fail("serve", e)
     server.start_polling()
     models = "; ".join(f"{name} versions {m.versions()}" for name, m in sorted(server.managers.items()))
@@ -130,6 +142,8 @@ def _serve(args):
     if rest is not None:
         rest.shutdown()
     grpc_server.stop(grace=5).wait()
+    if server.batcher is not None:
+        server.batcher.stop()
     print("tfvrec serve: stopped", flush=True)
 
 
@@ -150,6 +164,9 @@ def _export_arguments(p, index_command=False):
                    help="override an export.* config key, e.g. --set export.default_k=20 (repeatable)")
     p.add_argument("--model_config_file", help="model_config_list to update (default: <out>/../../models.config)")
     p.add_argument("--no_model_config", action="store_true", help="do not write a models.config")
+    p.add_argument("--allow-unfinished", action="store_true",
+                   help="export a run that has not finished training (its best checkpoint so far; recorded in the "
+                        "version's assets.extra/tfvrec_export.json)")
 
 
 def register_cli(subparsers):
@@ -175,5 +192,32 @@ def register_cli(subparsers):
     p.add_argument("--poll_seconds", type=float, default=1.0, help="how often base paths are polled")
     p.add_argument("--max_request_bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES)
     p.add_argument("--max_batch_size", type=int, default=DEFAULT_MAX_BATCH_SIZE, help="most rows per request")
-    p.add_argument("--grpc_threads", type=int, default=16)
+    p.add_argument("--grpc_threads", type=int, default=16, help="gRPC worker threads (4x as many calls may queue)")
+    p.add_argument("--max_num_load_retries", type=int, default=5,
+                   help="retries of a version that failed to load (TF Serving's flag; default 5)")
+    p.add_argument("--load_retry_interval_micros", type=int, default=60_000_000,
+                   help="between those retries (TF Serving's flag; default 1 minute); a version whose files changed "
+                        "and settled is retried at the next poll")
+    rest = p.add_argument_group("REST limits")
+    rest.add_argument("--rest_backlog", type=int, default=1024, help="listen backlog (connections waiting to be "
+                                                                     "accepted)")
+    rest.add_argument("--rest_max_connections", type=int, default=1000,
+                      help="open connections; more are answered 503 and closed")
+    rest.add_argument("--rest_workers", type=int, default=8, help="requests answered at once")
+    rest.add_argument("--rest_queue", type=int, default=256, help="requests waiting for a worker; more get 503")
+    rest.add_argument("--rest_max_inflight_bytes", type=int, default=256 * 2 ** 20,
+                      help="request bodies held at once (read, queued, answered); a request past it gets 503")
+    rest.add_argument("--rest_request_timeout", type=float, default=30.0,
+                      help="seconds a request may take to arrive (headers and body); then 408 and close")
+    rest.add_argument("--rest_idle_timeout", type=float, default=60.0, help="seconds a keep-alive connection may "
+                                                                           "idle")
+    batching = p.add_argument_group("request batching (TF Serving's --enable_batching)")
+    batching.add_argument("--enable_batching", action="store_true",
+                          help="join concurrent requests to a signature into batches")
+    batching.add_argument("--batching_max_batch_size", type=int, default=32, help="rows per batch")
+    batching.add_argument("--batching_timeout_micros", type=int, default=1000,
+                          help="how long a batch waits to fill")
+    batching.add_argument("--batching_max_enqueued_batches", type=int, default=100,
+                          help="batches waiting for a thread; a request needing one more gets UNAVAILABLE")
+    batching.add_argument("--batching_num_batch_threads", type=int, default=4, help="threads running batches")
     p.set_defaults(func=_serve)

@@ -62,6 +62,9 @@ def export_model(config, dataset, model, out_dir, version=None, models_config=No
     metadata = {"model_name": name, "model": config.model.name, "run": os.path.abspath(run_dir) if run_dir else "",
                 "dataset": getattr(dataset, "name", "")}
     metadata.update(module.describe())
+    state = getattr(model, "run_state", None)  # (set by trainer.load_run)
+    if state is not None:
+        metadata.update(run_finished=bool(state.done), run_state=state.describe())
     metadata.update(module_build_seconds=round(build_seconds, 3),
                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     version, path = write_version(module, out_dir, version=version, metadata=metadata, verify=verify)
@@ -110,10 +113,13 @@ def export_shards(run_dir, out_dir, num_shards, **options):
 
 
 def export_run(run_dir, out_dir, version=None, index=None, max_k=None, sets=(), models_config=None,
-               new_items_path=None, replace_items=False, verify=True):
-    """Export the best checkpoint of a trained run directory (``tfvrec export`` / ``tfvrec index``)."""
+               new_items_path=None, replace_items=False, verify=True, allow_unfinished=None):
+    """Export the best checkpoint of a trained run directory (``tfvrec export`` / ``tfvrec index``).
+
+    An unfinished run is refused with ``allow_unfinished=False`` (the CLI's default) and
+    exported with a warning otherwise; the version's metadata records the run's state."""
     from tfvrec.training import trainer
-    config, dataset, model = trainer.load_run(run_dir)
+    config, dataset, model = trainer.load_run(run_dir, allow_unfinished=allow_unfinished)
     if new_items_path is not None:  # `tfvrec index`: keep the export settings of the version it follows
         versions = existing_versions(os.path.abspath(out_dir))
         previous = export_metadata(os.path.join(os.path.abspath(out_dir), str(versions[-1]))) if versions else {}

@@ -50,10 +50,12 @@ def read_model_config(path):
 
 
 def update_models_config(path, name, base_path):
-    """Add or update ``name`` in a ``model_config_list`` file (atomically, under a file lock)."""
+    """Add or update ``name`` in a ``model_config_list`` file (atomically, under an flock on its
+    directory, so no lock file is left beside it)."""
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".lock", "w") as lock:
+    lock = os.open(os.path.dirname(path), os.O_RDONLY)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         config = model_server_config_pb2.ModelServerConfig()
         if os.path.exists(path):
@@ -75,4 +77,6 @@ def update_models_config(path, name, base_path):
             f.write(text_format.MessageToString(config))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    finally:
+        os.close(lock)
     return path

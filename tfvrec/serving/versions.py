@@ -15,6 +15,7 @@ checked to hold only stock TensorFlow ops (plus the ``Scann`` namespace for a Sc
 index), which is what a stock ``tensorflow_model_server`` can run.
 """
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -24,11 +25,63 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from tfvrec import progress
 from tfvrec.serving.model_config import METADATA_FILE, WARMUP_FILE, existing_versions
 from tfvrec.serving.parts import ExportError
 
 SCANN_NAMESPACE = "Scann"
 TMP_PREFIX = ".tmp-"
+# A version being written is a hidden ``.tmp-*`` directory its writer holds an flock on; one
+# nobody holds is left by a killed export and is removed by the next export. Where flock is not
+# available (some network file systems), one older than this is taken as abandoned.
+STALE_SECONDS = 24 * 3600
+
+
+def _try_lock(path):
+    """An fd holding an exclusive flock on ``path``, or None if a live process holds it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return None
+        raise
+
+
+def clean_stale(base_path, now=None):
+    """Remove the ``.tmp-*`` directories of ``base_path`` whose writer is gone (killed exports).
+
+    Returns the names removed. A directory a running export holds is left alone."""
+    removed = []
+    if not os.path.isdir(base_path):
+        return removed
+    for entry in sorted(os.listdir(base_path)):
+        path = os.path.join(base_path, entry)
+        if not entry.startswith(TMP_PREFIX) or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        try:
+            fd = _try_lock(path)
+        except FileNotFoundError:
+            continue
+        except OSError:  # no flock here: fall back to the age
+            if (now or time.time()) - os.path.getmtime(path) > STALE_SECONDS:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(entry)
+            continue
+        if fd is None:
+            continue  # a running export
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(entry)
+        finally:
+            os.close(fd)
+    if removed:
+        from absl import logging
+        logging.info("Removed %d unfinished version(s) left by killed exports in %s: %s", len(removed), base_path,
+                     removed)
+    return removed
 
 
 def saved_model_ops(path):
@@ -111,12 +164,18 @@ def write_version(module, base_path, version=None, metadata=None, verify=True):
         raise ExportError(f"version must be a positive integer, got {version!r}")
     if explicit and os.path.exists(os.path.join(base_path, str(version))):
         raise ExportError(f"{base_path}/{version} already exists; versions are immutable, choose another")
+    clean_stale(base_path)
     tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=base_path)
+    held = _try_lock(tmp)  # held until the version is published: the mark of a live writer
+    stages = progress.bar(total=4 if verify else 3, desc="export", unit="stage")
     try:
         options = tf.saved_model.SaveOptions(
             namespace_whitelist=[SCANN_NAMESPACE] if module.index_kind == "scann" else None)
         start = time.time()
+        stages.set_description_str("export: saving the SavedModel")
         tf.saved_model.save(module, tmp, signatures=module.signature_functions, options=options)
+        stages.update()
+        stages.set_description_str("export: checking its ops, writing warm-up requests")
         ops = saved_model_ops(tmp)
         custom = custom_ops(ops)
         scann = module.index_kind == "scann"
@@ -132,8 +191,12 @@ def write_version(module, base_path, version=None, metadata=None, verify=True):
         info.update(custom_ops=custom, ops=sorted(ops), save_seconds=round(time.time() - start, 3))
         with open(os.path.join(extra, METADATA_FILE), "w") as f:
             json.dump(info, f, indent=2, sort_keys=False)
+        stages.update()
         if verify:
+            stages.set_description_str("export: loading it back and answering the warm-up requests")
             _verify(tmp, requests)
+            stages.update()
+        stages.set_description_str("export: publishing the version")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a server running as another user must read it
         _fsync_tree(tmp)  # on disk before it becomes visible: a crash cannot publish a truncated file
         for _ in range(100):  # another exporter may take the next number first: take the one after
@@ -156,4 +219,9 @@ def write_version(module, base_path, version=None, metadata=None, verify=True):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        stages.update()
+        stages.close()
+        if held is not None:
+            os.close(held)
     return version, final

@@ -28,7 +28,8 @@ def configure_devices(runtime):
         tf.config.experimental.enable_op_determinism()
 
 
-def _num_workers():
+def num_workers():
+    """Workers (and chief) named by TF_CONFIG (0 without one)."""
     tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
     cluster = tf_config.get("cluster", {})
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
@@ -38,7 +39,7 @@ def create_strategy(runtime):
     """``auto``: multi-worker if TF_CONFIG has >1 worker; mirrored over GPUs or logical CPUs; else default."""
     kind = runtime.distribution_strategy
     if kind == "auto":
-        if _num_workers() > 1:
+        if num_workers() > 1:
             kind = "multi_worker_mirrored"
         elif tf.config.list_logical_devices("GPU") or len(tf.config.list_logical_devices("CPU")) > 1:
             kind = "mirrored"

@@ -3,6 +3,8 @@ dimensions, k-means with k = 100 run 20 times, the run with the best silhouette 
 import numpy as np
 from absl import logging
 
+from tfvrec import progress
+
 
 def visual_clusters(vectors, dims=200, num_clusters=100, restarts=20, seed=0, silhouette_sample=0):
     """Cluster items by their embeddings: PCA → ``dims``, k-means, best silhouette of ``restarts`` runs.
@@ -26,7 +28,7 @@ def visual_clusters(vectors, dims=200, num_clusters=100, restarts=20, seed=0, si
     if 0 < silhouette_sample < n:
         rows = np.sort(np.random.default_rng([seed, 7]).choice(n, silhouette_sample, replace=False))
     best, scores = None, []
-    for run in range(restarts):
+    for run in progress.bar(range(restarts), desc=f"k-means (k={k})", unit="run"):
         labels = KMeans(n_clusters=k, n_init=1, random_state=seed * 1000 + run).fit_predict(reduced)
         sub = labels[rows]
         score = float(silhouette_score(reduced[rows], sub)) if len(np.unique(sub)) > 1 else -1.0

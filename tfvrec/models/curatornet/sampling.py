@@ -49,6 +49,7 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 from absl import logging
 
+from tfvrec import progress
 from tfvrec.hashing import HashSet, mix64
 from tfvrec.models.curatornet.config import GUIDELINES
 from tfvrec.models.curatornet.history import PurchaseHistory
@@ -219,7 +220,7 @@ class TripletSampler:
         h = self.history
         counts = np.zeros(h.num_users, dtype=np.int64)
         d3_lengths, d3_parts = np.zeros(h.num_users, dtype=np.int64), []
-        for begin in range(0, h.num_users, _BLOCK_USERS):
+        for begin in progress.bar(range(0, h.num_users, _BLOCK_USERS), desc="sampler set-up", unit="block"):
             users = np.arange(begin, min(begin + _BLOCK_USERS, h.num_users))
             artists, clusters, rows, bought = self._user_masks(users)
             by_artist = artists[:, self.artist]

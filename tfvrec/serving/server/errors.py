@@ -9,8 +9,16 @@ HTTP_STATUS = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRE
                grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DEADLINE_EXCEEDED: 504}
 
 
+# TF Serving cuts error text at about 1 KB; so do we (a gRPC status travels in a header, which a
+# client caps at a few KB: a longer one would turn INVALID_ARGUMENT into RESOURCE_EXHAUSTED).
+MAX_ERROR_CHARS = 1000
+
+
 class ServingError(Exception):
     def __init__(self, code, message):
+        message = str(message)
+        if len(message) > MAX_ERROR_CHARS:
+            message = f"{message[:MAX_ERROR_CHARS]}… [error text cut at {MAX_ERROR_CHARS} characters]"
         super().__init__(message)
         self.code, self.message = code, message
 
@@ -21,3 +29,7 @@ def invalid(message):
 
 def not_found(message):
     return ServingError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def unavailable(message):
+    return ServingError(grpc.StatusCode.UNAVAILABLE, message)

@@ -15,19 +15,26 @@ from tensorflow_serving.config import model_server_config_pb2
 from tfvrec.serving import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES
 from tfvrec.serving.model_config import read_model_config
 from tfvrec.serving.server.errors import invalid, not_found
-from tfvrec.serving.server.servables import STATE, ModelManager, dtype_name, load_scann_ops
+from tfvrec.serving.server.batching import BatchScheduler
+from tfvrec.serving.server.servables import (DEFAULT_LOAD_RETRIES, DEFAULT_LOAD_RETRY_INTERVAL, STATE, ModelManager,
+                                             dtype_name, load_scann_ops)
 
 
 class ModelServer:
     """Models, version polling and the request logic shared by the gRPC and REST front ends."""
 
     def __init__(self, model_config_file=None, model_name=None, model_base_path=None, poll_seconds=1.0,
-                 max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, max_batch_size=DEFAULT_MAX_BATCH_SIZE):
+                 max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+                 max_load_retries=DEFAULT_LOAD_RETRIES, load_retry_interval=DEFAULT_LOAD_RETRY_INTERVAL,
+                 batching=None):
+        """``batching``: None, or the keyword arguments of a `BatchScheduler` (``--enable_batching``)."""
         self.scann = load_scann_ops()
         self.model_config_file = model_config_file
         self.poll_seconds = poll_seconds
         self.max_request_bytes = max_request_bytes
         self.max_batch_size = max_batch_size
+        self.max_load_retries, self.load_retry_interval = max_load_retries, load_retry_interval
+        self.batcher = BatchScheduler(**batching) if batching is not None else None
         self.managers: Dict[str, ModelManager] = {}
         self._config_mtime = None
         if model_config_file:
@@ -36,7 +43,7 @@ class ModelServer:
         elif model_name and model_base_path:
             entry = model_server_config_pb2.ModelConfig(name=model_name, base_path=os.path.abspath(model_base_path),
                                                         model_platform="tensorflow")
-            self.managers[model_name] = ModelManager(entry)
+            self.managers[model_name] = self._manager(entry)
         else:
             raise ValueError("give --model_config_file, or --model_name and --model_base_path")
         self._stop = threading.Event()
@@ -46,8 +53,12 @@ class ModelServer:
         managers = {}
         for entry in config_list.config:
             old = self.managers.get(entry.name)
-            managers[entry.name] = old if old is not None and old.config == entry else ModelManager(entry)
+            managers[entry.name] = old if old is not None and old.config == entry else self._manager(entry)
         self.managers = managers
+
+    def _manager(self, entry):
+        return ModelManager(entry, max_load_retries=self.max_load_retries, load_retry_interval=self.load_retry_interval,
+                            batcher=self.batcher)
 
     def poll_once(self):
         if self.model_config_file and os.path.exists(self.model_config_file):
@@ -75,6 +86,8 @@ class ModelServer:
 
     def stop(self):
         self._stop.set()
+        if self.batcher is not None:
+            self.batcher.stop()
 
     # -- request logic -----------------------------------------------------------------
     def manager(self, name):
