@@ -1,4 +1,8 @@
 """Sharded retrieval: the merged top-K of S shard exports equals the unsharded export's (brute force)."""
+import json
+import subprocess
+import sys
+
 import numpy as np
 
 from tfvrec import config as config_lib
@@ -6,7 +10,9 @@ from tfvrec.serving import export, module, sharded
 from tfvrec.serving.client import ExportedModel
 from tfvrec.training import trainer
 
+from conftest import REPO
 from planted import planted_dataset
+from test_server import start_server
 
 
 def test_shards_partition_the_catalogue_stably():
@@ -39,6 +45,21 @@ def test_merged_shards_answer_like_the_whole_catalogue(tmp_path):
     for shard_index, info in enumerate(shards):
         answer = ExportedModel(info["path"]).recommend(user=users[:2], k=5)["item_ids"]
         assert all(module.shard_rows([i], 3, shard_index).size for i in answer.ravel() if i)
+    # The command line: `tfvrec export --shards`, then `tfvrec query --shards` against `tfvrec serve`.
+    base = tmp_path / "cli" / "models" / "recs"
+    out = subprocess.run([sys.executable, "-m", "tfvrec", "export", "--run", run, "--out", str(base), "--shards", "3"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.count("Exported recs-") == 3, out.stderr[-2000:]
+    server, grpc_port, _ = start_server(str(tmp_path / "cli" / "models.config"))
+    try:
+        out = subprocess.run([sys.executable, "-m", "tfvrec", "query", "--target", f"127.0.0.1:{grpc_port}",
+                              "--model", "recs", "--shards", "3", "--user", users[0], "-k", "10"],
+                             cwd=REPO, capture_output=True, text=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [r["item"] for r in json.loads(out.stdout)] == list(expected["item_ids"][0])
     # ScaNN shards: as good as each shard's search. Searching every leaf (and re-scoring the
     # candidates exactly) finds the exact answer; the default search (10% of the leaves of a
     # 50-item shard) is a coarse one, as it is for an unsharded index of this tiny catalogue.

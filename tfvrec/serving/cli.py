@@ -26,14 +26,36 @@ def _report(info):
 
 
 def _export(args):
-    from tfvrec.serving.export import ExportError, export_run
+    from tfvrec.serving.export import ExportError, export_run, export_shards
+    options = dict(version=args.version, index=args.index, max_k=args.max_k, sets=args.set,
+                   models_config="" if args.no_model_config else args.model_config_file,
+                   allow_unfinished=args.allow_unfinished)
     try:
-        info = export_run(args.run, args.out, version=args.version, index=args.index, max_k=args.max_k,
-                          sets=args.set, models_config="" if args.no_model_config else args.model_config_file,
-                          allow_unfinished=args.allow_unfinished)
+        infos = export_shards(args.run, args.out, args.shards, **options) if args.shards else \
+            [export_run(args.run, args.out, **options)]
     except ExportError as e:
         _fail("export", e)
-    _report(info)
+    for info in infos:
+        _report(info)
+
+
+def _query(args):
+    """``tfvrec query``: a serving_default request to TF Serving (or tfvrec serve), sharded or not."""
+    import json
+
+    from tfvrec.serving import sharded
+    names = [f"{args.model}-{s}" for s in range(args.shards)] if args.shards else [args.model]
+    query = {"user": [args.user]} if args.user else {"profile": [args.items]}
+    try:
+        answer = sharded.ShardedClient(sharded.grpc_shards(args.target, names, timeout=args.timeout)).recommend(
+            k=args.k, **query)
+    except Exception as error:  # a gRPC error: say it in one line
+        code = error.code() if hasattr(error, "code") else None
+        details = error.details() if hasattr(error, "details") else str(error)
+        _fail("query", ValueError(f"{args.target} {names}: {code.name if code else type(error).__name__}: "
+                                  f"{str(details)[:500]}"))
+    rows = [{"item": i, "score": float(s)} for i, s in zip(answer["item_ids"][0], answer["scores"][0]) if i]
+    print(json.dumps(rows, indent=1))
 
 
 def _index(args):
@@ -175,6 +197,22 @@ def register_cli(subparsers):
     p = subparsers.add_parser("export", help="export a trained run as a TF Serving SavedModel version")
     _export_arguments(p)
     p.set_defaults(func=_export)
+
+    p.add_argument("--shards", type=int, default=0, metavar="S",
+                   help="export S models <out>-0 .. <out>-(S-1), each indexing one shard of the catalogue "
+                        "(tfvrec query --shards S merges their top-K)")
+
+    p = subparsers.add_parser("query", help="ask a running TF Serving / tfvrec serve for a top-K (merging "
+                                            "sharded models)")
+    p.add_argument("--target", default="127.0.0.1:8500", help="gRPC host:port (default 127.0.0.1:8500)")
+    p.add_argument("--model", required=True, help="model name (with --shards: the base name of <name>-s)")
+    p.add_argument("--shards", type=int, default=0, metavar="S", help="query <model>-0 .. <model>-(S-1), merge")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a known user id")
+    who.add_argument("--items", nargs="+", metavar="ID", help="cold start: liked item ids (content models)")
+    p.add_argument("-k", "--k", type=int, default=10)
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per shard request")
+    p.set_defaults(func=_query)
 
     p = subparsers.add_parser("index", help="embed new items with a content model and export a new version")
     _export_arguments(p, index_command=True)
