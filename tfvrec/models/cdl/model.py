@@ -93,6 +93,14 @@ def distance_net(dim, dropout, name="distance"):
     return tf.keras.Model([phi, pi], d, name=name)
 
 
+@tf.keras.utils.register_keras_serializable(package="tfvrec")
+class SplitInTwo(tf.keras.layers.Layer):
+    """[2B, d] → ([B, d], [B, d]): the positive and negative halves of one tower pass."""
+
+    def call(self, x):
+        return tuple(tf.split(x, 2, axis=0))
+
+
 def triple_network(image_model, user_model, distance_model, c, num_clusters):
     """The triple network (Fig. 2): (U, I+, I−) → (D(U, I+), D(U, I−)); o = D+ − D− (eq. 3)."""
     shape = (BACKBONE_FEATURES,) if c.backbone != "none" else (c.image_size, c.image_size, 3)
@@ -100,8 +108,11 @@ def triple_network(image_model, user_model, distance_model, c, num_clusters):
     positive = tf.keras.Input(shape, name="positive_image")
     negative = tf.keras.Input(shape, name="negative_image")
     phi = user_model(user)
-    d_pos = distance_model([phi, image_model(positive)])  # the same π for both images
-    d_neg = distance_model([phi, image_model(negative)])
+    # The same π for both images, in one pass (so batch statistics, if any, are shared).
+    both = image_model(tf.keras.layers.Concatenate(axis=0, name="both_images")([positive, negative]))
+    pi_pos, pi_neg = SplitInTwo(name="split_images")(both)
+    d_pos = distance_model([phi, pi_pos])
+    d_neg = distance_model([phi, pi_neg])
     return tf.keras.Model([user, positive, negative], [d_pos, d_neg], name="triple_network")
 
 
