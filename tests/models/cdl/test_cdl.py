@@ -187,3 +187,42 @@ def test_bad_image_names_the_file_or_is_skipped_and_counted(world, tmp_path):
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "2.png" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_stream_is_a_pure_function_of_the_seed(trained):
+    _, model, config = trained["ce"]
+    dataset = resolve_dataset(config.data)
+
+    def first(seed, n=3):
+        ds, steps = model.make_train_dataset(dataset, config.trainer, seed)
+        return [b for b in ds.take(n)], steps
+    (a, steps), (b, _), (c, _) = first(5), first(5), first(6)
+    assert steps == -(-model.sampler.triplets_per_epoch // config.trainer.batch_size)
+    for x, y in zip(a, b):
+        for key in x:
+            np.testing.assert_array_equal(x[key].numpy(), y[key].numpy())
+    assert not np.array_equal(a[0]["positive"].numpy(), c[0]["positive"].numpy())
+
+
+def test_pretrained_backbone_variant_embeds_images_with_frozen_efficientnet(world, tmp_path):
+    from tfvrec.models.cdl import images
+    from tfvrec.models.cdl import model as cdl
+    _, path = world
+    dataset = resolve_dataset(config_lib.load_config(None, ["data.source=directory", f"data.path={path}"],
+                                                     experiment="cdl").data)
+    pixels = dataset.images()
+    paths = []
+    for n in range(6):
+        p = tmp_path / f"{n}.png"
+        p.write_bytes(tf.io.encode_png(tf.constant(pixels[n])).numpy())
+        paths.append(str(p))
+    dataset.item_image = np.array(paths + [""] * (dataset.num_items - 6), dtype=object)
+    features, usable = images.backbone_features(dataset, str(tmp_path / "cache"))
+    assert features.shape == (dataset.num_items, 1280) and usable.sum() == 6
+    assert np.abs(features[:6]).sum() > 0 and not np.abs(features[6:]).sum()
+    config = config_lib.load_config(None, ["model.cdl.num_clusters=4", "model.cdl.embedding_dim=8"],
+                                    experiment="cdl_pretrained")
+    model = cdl.CDL(config.model.cdl, np.full((3, 4), 0.25, np.float32), features, usable=usable)
+    scores = model.score(np.array([0, 1]), np.array([[0, 1, 7], [2, 3, 4]]))
+    assert np.isfinite(scores[:, :2]).all() and scores[0, 2] == -np.inf  # item 7 has no image
+    assert model.image_model.input_shape == (None, 1280)

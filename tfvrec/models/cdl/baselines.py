@@ -65,16 +65,14 @@ def _borda_features(dataset, config, heldout):
         vectors = dataset.features(config.data.features)
     else:
         from tfvrec.models.cdl import images
-        pixels, usable, _ = images.load_pixels(dataset, 224, config.data.cache_dir,
-                                               skip_bad=config.model.cdl.skip_bad_images)
-        vectors = images.backbone_features(dataset, pixels, usable, config.data.cache_dir)
+        vectors, _ = images.backbone_features(dataset, config.data.cache_dir, skip_bad=config.model.cdl.skip_bad_images)
     return BordaScorer(vectors, _profiles(dataset))
 
 
 @register_baseline("borda_colour")
 def _borda_colour(dataset, config, heldout):
     from tfvrec.models.cdl import images
-    size = config.model.cdl.image_size if config.model.cdl.backbone == "none" else 224
+    size = min(config.model.cdl.image_size, 128)
     pixels, _, _ = images.load_pixels(dataset, size, config.data.cache_dir, skip_bad=config.model.cdl.skip_bad_images)
     return BordaScorer(colour_histograms(pixels), _profiles(dataset))
 

@@ -78,11 +78,7 @@ def load_pixels(dataset, size, cache_dir, skip_bad=False):
         np.savez(tmp, pixels=pixels, usable=usable, bad=np.array(bad, dtype=str))
         os.replace(tmp, cache)
     without = int((np.array([not p for p in dataset.item_image]) & ~usable).sum()) if any(dataset.item_image) else 0
-    if bad and not skip_bad:
-        first = bad[0]
-        raise DataError(first.split(": ")[0], f"{first.split(': ', 1)[1]} ({len(bad)} bad image(s) in all); fix or "
-                                              "remove the file, or skip bad images with "
-                                              "--set model.cdl.skip_bad_images=true")
+    _check_bad(bad, skip_bad)
     if bad or without:
         logging.warning("CDL images: skipped %d bad image(s) (first: %s) and %d item(s) without an image; %d of %d "
                         "items usable", len(bad), bad[0] if bad else "-", without, int(usable.sum()), len(usable))
@@ -91,22 +87,41 @@ def load_pixels(dataset, size, cache_dir, skip_bad=False):
     return pixels, usable, {"bad_images": len(bad), "without_image": without}
 
 
-def backbone_features(dataset, pixels, usable, cache_dir):
-    """Pooled EfficientNet-Lite0 features ``[num_items, 1280]`` of the images (frozen, ImageNet), cached."""
-    key = _identity(dataset, pixels.shape[1], "efficientnet_lite0")
-    cache = os.path.join(cache_dir, f"cdl_efficientnet_lite0-{key}.npy")
-    if os.path.exists(cache):
-        return np.load(cache)
-    backbone = pretrained_backbone()
-    out = np.zeros((len(pixels), 1280), np.float32)
-    rows = np.flatnonzero(usable)
-    for lo in progress.bar(range(0, len(rows), 32), desc="EfficientNet-Lite0 features", unit="batch"):
-        batch = rows[lo:lo + 32]
-        out[batch] = backbone(backbone_input(tf.constant(pixels[batch]))).numpy()
-    os.makedirs(cache_dir, exist_ok=True)
-    np.save(cache + ".tmp.npy", out)
-    os.replace(cache + ".tmp.npy", cache)
-    return out
+def backbone_features(dataset, cache_dir, skip_bad=False):
+    """``(features float32 [num_items, 1280], usable)``: pooled EfficientNet-Lite0 features (frozen,
+    ImageNet) of the images at 224 px, streamed from the files (no 224 px pixel copy kept), cached."""
+    key = _identity(dataset, 224, "efficientnet_lite0")
+    cache = os.path.join(cache_dir, f"cdl_efficientnet_lite0-{key}.npz")
+    if not os.path.exists(cache):
+        source, has = _source(dataset)
+        backbone = pretrained_backbone()
+        out = np.zeros((dataset.num_items, 1280), np.float32)
+        done = np.zeros(dataset.num_items, bool)
+        positions = np.flatnonzero(has)
+        bar = progress.bar(total=len(positions), desc="EfficientNet-Lite0 features", unit="img")
+        for pos, batch in images_lib.make_dataset(source, positions, 224, 32):
+            pos = pos.numpy()
+            out[pos] = backbone(batch).numpy()
+            done[pos] = True
+            bar.update(len(pos))
+        bar.close()
+        bad = [f"{source.name_of(p)}: {images_lib.diagnose(source.paths[p]) if source.paths else 'unreadable'}"
+               for p in positions[~done[positions]]]
+        os.makedirs(cache_dir, exist_ok=True)
+        np.savez(cache + ".tmp.npz", features=out, usable=done, bad=np.array(bad, dtype=str))
+        os.replace(cache + ".tmp.npz", cache)
+    with np.load(cache) as archive:
+        features, usable, bad = archive["features"], archive["usable"], [str(b) for b in archive["bad"]]
+    _check_bad(bad, skip_bad)
+    return features, usable
+
+
+def _check_bad(bad, skip_bad):
+    if bad and not skip_bad:
+        first = bad[0]
+        raise DataError(first.split(": ")[0], f"{first.split(': ', 1)[1]} ({len(bad)} bad image(s) in all); fix or "
+                                              "remove the file, or skip bad images with "
+                                              "--set model.cdl.skip_bad_images=true")
 
 
 def pretrained_backbone():

@@ -240,13 +240,13 @@ def triplet_dataset(model, batch_size, steps, seed):
 def item_inputs(dataset, config):
     """``(inputs, usable, description)``: the catalogue as the image tower takes it."""
     c = config.model.cdl
-    size = 224 if c.backbone != "none" else c.image_size
-    pixels, usable, counts = images_lib.load_pixels(dataset, size, config.data.cache_dir, skip_bad=c.skip_bad_images)
-    skipped = f"; {counts['bad_images']} bad images skipped" if counts["bad_images"] else ""
     if c.backbone != "none":
-        features = images_lib.backbone_features(dataset, pixels, usable, config.data.cache_dir)
-        return features, usable, f"π = FC on frozen EfficientNet-Lite0 features{skipped}"
-    return pixels, usable, f"π from {size}px pixels{skipped}"
+        features, usable = images_lib.backbone_features(dataset, config.data.cache_dir, skip_bad=c.skip_bad_images)
+        return features, usable, "π = FC layers on frozen EfficientNet-Lite0 features (ImageNet)"
+    pixels, usable, counts = images_lib.load_pixels(dataset, c.image_size, config.data.cache_dir,
+                                                    skip_bad=c.skip_bad_images)
+    skipped = f"; {counts['bad_images']} bad images skipped" if counts["bad_images"] else ""
+    return pixels, usable, f"π from {c.image_size}px pixels{skipped}"
 
 
 def create(config, dataset):
