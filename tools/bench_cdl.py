@@ -144,7 +144,7 @@ def throughput(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=10, help="epoch budget of every trained row (as the shipped config)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of every trained row (default 10)")
     parser.add_argument("--repeats", type=int, default=5, help="repeats of the candidate sampling (default 5)")
     parser.add_argument("--paper-batch", type=int, default=16, help="batch of the paper-tower throughput steps")
     parser.add_argument("--dry-run", action="store_true", help="print the section, do not write docs/benchmarks.md")
