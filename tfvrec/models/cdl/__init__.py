@@ -2,9 +2,9 @@
 Recommendation*, CVPR 2016): a triple network that learns from pixels.
 
 Files: ``config.py`` (section ``model.cdl`` and its experiments), ``model.py`` (image tower,
-user tower, weighted distance, the comparative loss), ``user_vectors.py`` (§4: tags → tag
+user tower, weighted distance, the comparative loss), ``user_vectors.py`` (§5: tags → tag
 clusters → user vectors), ``sampling.py`` (§5: triplets), ``images.py`` (decoded pixels,
-cached), ``protocol.py`` (§6: the 20-of-100 split), ``baselines.py`` (TwoNets, Borda count),
+cached), ``protocol.py`` (§6.1.1: the 20-of-100 split), ``baselines.py`` (TwoNets, Borda count),
 ``serving.py`` (export: a squared-L2 index).
 """
 from tfvrec import registry

@@ -1,4 +1,4 @@
-"""The baselines of CDL's experiments (Lei et al., §6.2), as evaluation scorers (``eval.baselines``).
+"""The baselines of CDL's experiments (Lei et al., §6.1.2), as evaluation scorers (``eval.baselines``).
 
 * ``twonets`` — the same image and user towers and distance, trained pointwise: each pair
   (U, I, y) with p = σ(−D(U, I)) and binary cross-entropy, on the positive and negative

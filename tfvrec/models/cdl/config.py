@@ -17,8 +17,8 @@ TAG_VECTORS = ("ppmi_svd", "file")
 
 @dataclasses.dataclass
 class CDLConfig:
-    """The triple network: image tower π(I), user tower φ(U), weighted distance D (eq. 1-5)."""
-    # Image tower π (§3.1): 5 convolutions (max-pool after the 1st, 2nd and 5th), then FC layers
+    """The triple network: image tower π(I), user tower φ(U), weighted distance D (§3-§4, eq. 1-5)."""
+    # Image tower π (§4, Fig. 2): 5 convolutions (max-pool after the 1st, 2nd and 5th), then FC layers
     # with dropout, then the linear output layer of width `embedding_dim` (d).
     image_size: int = 96
     conv_filters: List[int] = dataclasses.field(default_factory=lambda: [32, 64, 96, 96, 64])
@@ -31,9 +31,9 @@ class CDLConfig:
     # "efficientnet_lite0": π starts from the frozen ImageNet EfficientNet-Lite0 (pooled 1280-d
     # features, computed once per catalogue image) under trainable FC layers `fc_units` → d.
     backbone: str = "none"
-    # User tower φ (§3.2): FC layers from the user vector (`num_clusters`-d) to d.
+    # User tower φ (§4): FC layers from the user vector (`num_clusters`-d) to d.
     user_units: List[int] = dataclasses.field(default_factory=list)
-    # Distance net (§3.3): (φ − π)² → dropout → FC with non-negative weights → D.
+    # Distance net (§4): (φ − π)² → dropout → FC with non-negative weights → D.
     distance_dropout: float = 0.5
     # Objective: "triplet" is CDL's o = D(U, I+) − D(U, I−) with `loss`: "logistic" = eq. 5's
     # cross-entropy softplus(o), "hinge" = max(0, margin + o). "pointwise" is the TwoNets
@@ -43,7 +43,7 @@ class CDLConfig:
     margin: float = 1.0  # hinge only
     augment: bool = True  # random flip and brightness of training images (pixel towers only)
 
-    # User vectors (§4): tag vectors → k-means into `num_clusters` → normalised counts.
+    # User vectors (§5): tag vectors → k-means into `num_clusters` → normalised counts.
     num_clusters: int = 64  # C (paper: 1024)
     tag_vectors: str = "ppmi_svd"  # learned from the data's tag–item co-occurrence, or "file"
     tag_vector_file: str = ""  # tag_vectors: file — a text file "tag v1 v2 ..." per line
@@ -69,7 +69,7 @@ _CDL_TRAINER = {"optimizer": "sgd", "learning_rate": 1e-3, "momentum": 0.9, "wei
                 "batch_size": 128, "epochs": 10, "validation_split": "train_holdout",
                 "validation_protocol": "candidates:100", "validation_metric": "recall@20",
                 "early_stopping_patience": 3}
-# §6: 20 hidden favourites among 100 candidates, P@K and R@K for K = 1..20.
+# §6.1.1: 20 hidden favourites among 100 candidates, P@K and R@K for K = 1..20.
 _CDL_EVAL = {"protocols": ["candidates:100"], "ks": [1, 5, 10, 20], "table_metrics": ["precision", "recall"],
              "baselines": ["random"]}
 

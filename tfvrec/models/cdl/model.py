@@ -3,26 +3,27 @@
 Lei, Liu, Li, Zha, *Comparative Deep Learning of Hybrid Representations for Image
 Recommendation*, CVPR 2016.
 
-- Image tower π(I) (§3.1): an AlexNet-like network — five convolutions (ReLU; max-pooling
+- Image tower π(I) (§4, Fig. 2): an AlexNet-like network — five convolutions (ReLU; max-pooling
   after the first, second and fifth), then fully connected layers with dropout 0.5 and a
   linear output of width d. ONE tower, shared by the liked image I+ and the other image I−.
   Sizes come from the config: the paper's (256 px, 96-256-384-384-256 filters, 4096-wide
   FC, d = 1024) is experiment ``cdl_paper``; the default ``cdl`` is a CPU-sized tower;
   ``cdl_pretrained`` puts trainable FC layers on a frozen ImageNet EfficientNet-Lite0.
-- User tower φ(U) (§3.2): fully connected layers from the user vector U (§4,
+- User tower φ(U) (§4): fully connected layers from the user vector U (§5,
   `tfvrec.models.cdl.user_vectors`) to the same d.
-- Distance (§3.3, eq. 1-2): D(U, I) = Σ_k w_k (φ(U)_k − π(I)_k)², i.e. the element-wise
+- Distance (§4): D(U, I) = Σ_k w_k (φ(U)_k − π(I)_k)², i.e. the element-wise
   squared difference, dropout, then one fully connected unit whose weights are kept
-  non-negative (a Keras ``NonNeg`` constraint), so D is a weighted squared Euclidean distance.
-- Comparison (eq. 3-4): o = D(U, I+) − D(U, I−); the user should be closer to I+.
-- Loss (eq. 5): the cross-entropy of "I+ is preferred", −log σ(−o) = softplus(o), which is
+  non-negative (a Keras ``NonNeg`` constraint), so D is a weighted squared Euclidean distance
+  (the paper's "weighted l2-norm").
+- Comparison (eq. 2-3): o = D(U, I+) − D(U, I−) < 0 is wanted; P = σ(o) (eq. 3), label 0 (eq. 4).
+- Loss (eq. 5): the cross-entropy with label 0, −log(1 − σ(o)) = softplus(o), which is
   `tfvrec.losses.PairwiseLogisticLoss` on the scores s = −D ([s+, s−] with labels [1, 0]);
-  or the hinge max(0, m + o) = `tfvrec.losses.PairwiseHingeLoss`. Chosen by ``loss``.
-- Training (§5): SGD, learning rate 1e-3, momentum 0.9, weight decay 5e-4, batches of 128
+  or the hinge max(0, m + o) (§3's alternative) = `tfvrec.losses.PairwiseHingeLoss`. Chosen by ``loss``.
+- Training (§6.1.3): SGD, learning rate 1e-3, momentum 0.9, weight decay 5e-4, batches of 128
   triplets (the trainer's settings of the experiments); triplets from
-  `tfvrec.models.cdl.sampling`.
+  `tfvrec.models.cdl.sampling` (§5).
 
-The TwoNets baseline of the paper (objective ``pointwise``) is the same two towers and
+The TwoNets baseline of the paper (§6.1.2; objective ``pointwise``) is the same two towers and
 distance trained on single pairs: p(like | U, I) = σ(−D(U, I)) with binary cross-entropy,
 on the positive and the negative image of the same triplets.
 
@@ -43,7 +44,7 @@ from tfvrec.models.cdl.user_vectors import build_user_vectors
 BACKBONE_FEATURES = 1280  # EfficientNet-Lite0's pooled features
 
 
-# ----------------------------------------------------------------------------- towers (§3.1, §3.2)
+# ----------------------------------------------------------------------------- towers (§4)
 
 def image_tower(c, name="image_tower"):
     """π: float images [B, s, s, 3] in [0, 1] → [B, d] (or backbone features [B, 1280] → [B, d])."""
@@ -77,7 +78,7 @@ def user_tower(num_clusters, c, name="user_tower"):
     return tf.keras.Model(inputs, x, name=name)
 
 
-# ----------------------------------------------------------------------------- distance (eq. 1-2)
+# ----------------------------------------------------------------------------- distance (§4)
 
 def distance_net(dim, dropout, name="distance"):
     """D(φ, π) = Σ_k w_k (φ_k − π_k)², w ≥ 0: [B, d], [B, d] → [B]."""
@@ -102,7 +103,7 @@ class SplitInTwo(tf.keras.layers.Layer):
 
 
 def triple_network(image_model, user_model, distance_model, c, num_clusters):
-    """The triple network (Fig. 2): (U, I+, I−) → (D(U, I+), D(U, I−)); o = D+ − D− (eq. 3)."""
+    """The triple network (Fig. 2): (U, I+, I−) of eq. 1 → (D(U, I+), D(U, I−)); o = D+ − D− (eq. 3)."""
     shape = (BACKBONE_FEATURES,) if c.backbone != "none" else (c.image_size, c.image_size, 3)
     user = tf.keras.Input((num_clusters,), name="user_vector")
     positive = tf.keras.Input(shape, name="positive_image")
@@ -122,7 +123,7 @@ class CDL(RecommenderModel):
     """CDL as a tfrs model: π, φ and D in a triple network; score −D; loss of eq. 5 (or hinge)."""
 
     def __init__(self, c, user_vectors, item_inputs, usable=None, task=None, description=""):
-        """``user_vectors`` [num_users, C] (§4); ``item_inputs``: the catalogue's uint8 pixels
+        """``user_vectors`` [num_users, C] (§5); ``item_inputs``: the catalogue's uint8 pixels
         [N, s, s, 3], or backbone features [N, 1280] (``c.backbone``); ``usable`` [N] bool."""
         super().__init__()
         self.c = c
@@ -176,7 +177,7 @@ class CDL(RecommenderModel):
         return self.score_candidates(inputs["user"], inputs["items"])
 
     def distances(self, phi, pi):
-        """D for query vectors [B, d] and item vectors [B, C, d] → [B, C] (eq. 2, inference)."""
+        """D for query vectors [B, d] and item vectors [B, C, d] → [B, C] (inference: no dropout)."""
         w = self.distance_weights()
         return tf.einsum("bcd,d->bc", tf.square(phi[:, None, :] - pi), w)
 

@@ -1,4 +1,4 @@
-"""CDL's evaluation split (Lei et al., §6): users with 40–200 favourites each hide 20 of them.
+"""CDL's evaluation split (Lei et al., §6.1.1): users with 40–200 favourites each hide 20 of them.
 
 `write_paper_split` copies a tfvrec data set and re-splits its likes: for every user with
 ``min_likes``–``max_likes`` likes (over all splits), ``hidden`` likes drawn at random (a pure

@@ -5,7 +5,8 @@ could like it: it is not among the user's likes, nor their friends' (followees')
 nor the likes of members of their groups (where the data has friends or groups), and it
 carries none of the user's interest tags (the tags of their training images and their own
 tags). When those rules leave fewer than ``min_negatives`` images, they are relaxed in
-order — interest tags, then groups, then friends — and the relaxation is counted and logged.
+order — interest tags, then groups, then friends — and the relaxation is counted and logged
+(the relaxation is tfvrec's; the paper's Flickr data had negatives in abundance).
 
 Each epoch draws ``triplets_per_user`` triplets for every user with a training like, in a
 shuffled order; epoch e draws from ``numpy.random.default_rng([seed, e])``, so the stream

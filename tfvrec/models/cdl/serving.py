@@ -6,7 +6,7 @@ the index holds √w ⊙ π(I) of every usable catalogue image, a query is √w 
 index's score −‖q − v‖² is exactly −D (dropout is off at inference).
 
 Queries: ``user`` (known users: their stored vector), ``profile`` (a new user's liked item
-ids → the tag-cluster histogram of those images, §4 → φ) and ``tags`` (a new user's tags →
+ids → the tag-cluster histogram of those images, §5 → φ) and ``tags`` (a new user's tags →
 their histogram → φ). Signature ``embed_images`` maps raw encoded images (JPEG/PNG bytes) to
 index vectors, decoded and resized as in training; ``tfvrec index --items`` adds such
 vectors (an npz of ids and ``embed_images`` outputs) to the catalogue without retraining.
@@ -99,7 +99,7 @@ def build(config, dataset, model, new_items=None, replace_items=False):
         user_ids=np.asarray(dataset.user_ids, str), user_vectors=user_vectors, seen=seen, distance="squared_l2",
         query_inputs=[
             QueryInput("profile", tf.TensorSpec([None, None], tf.string),
-                       "new user: item ids [B, P] they liked (\"\" pads) → their tag-cluster vector (§4)",
+                       "new user: item ids [B, P] they liked (\"\" pads) → their tag-cluster vector (§5)",
                        profile_query, tf.zeros([0, 0], tf.string)),
             QueryInput("tags", tf.TensorSpec([None, None], tf.string),
                        "new user: tags [B, T] (\"\" pads; unknown tags count for nothing)", tags_query,
@@ -110,7 +110,7 @@ def build(config, dataset, model, new_items=None, replace_items=False):
             impl=embed_images, doc="index vectors √w ⊙ π(I) of new images (for tfvrec index --items)",
             outputs={"embeddings": f"[N, {item_vectors.shape[1]}] index vectors"})},
         trackables=trackables,
-        notes={"user": "√w ⊙ φ(U) of the user's tag-cluster vector; −‖q − v‖² = −D(U, I) (eq. 2)",
+        notes={"user": "√w ⊙ φ(U) of the user's tag-cluster vector; −‖q − v‖² = −D(U, I) (§4)",
                "profile": "√w ⊙ φ of the tag-cluster histogram of the liked images (the paper's own user vector)",
                "tags": "√w ⊙ φ of the tag-cluster histogram of the given tags",
                "index": "√w ⊙ π(I) of every catalogue image with a readable image"},

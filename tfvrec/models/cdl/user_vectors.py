@@ -1,13 +1,13 @@
-"""CDL's user vectors (Lei et al., §4): what a user is, before the user tower sees them.
+"""CDL's user vectors (Lei et al., §5): what a user is, before the user tower sees them.
 
 1. Every tag gets a vector: read from an embedding file (``tag v1 v2 ...`` per line, e.g.
    word vectors), or learned from the data's own tag–item co-occurrence — positive pointwise
    mutual information of (tag, item) followed by a truncated SVD (numpy only).
-2. The tag vectors are clustered by k-means into C clusters (the paper's 1024 "visual words"
-   of interest).
+2. The tag vectors are clustered by k-means into C clusters (the paper: word2vec vectors,
+   1024 semantic clusters), which absorbs synonyms and the sparsity of raw tags.
 3. A user's vector is the normalised histogram, over those C clusters, of the tags of the
    images in their training history (plus the tags they applied themselves, where the data
-   has them): ``U = counts / Σ counts``.
+   has them): ``U = counts / Σ counts``, the bag of words over clusters.
 
 Nothing here is trained with the network, so a new user's vector comes from any list of
 images or tags (`UserVectors.from_items`, `UserVectors.from_tags`) without retraining.
