@@ -226,3 +226,16 @@ def test_pretrained_backbone_variant_embeds_images_with_frozen_efficientnet(worl
     scores = model.score(np.array([0, 1]), np.array([[0, 1, 7], [2, 3, 4]]))
     assert np.isfinite(scores[:, :2]).all() and scores[0, 2] == -np.inf  # item 7 has no image
     assert model.image_model.input_shape == (None, 1280)
+
+
+def test_evaluate_an_explicit_heldout_file_with_the_candidates_protocol(trained, tmp_path, capsys):
+    from tfvrec import cli
+    _, _, config = trained["ce"]
+    path = os.path.join(config.data.path, "interactions", "test.tsv")
+    assert cli.main(["evaluate", "--run", config.runtime.model_dir, "--test", path, "--protocol", "candidates:100",
+                     "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "candidates:100" in out
+    metrics = json.load(open(os.path.join(config.runtime.model_dir, "metrics-test.json")))
+    assert metrics["results"][0]["protocol"] == "candidates:100"
+    assert metrics["results"][0]["info"]["mean_candidates_per_user"] == 100
