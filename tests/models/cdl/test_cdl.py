@@ -239,3 +239,27 @@ def test_evaluate_an_explicit_heldout_file_with_the_candidates_protocol(trained,
     metrics = json.load(open(os.path.join(config.runtime.model_dir, "metrics-test.json")))
     assert metrics["results"][0]["protocol"] == "candidates:100"
     assert metrics["results"][0]["info"]["mean_candidates_per_user"] == 100
+
+
+def test_train_skip_bad_skips_and_counts_the_unreadable_image(world, tmp_path):
+    import pandas as pd
+    import shutil
+    _, path = world
+    good = tmp_path / "good.png"
+    good.write_bytes(tf.io.encode_png(tf.zeros([8, 8, 3], tf.uint8)).numpy())
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 truncated")
+    broken = tmp_path / "broken"
+    shutil.copytree(path, broken)
+    items = pd.read_csv(os.path.join(path, "items.tsv"), sep="\t", dtype=str, keep_default_na=False)
+    items["image"] = [str(bad)] + [str(good)] * (len(items) - 1)
+    items.to_csv(broken / "items.tsv", sep="\t", index=False)
+    sets = ["data.source=directory", f"data.path={broken}", f"data.cache_dir={tmp_path / 'cache'}",
+            f"runtime.model_dir={tmp_path / 'run'}", "trainer.epochs=1", "trainer.steps_per_epoch=2",
+            "trainer.validation_split=", "eval.baselines=[]", "eval.repeats=1", *TOWER]
+    command = [sys.executable, "-m", "tfvrec", "train", "--config", "configs/cdl_synthetic.yaml", "--skip-bad"]
+    for s in sets:
+        command += ["--set", s]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped 1 bad image(s)" in result.stderr and "bad.jpg" in result.stderr
