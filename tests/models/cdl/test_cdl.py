@@ -263,3 +263,22 @@ def test_train_skip_bad_skips_and_counts_the_unreadable_image(world, tmp_path):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "skipped 1 bad image(s)" in result.stderr and "bad.jpg" in result.stderr
+
+
+def test_scann_squared_l2_index_returns_the_ranking_by_d(trained):
+    import copy
+    _, model, config = trained["ce"]
+    config = copy.deepcopy(config)
+    export.apply_export_overrides(config, index="scann", sets=["export.scann_num_leaves=4",
+                                                               "export.scann_leaves_to_search=4"])
+    dataset = resolve_dataset(config.data)
+    module = export.serving_module(config, dataset, model)
+    users = np.arange(3)
+    got = module.recommend(k=tf.constant(10), user=tf.constant([str(dataset.user_ids[u]) for u in users]))
+    scores = model.score_all(users)
+    seen = dataset.train_items_by_user()
+    for row, u in enumerate(users):
+        scores[row, seen[u]] = -np.inf
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(got["item_ids"].numpy().astype(str), np.asarray(dataset.item_ids, str)[top])
+    np.testing.assert_allclose(got["scores"].numpy(), np.take_along_axis(scores, top, 1), rtol=1e-4, atol=1e-4)
