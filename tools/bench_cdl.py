@@ -172,7 +172,7 @@ def main(argv=None):
 movies with a poster; the {users} users with 40–200 likes hide 20 each (`tfvrec cdl-split`), ranked among
 100 candidates (`candidates:100`; random P@K = 0.2, R@K = K/100). Mean ± std over {args.repeats} repeats of the
 candidate sampling; p: two-sided per-user paired t-test of CDL-CE against the row on P@20 (mean difference
-row − CDL-CE in brackets). CDL rows: the shipped `configs/cdl_posters.yaml` (CPU tower at 96 px, Adam, no
+CDL-CE − row in brackets). CDL rows: the shipped `configs/cdl_posters.yaml` (CPU tower at 96 px, Adam, no
 dropout, {args.epochs} epochs at most, best epoch on a train holdout); TwoNets the same towers trained pointwise on
 the same triplets; CDL-pretrained trainable FC layers (512 → 128) on frozen EfficientNet-Lite0 features. No
 friends or groups in this data: negatives avoid the user's likes and interest tags (genres + MovieLens tags).
