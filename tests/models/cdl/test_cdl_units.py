@@ -143,3 +143,16 @@ def test_config_checks():
         config_lib.load_config(None, ["model.cdl.objective=listwise"], experiment="cdl")
     with pytest.raises(ConfigError, match="conv_filters"):
         config_lib.load_config(None, ["model.cdl.conv_filters=[1,2]"], experiment="cdl")
+
+
+def test_score_all_items_equals_scoring_every_candidate():
+    c = _config()
+    rng = np.random.default_rng(1)
+    model = cdl.CDL(c, rng.random((3, 4)).astype(np.float32), rng.integers(0, 255, (7, 16, 16, 3)).astype(np.uint8),
+                    usable=np.array([True] * 6 + [False]))
+    model.distance_model.get_layer("weights").kernel.assign([[0.5], [2.0], [0.0]])
+    users = np.array([0, 2])
+    full = model.score_all(users)
+    each = model.score(users, np.tile(np.arange(7), (2, 1)))
+    np.testing.assert_allclose(full[:, :6], each[:, :6], rtol=1e-4, atol=1e-5)
+    assert np.isneginf(full[:, 6]).all() and np.isneginf(each[:, 6]).all()

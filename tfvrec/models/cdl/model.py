@@ -189,8 +189,13 @@ class CDL(RecommenderModel):
         return tf.where(tf.gather(tf.constant(self.usable), items), scores, -np.inf)
 
     def score_all_items(self, users):
-        n = self.num_items
-        return self.score_candidates(users, tf.tile(tf.range(n, dtype=tf.int64)[None], [tf.shape(users)[0], 1]))
+        """−D against the whole catalogue [B, N], expanded: Σ w φ² − 2 (w ⊙ φ)·π + Σ w π²."""
+        w = self.distance_weights()
+        pi = tf.constant(self.catalogue_embeddings())
+        phi = self.user_model(tf.gather(self.user_vectors, tf.cast(users, tf.int64)))
+        d = (tf.reduce_sum(w * phi * phi, -1, keepdims=True) - 2.0 * tf.matmul(phi * w, pi, transpose_b=True)
+             + tf.reduce_sum(w * pi * pi, -1)[None])
+        return tf.where(tf.constant(self.usable)[None], -d, -np.inf)
 
     def compute_loss(self, inputs, training=False):
         user = tf.gather(self.user_vectors, inputs["user"])
