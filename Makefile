@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-10)
 
-.PHONY: setup demo test bench-bpr bench-hasc bench-retrieval bench-shards bench-cdl chaos-train chaos-serve clean
+.PHONY: setup demo test bench-bpr bench-hasc bench-retrieval bench-shards chaos-train chaos-serve clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,7 @@ bench-shards: setup
 	$(PY) tools/bench_shards.py
 
 # CDL on MovieLens posters (the paper's 20-of-100 protocol) against its baselines; ~40 min on 2 busy cores.
+.PHONY: bench-cdl
 bench-cdl: setup
 	$(PY) tools/bench_cdl.py
 
