@@ -133,11 +133,6 @@ def pretrained_backbone():
     return features
 
 
-def backbone_input(pixels):
-    """uint8 images → the backbone's float [B, 224, 224, 3] in [0, 1]."""
-    return tf.image.resize(tf.cast(pixels, tf.float32) / 255.0, [224, 224], method="bilinear", antialias=True)
-
-
 def augment(images, seed):
     """Light augmentation of float images in [0, 1]: random horizontal flip and brightness ±10%,
     stateless (``seed`` int64 [2]), so a batch's augmentation is a function of the run's seed."""
@@ -147,10 +142,14 @@ def augment(images, seed):
     return tf.clip_by_value(images * scale, 0.0, 1.0)
 
 
-def decode_bytes(image_bytes, size):
-    """Raw encoded image bytes [B] (JPEG/PNG/...) → uint8 [B, size, size, 3], preprocessed as in training."""
+def decode_bytes(image_bytes, size, as_uint8=True):
+    """Raw encoded image bytes [B] (JPEG/PNG/...) → [B, size, size, 3], preprocessed as in training:
+    uint8 like the pixel cache (``as_uint8``), or float in [0, 1] like the backbone's input."""
+    dtype = tf.uint8 if as_uint8 else tf.float32
+
     def one(b):
         image = tf.io.decode_image(b, channels=3, expand_animations=False)
         image.set_shape([None, None, 3])
-        return tf.cast(tf.round(images_lib.preprocess_image(image, size) * 255.0), tf.uint8)
-    return tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+        image = images_lib.preprocess_image(image, size)
+        return tf.cast(tf.round(image * 255.0), tf.uint8) if as_uint8 else image
+    return tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], dtype))

@@ -83,11 +83,10 @@ def build(config, dataset, model, new_items=None, replace_items=False):
     size = 224 if backbone is not None else c.image_size
 
     def embed_images(module, images):
-        pixels = images_lib.decode_bytes(images, size)
-        if backbone is not None:
-            inputs = backbone(images_lib.backbone_input(pixels))
-        else:
-            inputs = tf.cast(pixels, tf.float32) / 255.0
+        if backbone is not None:  # float pixels, as the catalogue's features were computed
+            inputs = backbone(images_lib.decode_bytes(images, size, as_uint8=False))
+        else:  # uint8 rounding, as the pixel cache the tower trained on
+            inputs = tf.cast(images_lib.decode_bytes(images, size), tf.float32) / 255.0
         return {"embeddings": model.image_model(inputs, training=False) * sqrt_w}
 
     trackables = {"cdl_weights": list(model.image_model.variables) + list(model.user_model.variables),
