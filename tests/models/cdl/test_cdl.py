@@ -282,3 +282,17 @@ def test_scann_squared_l2_index_returns_the_ranking_by_d(trained):
     top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     np.testing.assert_array_equal(got["item_ids"].numpy().astype(str), np.asarray(dataset.item_ids, str)[top])
     np.testing.assert_allclose(got["scores"].numpy(), np.take_along_axis(scores, top, 1), rtol=1e-4, atol=1e-4)
+
+
+def test_new_images_enter_the_index_without_retraining(trained):
+    from tfvrec.models.cdl.serving import scaled_vectors
+    _, model, config = trained["ce"]
+    dataset = resolve_dataset(config.data)
+    _, users, _ = scaled_vectors(model)
+    # An image whose index vector (as embed_images gives it) sits exactly on user 0's query.
+    module = export.serving_module(config, dataset, model, new_items=(np.array(["new-image"]), users[:1]))
+    got = module.recommend(k=tf.constant(3), user=tf.constant([str(dataset.user_ids[0])]))
+    assert got["item_ids"].numpy()[0, 0].decode() == "new-image"
+    np.testing.assert_allclose(got["scores"].numpy()[0, 0], 0.0, atol=1e-4)
+    got = module.recommend(k=tf.constant(3), profile=tf.constant([["new-image"]]))  # a profile of it counts no tag
+    assert "new-image" not in [i.decode() for i in got["item_ids"].numpy()[0]]
