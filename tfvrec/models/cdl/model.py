@@ -204,6 +204,8 @@ class CDL(RecommenderModel):
             logits = tf.stack([-d_pos, -d_neg], axis=1)
             labels = tf.concat([tf.ones_like(logits[:, :1]), tf.zeros_like(logits[:, 1:])], axis=1)
             per_pair = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits), axis=1)
+            for metric in self.task.metrics:  # the same ranking metric as CDL's (D+ < D− of the triplet)
+                metric.update_state(labels, logits)
             return tf.nn.compute_average_loss(per_pair)
         # eq. 3-5: scores s = −D, so s+ − s− = −o and the pairwise losses give softplus(o) / max(0, m + o).
         return self.ranking_loss(tf.stack([-d_pos, -d_neg], axis=1))
