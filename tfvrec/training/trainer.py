@@ -8,7 +8,8 @@ Run directory (``runtime.model_dir``)::
     train.lock             held (flock) by the one trainer of this directory while it runs
     training_state.json    the record, readable: epochs done, history, best validation value
     checkpoints/ckpt-N     model weights after epoch N;  checkpoints/best/ the best epoch
-    tensorboard/           train/ and validation/ scalars
+    tensorboard/           train/ and validation/ scalars, epochs/ (histograms, recommendation
+                           images), hparams/ (config and test metrics), projector/ (item vectors)
     metrics.json           the final evaluation (protocol recorded beside each figure)
 
 Resume is exact: a run killed at any moment and started again with the same command
@@ -161,6 +162,11 @@ def _train(config, strategy, chief, sigterm, return_model):
         return ([], model) if return_model else []
     restore_best(model, model_dir)
     rows = evaluate_run(config, dataset, model)
+    if config.trainer.tensorboard_summaries:
+        from tfvrec.inspect.run import summarize_run, tensorboard_command
+        summarize_run(config, dataset, model, rows)
+        print(f"TensorBoard (scalars, HParams, images, histograms, projector): {tensorboard_command(model_dir)}",
+              flush=True)
     return (rows, model) if return_model else rows
 
 

@@ -116,6 +116,26 @@ def attention_arrays(model, users, items, top=0):
                                                  top).items()}
 
 
+def summaries(model, dataset, users):
+    """TensorBoard histograms of the attention for ``users`` (rows), each with one of their
+    training images: the aspect importance γ and the entropy of α (uploads) and β (followees)."""
+    seen = dataset.train_items_by_user()
+    users = np.asarray([u for u in users if len(seen[u])], np.int64)
+    if not len(users):
+        return {}
+    items = np.asarray([seen[u][0] for u in users], np.int64)
+    out = attention_arrays(model, users, items)
+
+    def entropy(weights):
+        w = np.clip(weights, 1e-12, 1.0)
+        return -(np.where(weights > 0, weights * np.log(w), 0.0)).sum(axis=1)
+
+    result = {f"gamma/{aspect}": out["gamma"][:, k] for k, aspect in enumerate(("upload", "social", "creator"))}
+    result["attention_entropy/alpha_uploads"] = entropy(out["alpha"])
+    result["attention_entropy/beta_followees"] = entropy(out["beta"])
+    return result
+
+
 def _index_of(ids, value, table, flag, dataset):
     found = np.flatnonzero(ids == str(value))
     if not len(found):
