@@ -213,7 +213,7 @@ def build_report(run_dir, users=None, count=5, k=10, history=12):
             for i, s, x in zip(recommended, top_scores, extras))
         sections.append(
             f"<h2>User {_e(dataset.user_ids[u])}</h2>"
-            f"<div class='label'>Training history ({len(seen[u])} items; the last {min(history, len(seen[u]))})</div>"
+            f"<div class='label'>Training history ({len(seen[u])} items; {min(history, len(seen[u]))} shown)</div>"
             f"<div class='row history'>{history_html}</div>"
             f"<div class='label'>Top {len(recommended)} recommendations (score; held-out hits outlined: "
             f"{len(hits & set(map(int, recommended)))} of {len(hits)} in split '{judged}')</div>"
