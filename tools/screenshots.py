@@ -1,6 +1,7 @@
 """The README's screenshots, taken with headless Chromium from real runs.
 
-    python tools/screenshots.py --report-run runs/report_curatornet_posters --tensorboard-run runs/report_curatornet_posters
+    python tools/screenshots.py --report-run runs/report_curatornet_posters \
+        --tensorboard-run runs/report_curatornet_posters
 
 writes ``docs/img/report_curatornet_posters.png`` (``tfvrec report`` of the run) and
 ``docs/img/tensorboard_projector.png`` (TensorBoard's Embedding Projector of the run's item
