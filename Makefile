@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-10)
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,beam]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)
