@@ -17,7 +17,8 @@ from tfvrec.features import extract
 from test_features import _dataset, models  # noqa: F401  (the tiny TF-Hub handles, a tiny data set)
 
 beam_extract = pytest.importorskip("tfvrec.features.beam_extract")
-pytest.importorskip("apache_beam", reason="Apache Beam not installed (pip install 'tfvrec[beam]'; make test installs it)")
+pytest.importorskip("apache_beam",
+                    reason="Apache Beam not installed (pip install 'tfvrec[beam]'; make test installs it)")
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -74,7 +74,8 @@ def add_arguments(parser):
                              "DataflowRunner, FlinkRunner, SparkRunner, ...): a pipeline writing a sharded feature set")
     parser.add_argument("--num-shards", type=int, default=4, metavar="S", help="Beam only: output shards (default 4)")
     parser.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
-                        help="Beam only: a pipeline option passed through (repeat), e.g. --beam-arg=--direct_num_workers=2")
+                        help="Beam only: a pipeline option passed through (repeat), "
+                             "e.g. --beam-arg=--direct_num_workers=2")
     return parser
 
 
