@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-10)
 
-.PHONY: setup demo test bench-bpr bench-hasc bench-retrieval bench-shards chaos-train chaos-serve clean
+.PHONY: setup demo test bench-bpr bench-hasc bench-peers bench-retrieval bench-shards chaos-train chaos-serve clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ chaos-train: setup
 
 chaos-serve: setup
 	$(PY) tools/chaos_serve.py
+
+# tfvrec against cornac and implicit, side by side in one run (installs the bench extra into .venv).
+bench-peers: setup
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) tools/bench_peers.py
 
 # Sharded retrieval on one machine: latency and recall of S = 1, 2, 4 shards.
 bench-shards: setup

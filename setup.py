@@ -32,6 +32,8 @@ EXTRAS_REQUIRE = {
     # taking protobuf 6.33 (beam wants <7; TF 2.20 accepts it) and pyarrow 25; `pip check` is clean.
     # Add Beam's own extras (e.g. apache-beam[gcp] for Dataflow) on top as the runner needs.
     "beam": ["apache-beam==2.77.*"],
+    # Peers measured side by side in tools/bench_peers.py; never a runtime dependency.
+    "bench": ["cornac==3.0.1", "implicit==0.7.3"],
     # Test-only: independent metric implementations and real photographs to classify.
     "test": [
         "pytest",
