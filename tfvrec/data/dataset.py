@@ -120,7 +120,8 @@ class Dataset:
         if not os.path.exists(stem + ".npz") and name not in features_lib.sharded_names(os.path.dirname(stem)):
             raise DataError(stem + ".npz", f"feature set '{name}' not found (available: {self.feature_names()})")
         ids, vectors = features_lib.load_feature_set(stem)
-        return features_lib.align_features(stem, ids, vectors, self.item_ids)
+        where = stem + ".npz" if os.path.exists(stem + ".npz") else stem + "-*-of-*.npz"
+        return features_lib.align_features(where, ids, vectors, self.item_ids)
 
     def images(self):
         """Pixel arrays ``uint8 [num_items, h, w, 3]`` from ``images.npz``, aligned with ``item_ids``."""
