@@ -99,6 +99,9 @@ class RuntimeConfig:
     # "auto": MultiWorkerMirrored when TF_CONFIG names several workers, else Mirrored over
     # all visible GPUs (or over `logical_cpus` CPU devices), else the default strategy.
     distribution_strategy: str = "auto"
+    # parameter_server: every variable split over the TF_CONFIG cluster's ps tasks, shards of at
+    # least this many bytes (tfvrec/training/parameter_server.py).
+    ps_min_shard_bytes: int = 256 << 10
     logical_cpus: int = 0  # >1 splits the CPU into that many logical devices (tests)
     mixed_precision: bool = False  # float16 compute on GPUs
     seed: int = 0
@@ -153,7 +156,8 @@ CHOICES = {
     "trainer.verbose": (0, 1, 2),
     "eval.split": ("train", "validation", "test"),
     "trainer.optimizer": ("lazy_adam", "adam", "adagrad", "sgd"),
-    "runtime.distribution_strategy": ("auto", "mirrored", "multi_worker_mirrored", "one_device", "default"),
+    "runtime.distribution_strategy": ("auto", "mirrored", "multi_worker_mirrored", "parameter_server", "one_device",
+                                      "default"),
     "export.index": ("brute_force", "scann"),
 }
 

@@ -45,7 +45,10 @@ def create_strategy(runtime):
             kind = "mirrored"
         else:
             kind = "default"
-    if kind == "multi_worker_mirrored":
+    if kind == "parameter_server":
+        from tfvrec.training.parameter_server import create_parameter_server_strategy
+        strategy = create_parameter_server_strategy(runtime)
+    elif kind == "multi_worker_mirrored":
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     elif kind == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")

@@ -153,7 +153,9 @@ def _train(config, strategy, chief, sigterm, return_model):
                          state.completed_epochs)
         else:
             run_warm_starts(config, dataset, model)
-            Loop(config, dataset, model, strategy, chief, write_dir, validation, sigterm,
+            from tfvrec.training.parameter_server import ParameterServerLoop, is_parameter_server
+            loop = ParameterServerLoop if is_parameter_server(strategy) else Loop
+            loop(config, dataset, model, strategy, chief, write_dir, validation, sigterm,
                  _evaluation_module(config)).run()
     finally:
         if not chief:

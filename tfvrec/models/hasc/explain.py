@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
+from tfvrec.models.embedding import gather
 
 ASPECT_LABELS = {"upload": "upload coherence", "social": "social influence", "creator": "creator admiration"}
 
@@ -85,7 +86,7 @@ def attention(model, users, items, top=0):
     users = tf.cast(tf.convert_to_tensor(users), tf.int64)
     items = tf.cast(tf.convert_to_tensor(items), tf.int64)[:, tf.newaxis]
     ctx = model.user_context(users)
-    creators = tf.gather(model.item_creator, items)
+    creators = gather(model.item_creator, items)
     batch = tf.shape(users, out_type=tf.int64)[0]
     top = tf.convert_to_tensor(top, tf.int32)
 
