@@ -57,5 +57,10 @@ bench-peers: setup
 bench-shards: setup
 	$(PY) tools/bench_shards.py
 
+# CDL on MovieLens posters (the paper's 20-of-100 protocol) against its baselines; ~40 min on 2 busy cores.
+.PHONY: bench-cdl
+bench-cdl: setup
+	$(PY) tools/bench_cdl.py
+
 clean:
 	rm -rf runs data_cache

@@ -37,8 +37,21 @@ NOISE = ("functional_saver", "is slow compared to the batch time", "Logging befo
 def _train(args):
     from tfvrec import config as config_lib
     from tfvrec.training import trainer
-    config = config_lib.load_config(config_lib.resolve_config_path(args.config), args.set)
+    sets = list(args.set)
+    if getattr(args, "skip_bad", False):  # models that read images: skip (and count) unreadable ones
+        sets.append(f"model.{_model_name(args, sets)}.skip_bad_images=true")
+    config = config_lib.load_config(config_lib.resolve_config_path(args.config), sets)
     trainer.train(config)
+
+
+def _model_name(args, sets):
+    from tfvrec import config as config_lib
+    model = config_lib.load_config(config_lib.resolve_config_path(args.config), sets).model
+    name = model.name
+    section = getattr(model, name)
+    if not hasattr(section, "skip_bad_images"):
+        raise config_lib.ConfigError(f"--skip-bad: model {name!r} reads no image files")
+    return name
 
 
 def _protocols(values):
@@ -129,13 +142,16 @@ def build_parser():
                         "curatornet_synthetic")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set trainer.epochs=3 (repeatable)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="models that read image files (cdl): skip and count missing or undecodable images "
+                        "instead of stopping at the first")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run, optionally on an explicit held-out file")
     p.add_argument("--run", required=True, help="run directory (runtime.model_dir of the training run)")
     p.add_argument("--test", help="held-out interactions: 'user<TAB>item' rows (header optional), "
                                   "ids as in the data set; never seen in training")
-    p.add_argument("--protocol", action="append", metavar="full|sampled:N",
+    p.add_argument("--protocol", action="append", metavar="full|sampled:N|candidates:N",
                    help="evaluation protocol (repeatable); default: the run's eval.protocols")
     p.add_argument("--repeats", type=int, default=0, help="repeats of the sampled protocol (default: config)")
     p.add_argument("--allow-unfinished", action="store_true",

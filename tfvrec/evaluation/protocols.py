@@ -12,8 +12,13 @@ Two protocols, those of the papers in the zoo:
     itself plus N sampled items the user never rated; HR@K, NDCG@K, repeated 10 times
     with fresh negatives and averaged. The paper's text says N=1000, its published
     numbers match N=100 (BPR-MF reaches the paper's BPR figures at N=100, not at N=1000),
-    so both are reported, each labelled with its N. CDL's protocol (Lei et al., §6.1: 20
-    hidden favourites among 100 candidates) is ``sampled:80`` with 20 held-out items per user.
+    so both are reported, each labelled with its N.
+
+``candidates:N``
+    CDL (Lei et al., §6): each user's held-out items (at most ``MAX_CANDIDATE_POSITIVES`` = 20,
+    a random subset per repeat when there are more) are ranked among N candidates in all, the
+    rest drawn uniformly from the items the user never interacted with; with 20 held-out
+    items among 100, a random ranking has P@K = 0.2. Repeated like ``sampled``.
 
 Negatives are drawn uniformly without replacement from the items that are neither in the
 user's ``exclude`` set nor held out. A user with fewer than N such items gets all of them,
@@ -59,7 +64,8 @@ class FullScorer(Scorer, Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class ProtocolSpec:
-    """``kind`` is ``"full"`` or ``"sampled"``; ``num_negatives`` is N for ``sampled``."""
+    """``kind`` is ``"full"``, ``"sampled"`` or ``"candidates"``; ``num_negatives`` is N for ``sampled``
+    (negatives per user) and for ``candidates`` (candidates per user in all)."""
 
     kind: str
     num_negatives: Optional[int] = None
@@ -68,22 +74,26 @@ class ProtocolSpec:
         if self.kind == "full":
             if self.num_negatives is not None:
                 raise ValueError("the full protocol takes no number of negatives")
-        elif self.kind == "sampled":
+        elif self.kind in ("sampled", "candidates"):
             if (isinstance(self.num_negatives, bool) or not isinstance(self.num_negatives, (int, np.integer))
                     or self.num_negatives < 1):
                 raise ValueError(f"sampled needs a positive number of negatives, got {self.num_negatives!r}")
         else:
-            raise ValueError(f"unknown protocol kind {self.kind!r}; expected 'full' or 'sampled'")
+            raise ValueError(f"unknown protocol kind {self.kind!r}; expected 'full', 'sampled' or 'candidates'")
+        if self.kind == "candidates" and self.num_negatives <= MAX_CANDIDATE_POSITIVES:
+            raise ValueError(f"candidates:N needs N > {MAX_CANDIDATE_POSITIVES} (the held-out items per user), "
+                             f"got {self.num_negatives}")
 
     @property
     def name(self) -> str:
-        return "full" if self.kind == "full" else f"sampled:{self.num_negatives}"
+        return "full" if self.kind == "full" else f"{self.kind}:{self.num_negatives}"
 
     def __str__(self):
         return self.name
 
 
-_SAMPLED = re.compile(r"sampled:(\d+)")
+_SAMPLED = re.compile(r"(sampled|candidates):(\d+)")
+MAX_CANDIDATE_POSITIVES = 20  # candidates:N — held-out items per user (CDL's 20 hidden favourites)
 
 
 def parse_protocol(text: Union[str, ProtocolSpec]) -> ProtocolSpec:
@@ -96,10 +106,12 @@ def parse_protocol(text: Union[str, ProtocolSpec]) -> ProtocolSpec:
     if cleaned == "full":
         return ProtocolSpec("full")
     match = _SAMPLED.fullmatch(cleaned)
-    if match and int(match.group(1)) >= 1:
-        return ProtocolSpec("sampled", int(match.group(1)))
+    if match and int(match.group(2)) >= 1:
+        return ProtocolSpec(match.group(1), int(match.group(2)))
     raise ValueError(f"unknown evaluation protocol {text!r}: expected 'full' (rank every item the user "
-                     f"has not trained on) or 'sampled:N' with N >= 1 sampled negatives, e.g. 'sampled:100'")
+                     f"has not trained on), 'sampled:N' with N >= 1 sampled negatives, e.g. 'sampled:100', or "
+                     f"'candidates:N' (up to {MAX_CANDIDATE_POSITIVES} held-out items filled to N candidates), "
+                     "e.g. 'candidates:100'")
 
 
 # -- result -------------------------------------------------------------------------------
@@ -215,7 +227,7 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
     batch_size = _positive_int(batch_size, "batch_size")
 
     run_count = 1 if spec.kind == "full" else repeats
-    if spec.kind == "sampled":
+    if spec.kind != "full":
         # Never a negative: the user's excluded items and the held-out items themselves.
         forbidden_map = {int(u): np.union1d(heldout_map[u], exclude_map.get(u, _NO_ITEMS)) for u in users}
     per_repeat = {name: [] for name in names}
@@ -234,7 +246,8 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
                 scores, relevant, valid, items = _full_batch(scorer, batch_users, heldout_map, exclude_map, num_items)
             else:
                 scores, relevant, valid, items, short = _sampled_batch(
-                    scorer, batch_users, heldout_map, forbidden_map, num_items, spec.num_negatives, sample_seed)
+                    scorer, batch_users, heldout_map, forbidden_map, num_items, spec.num_negatives, sample_seed,
+                    total=spec.kind == "candidates")
                 short_users += short
             candidate_total += int(valid.sum())
             values = metrics_lib.all_metrics(
@@ -252,7 +265,7 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
             per_repeat[name].append(sums[name] / counts[name] if counts[name] else math.nan)
 
     info["mean_candidates_per_user"] = candidate_total / (run_count * len(users)) if len(users) else 0.0
-    if spec.kind == "sampled":
+    if spec.kind != "full":
         info["users_short_of_negatives"] = short_users // run_count
     if auc_undefined:
         # Only possible when a user has no irrelevant candidate at all.
@@ -296,12 +309,27 @@ def _full_batch(scorer, users, heldout_map, exclude_map, num_items):
     return scores, row_relevant, row_valid, items
 
 
-def _sampled_batch(scorer, users, heldout_map, forbidden_map, num_items, num_negatives, sample_seed):
-    """Held-out items + ``num_negatives`` uniform negatives per user, padded to one width."""
+def _sampled_batch(scorer, users, heldout_map, forbidden_map, num_items, num_negatives, sample_seed, total=False):
+    """Held-out items + ``num_negatives`` uniform negatives per user, padded to one width. With
+    ``total`` (``candidates:N``): at most `MAX_CANDIDATE_POSITIVES` held-out items (a random subset
+    per repeat) and negatives filling each user's list to ``num_negatives`` candidates."""
     positives = [heldout_map[int(user)] for user in users]
     forbidden = [forbidden_map[int(user)] for user in users]
-    negatives = _sample_negatives(sample_seed, users, forbidden, num_items, num_negatives)
-    short = sum(len(n) < num_negatives for n in negatives)
+    if not total:
+        negatives = _sample_negatives(sample_seed, users, forbidden, num_items, num_negatives)
+        short = sum(len(n) < num_negatives for n in negatives)
+    else:
+        positives = [np.sort(np.random.default_rng([sample_seed, int(user), 2]).choice(
+            pos, MAX_CANDIDATE_POSITIVES, replace=False)) if len(pos) > MAX_CANDIDATE_POSITIVES else pos
+            for user, pos in zip(users, positives)]
+        wanted = np.array([num_negatives - len(pos) for pos in positives])
+        negatives = [None] * len(users)
+        for count in np.unique(wanted):
+            rows = np.flatnonzero(wanted == count)
+            drawn = _sample_negatives(sample_seed, users[rows], [forbidden[r] for r in rows], num_items, int(count))
+            for r, n in zip(rows, drawn):
+                negatives[r] = n
+        short = sum(len(n) < w for n, w in zip(negatives, wanted))
     width = max(len(p) + len(n) for p, n in zip(positives, negatives))
     batch = len(users)
     items = np.empty((batch, width), dtype=np.int64)

@@ -1,0 +1,158 @@
+"""CDL's pieces on hand-set weights: D (eq. 2), the losses of eq. 5 and the hinge, √w ⊙ L2 ranking,
+user vectors (§4), negatives (§5), the paper split (§6) and the candidates:N protocol."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tfvrec import losses
+from tfvrec.evaluation import protocols
+from tfvrec.models.cdl import config as cdl_config
+from tfvrec.models.cdl import model as cdl
+from tfvrec.models.cdl.baselines import BordaScorer, colour_histograms
+from tfvrec.models.cdl.protocol import paper_split
+from tfvrec.models.cdl.user_vectors import kmeans, normalise, ppmi_svd
+
+
+def _config(**overrides):
+    c = cdl_config.CDLConfig(image_size=16, conv_filters=[2, 2, 2, 2, 2], conv_kernels=[3, 3, 3, 3, 3],
+                             fc_units=[4], embedding_dim=3, distance_dropout=0.0, dropout=0.0)
+    for k, v in overrides.items():
+        setattr(c, k, v)
+    return c
+
+
+def test_distance_is_the_weighted_squared_difference_and_its_weights_stay_non_negative():
+    net = cdl.distance_net(3, dropout=0.5)
+    layer = net.get_layer("weights")
+    layer.kernel.assign([[2.0], [0.0], [0.5]])
+    phi = np.array([[1.0, 2.0, 3.0]], np.float32)
+    pi = np.array([[0.0, 0.0, 1.0]], np.float32)
+    # D = 2·1² + 0·2² + 0.5·2² = 4 (dropout is off outside training)
+    np.testing.assert_allclose(net([phi, pi]).numpy(), [4.0], atol=1e-6)
+    assert layer.kernel_constraint is not None
+    np.testing.assert_allclose(layer.kernel_constraint(tf.constant([[-1.0], [2.0]])).numpy(), [[0.0], [2.0]])
+
+
+@pytest.mark.parametrize("name, expected", [
+    # o = D+ − D− = 1 − 3 = −2: CE (eq. 5) softplus(o) = log(1 + e^-2); hinge max(0, 1 + o) = 0.
+    ("logistic", np.log1p(np.exp(-2.0))),
+    ("hinge", 0.0),
+])
+def test_losses_golden_on_scores_minus_d(name, expected):
+    d_pos, d_neg = 1.0, 3.0
+    loss = losses.get(name, margin=1.0)
+    np.testing.assert_allclose(loss.call(tf.constant([[1.0, 0.0]]), tf.constant([[-d_pos, -d_neg]])).numpy(),
+                               [expected], atol=1e-6)
+    # the wrong way round: o = +2 → softplus(2), hinge 3
+    worse = {"logistic": np.log1p(np.exp(2.0)), "hinge": 3.0}[name]
+    np.testing.assert_allclose(loss.call(tf.constant([[1.0, 0.0]]), tf.constant([[-d_neg, -d_pos]])).numpy(),
+                               [worse], atol=1e-6)
+
+
+def test_ranking_by_d_equals_ranking_by_l2_of_sqrt_w_scaled_vectors():
+    rng = np.random.default_rng(0)
+    d = 16
+    w = np.abs(rng.normal(size=d)).astype(np.float32)
+    w[::5] = 0.0  # zero weights too
+    phi = rng.normal(size=(8, d)).astype(np.float32)
+    pi = rng.normal(size=(300, d)).astype(np.float32)
+    net = cdl.distance_net(d, dropout=0.5)
+    net.get_layer("weights").kernel.assign(w[:, None])
+    D = np.stack([net([np.repeat(p[None], len(pi), 0), pi]).numpy() for p in phi])
+    s = np.sqrt(w)
+    l2 = ((s * phi)[:, None, :] - (s * pi)[None]) ** 2
+    np.testing.assert_allclose(D, l2.sum(-1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(np.argsort(D, axis=1, kind="stable")[:, :50],
+                                  np.argsort(l2.sum(-1), axis=1, kind="stable")[:, :50])
+
+
+def test_triple_network_shares_one_image_tower_and_golden_scores():
+    c = _config()
+    model = cdl.CDL(c, np.eye(4, dtype=np.float32)[:2], np.zeros((5, 16, 16, 3), np.uint8))
+    towers = [layer for layer in model.triple.layers if isinstance(layer, tf.keras.Model)]
+    assert [t.name for t in towers].count("image_tower") == 1
+    for v in model.image_model.trainable_variables + model.user_model.trainable_variables:
+        v.assign(tf.zeros_like(v))
+    model.user_model.layers[-1].bias.assign([1.0, 2.0, 0.0])
+    model.distance_model.get_layer("weights").kernel.assign([[1.0], [0.5], [3.0]])
+    # φ = (1, 2, 0), π = 0 → D = 1 + 0.5·4 = 3, score −3 for every item
+    np.testing.assert_allclose(model.score(np.array([0, 1]), np.array([[0, 1], [2, 4]])), -3.0, atol=1e-6)
+
+
+def test_user_vectors_from_tag_clusters():
+    items = [["a", "b"], ["a", "b"], ["c", "d"], ["c", "d"], ["a"], ["d"]]
+    vocabulary = np.array(["a", "b", "c", "d"], object)
+    vectors = ppmi_svd(items, vocabulary, dim=2)
+    labels = kmeans(vectors, 2, 50)
+    assert labels[0] == labels[1] and labels[2] == labels[3] and labels[0] != labels[2]
+    np.testing.assert_allclose(normalise([[1.0, 3.0], [0.0, 0.0]]), [[0.25, 0.75], [0.0, 0.0]])
+
+
+def test_paper_split_hides_twenty_likes_of_eligible_users_only():
+    likes = pd.DataFrame({"user": ["u1"] * 50 + ["u2"] * 10 + ["u3"] * 300,
+                          "item": [f"i{n}" for n in range(50)] + [f"i{n}" for n in range(10)]
+                          + [f"i{n}" for n in range(300)]})
+    train, test = paper_split(likes, 40, 200, 20, seed=0)
+    assert set(test["user"]) == {"u1"} and len(test) == 20 and len(train) == 340
+    again = paper_split(likes, 40, 200, 20, seed=0)[1]
+    pd.testing.assert_frame_equal(test, again)
+
+
+def test_candidates_protocol_fills_twenty_heldout_items_to_n():
+    assert protocols.parse_protocol("candidates:100").name == "candidates:100"
+    with pytest.raises(ValueError):
+        protocols.parse_protocol("candidates:20")
+    seen = {}
+
+    class Recorder:
+        def score(self, users, items):
+            for u, row in zip(users, items):
+                seen[int(u)] = row.copy()
+            return np.zeros(items.shape)
+    heldout = {0: np.arange(30), 1: np.arange(30, 35)}
+    exclude = {0: np.arange(100, 110), 1: np.arange(110, 120)}
+    result = protocols.evaluate(Recorder(), heldout, exclude, 500, "candidates:100", ks=(20,), repeats=1, seed=0)
+    assert result.info["mean_candidates_per_user"] == 100
+    assert len(set(seen[0])) == 100 and len(set(seen[0]) & set(range(30))) == 20
+    assert not set(seen[0]) & set(range(100, 110))
+    assert len(set(seen[1])) == 100 and set(range(30, 35)) <= set(seen[1])
+    # uninformative scorer: P@20 = 20/100 for user 0
+    assert abs(result.metrics["precision@20"] - (0.2 + 0.05) / 2) < 0.15
+
+
+def test_borda_count_and_colour_histograms():
+    vectors = np.array([[0.0], [1.0], [5.0], [0.2]], np.float32)
+    scorer = BordaScorer(vectors, [np.array([0])])
+    # distances to item 0: item 3 (0.2) < item 1 (1) < item 2 (5) → points 2, 1, 0
+    np.testing.assert_array_equal(scorer.score(np.array([0]), np.array([[1, 2, 3]])), [[1.0, 0.0, 2.0]])
+    red = np.zeros((1, 2, 2, 3), np.uint8)
+    red[..., 0] = 255
+    hist = colour_histograms(red)
+    assert hist.shape == (1, 64) and hist[0, 48] == 1.0
+
+
+def test_config_checks():
+    from tfvrec import config as config_lib
+    from tfvrec.errors import ConfigError
+    config = config_lib.load_config(None, ["model.cdl.embedding_dim=8"], experiment="cdl")
+    assert config.trainer.optimizer == "sgd" and config.trainer.momentum == 0.9 and config.trainer.batch_size == 128
+    assert config_lib.get_experiment("cdl_paper").model.cdl.image_size == 256
+    with pytest.raises(ConfigError, match="model.cdl.objective"):
+        config_lib.load_config(None, ["model.cdl.objective=listwise"], experiment="cdl")
+    with pytest.raises(ConfigError, match="conv_filters"):
+        config_lib.load_config(None, ["model.cdl.conv_filters=[1,2]"], experiment="cdl")
+
+
+def test_score_all_items_equals_scoring_every_candidate():
+    c = _config()
+    rng = np.random.default_rng(1)
+    model = cdl.CDL(c, rng.random((3, 4)).astype(np.float32), rng.integers(0, 255, (7, 16, 16, 3)).astype(np.uint8),
+                    usable=np.array([True] * 6 + [False]))
+    model.distance_model.get_layer("weights").kernel.assign([[0.5], [2.0], [0.0]])
+    users = np.array([0, 2])
+    full = model.score_all(users)
+    each = model.score(users, np.tile(np.arange(7), (2, 1)))
+    np.testing.assert_allclose(full[:, :6], each[:, :6], rtol=1e-4, atol=1e-5)
+    assert np.isneginf(full[:, 6]).all() and np.isneginf(each[:, 6]).all()

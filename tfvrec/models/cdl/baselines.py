@@ -1,0 +1,103 @@
+"""The baselines of CDL's experiments (Lei et al., §6.1.2), as evaluation scorers (``eval.baselines``).
+
+* ``twonets`` — the same image and user towers and distance, trained pointwise: each pair
+  (U, I, y) with p = σ(−D(U, I)) and binary cross-entropy, on the positive and negative
+  images of the same triplets, the same optimiser, epochs and validation rule as the run
+  (model ``cdl`` with ``objective: pointwise``), trained once into
+  ``<model_dir>/baselines/twonets-<digest>/`` and reused.
+* ``borda_features`` — Borda count over pretrained CNN features: every training image of the
+  user ranks the candidates by Euclidean distance to itself; a candidate earns C − 1 − rank
+  points from each such ranking (C candidates) and the points are summed. The features are
+  ``data.features`` when set (a feature set of the data set), else the frozen ImageNet
+  EfficientNet-Lite0 features of the images.
+* ``borda_colour`` — the same Borda count over a hand-crafted colour histogram (a joint RGB
+  histogram, 4 levels per channel, of the image at the tower's size).
+"""
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from tfvrec.registry import register_baseline
+
+
+class BordaScorer:
+    """Borda count over the user's training images: Σ_j (C − 1 − rank_j(candidate)), rank by ‖f − f_j‖."""
+
+    def __init__(self, vectors, profiles, max_profile=200):
+        self.vectors = np.asarray(vectors, np.float32)
+        self.profiles = [np.asarray(p[-max_profile:], np.int64) for p in profiles]
+        self.num_items = len(self.vectors)
+
+    def _user(self, user, items):
+        profile = self.profiles[user]
+        if not len(profile):
+            return np.zeros(len(items), np.float32)
+        f, g = self.vectors[profile], self.vectors[items]
+        d = (f * f).sum(1)[:, None] - 2 * f @ g.T + (g * g).sum(1)[None]  # [P, C] squared distances
+        ranks = np.argsort(np.argsort(d, axis=1, kind="stable"), axis=1, kind="stable")
+        return (len(items) - 1 - ranks).sum(axis=0).astype(np.float32)
+
+    def score(self, users, items):
+        return np.stack([self._user(int(u), row) for u, row in zip(users, np.asarray(items))])
+
+
+def colour_histograms(pixels, levels=4):
+    """Joint RGB histograms ``[n, levels³]`` (each sums to 1) of uint8 images ``[n, h, w, 3]``."""
+    q = (np.asarray(pixels, np.int64) * levels) // 256
+    codes = (q[..., 0] * levels + q[..., 1]) * levels + q[..., 2]
+    codes = codes.reshape(len(pixels), -1)
+    out = np.zeros((len(pixels), levels ** 3), np.float32)
+    np.add.at(out, (np.repeat(np.arange(len(pixels)), codes.shape[1]), codes.ravel()), 1.0)
+    return out / codes.shape[1]
+
+
+def _profiles(dataset):
+    return dataset.train_items_by_user()
+
+
+@register_baseline("borda_features")
+def _borda_features(dataset, config, heldout):
+    if config.data.features:
+        vectors = dataset.features(config.data.features)
+    else:
+        from tfvrec.models.cdl import images
+        vectors, _ = images.backbone_features(dataset, config.data.cache_dir, skip_bad=config.model.cdl.skip_bad_images)
+    return BordaScorer(vectors, _profiles(dataset))
+
+
+@register_baseline("borda_colour")
+def _borda_colour(dataset, config, heldout):
+    from tfvrec.models.cdl import images
+    size = min(config.model.cdl.image_size, 128)
+    pixels, _, _ = images.load_pixels(dataset, size, config.data.cache_dir, skip_bad=config.model.cdl.skip_bad_images)
+    return BordaScorer(colour_histograms(pixels), _profiles(dataset))
+
+
+def twonets_config(config):
+    """The TwoNets run behind the ``twonets`` baseline of CDL run ``config``."""
+    run = copy.deepcopy(config)
+    run.model.cdl.objective = "pointwise"
+    run.eval = dataclasses.replace(config.eval, baselines=[])
+    payload = {k: dataclasses.asdict(getattr(run, k)) for k in ("data", "model", "trainer")}
+    payload["seed"] = run.runtime.seed
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    run.runtime.model_dir = os.path.join(config.runtime.model_dir, "baselines", f"twonets-{digest}")
+    return run
+
+
+@register_baseline("twonets")
+def _twonets(dataset, config, heldout):
+    from tfvrec.training import trainer
+    if config.model.name != "cdl":
+        from tfvrec import config as config_lib
+        base = config_lib.get_experiment("cdl")
+        base.data, base.runtime = copy.deepcopy(config.data), copy.deepcopy(config.runtime)
+        config = base
+    run = twonets_config(config)
+    if not trainer.is_finished(run.runtime.model_dir):
+        trainer.train(run)
+    return trainer.load_run(run.runtime.model_dir)[2]

@@ -1,0 +1,21 @@
+"""``tfvrec cdl-split``: CDL's evaluation split (`tfvrec.models.cdl.protocol`). TensorFlow-free at import."""
+
+
+def _run_cli(args):
+    from tfvrec.models.cdl.protocol import write_paper_split
+    out, users = write_paper_split(args.data, args.out, min_likes=args.min_likes, max_likes=args.max_likes,
+                                   hidden=args.hidden, seed=args.seed, overwrite=args.overwrite)
+    print(f"{out}: {users} users with {args.min_likes}-{args.max_likes} likes hide {args.hidden} each (split 'test')")
+
+
+def register_cli(subparsers):
+    p = subparsers.add_parser("cdl-split", help="copy a data set with CDL's split: users with 40-200 likes hide 20 "
+                                                "(evaluate with --protocol candidates:100)")
+    p.add_argument("--data", required=True, help="a tfvrec data set directory")
+    p.add_argument("--out", required=True, help="where to write the re-split copy")
+    p.add_argument("--min_likes", type=int, default=40)
+    p.add_argument("--max_likes", type=int, default=200)
+    p.add_argument("--hidden", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_run_cli)
