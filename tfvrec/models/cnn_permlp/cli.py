@@ -5,7 +5,8 @@ import json
 
 def _run_cli(args):
     from tfvrec.models.cnn_permlp.tagger import Tagger
-    answer = Tagger(args.run).tags(args.user, image=args.image, item=args.item, k=args.k)
+    answer = Tagger(args.run).tags(args.user, image=args.image, item=args.item, k=args.k,
+                                         only=args.tag or None)
     if args.json:
         print(json.dumps(answer, indent=1))
         return
@@ -24,5 +25,7 @@ def register_cli(subparsers):
     what.add_argument("--item", help="item id of the data set (its image, or its learned vector when the run "
                                      "has no images)")
     p.add_argument("-k", type=int, default=5, help="number of tags (default 5)")
+    p.add_argument("--tag", action="append", default=[], metavar="TAG",
+                   help="rank only these tags (repeatable; each must be in the run's vocabulary)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_run_cli)

@@ -63,13 +63,16 @@ def build_network(section, num_users, num_items, num_tags, trained_users=None):
     user = tf.keras.Input(shape=(), dtype=tf.int64, name="user")
     if c.architecture == "pitf":
         item = tf.keras.Input(shape=(), dtype=tf.int64, name="item")
-        init = tf.keras.initializers.RandomNormal(stddev=c.init_stddev)
-        u = tf.keras.layers.Embedding(num_users, c.embedding_dim, embeddings_initializer=init, name="user_factors")(
-            tf.maximum(user, 0))
-        i = tf.keras.layers.Embedding(num_items, c.embedding_dim, embeddings_initializer=init, name="item_factors")(
-            item)
-        user_tag = tf.keras.layers.Dense(num_tags, use_bias=False, kernel_initializer=init, name="tag_user_factors")
-        item_tag = tf.keras.layers.Dense(num_tags, use_bias=False, kernel_initializer=init, name="tag_item_factors")
+        def init():  # a new initializer per table: one instance would give every table the same values
+            return tf.keras.initializers.RandomNormal(stddev=c.init_stddev)
+        u = tf.keras.layers.Embedding(num_users, c.embedding_dim, embeddings_initializer=init(),
+                                      name="user_factors")(tf.maximum(user, 0))
+        i = tf.keras.layers.Embedding(num_items, c.embedding_dim, embeddings_initializer=init(),
+                                      name="item_factors")(item)
+        user_tag = tf.keras.layers.Dense(num_tags, use_bias=False, kernel_initializer=init(),
+                                         name="tag_user_factors")
+        item_tag = tf.keras.layers.Dense(num_tags, use_bias=False, kernel_initializer=init(),
+                                         name="tag_item_factors")
         scores = tf.keras.layers.Add(name="scores")([user_tag(u), item_tag(i)])
         return tf.keras.Model({"user": user, "item": item}, scores, name="pitf")
     if c.features == "embedding":

@@ -55,8 +55,9 @@ class Tagger:
         return (f"NON-PERSONALIZED fallback: user {str(user)[:100]!r} has no training posts in this run, so the "
                 "tags come from the image alone (the mean user embedding)")
 
-    def tags(self, user, image=None, item=None, k=5):
-        """Top-``k`` tags for ``user`` and an image (a path or encoded bytes) or a data set ``item`` id."""
+    def tags(self, user, image=None, item=None, k=5, only=None):
+        """Top-``k`` tags for ``user`` and an image (a path or encoded bytes) or a data set ``item`` id;
+        ``only``: rank just these tags (strings of the run's vocabulary; an unknown one is an error)."""
         from tfvrec.models.cnn_permlp import patches as patches_lib
         from tfvrec.models.cnn_permlp.config import square_side
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= self.posts.num_tags:
@@ -67,15 +68,17 @@ class Tagger:
             if image is None:
                 if item is None:
                     raise DataError("<image>", "give an image (a path or its bytes)")
-                image = self._item_image(item)
-            if isinstance(image, (bytes, bytearray)):
-                pixels = patches_lib.decode_bytes(image, "<image bytes>")
+                cut = model.patch_table[self._item_image_row(item)]
             else:
-                if not os.path.isfile(str(image)):
-                    raise DataError(str(image), "image file not found")
-                pixels = patches_lib.read_image(str(image))
-            cut = patches_lib.patches_of(pixels, square_side(section), section.patch_size, section.num_patches)
-            scores = model.score_patches(np.array([row], np.int64), cut.numpy()[None]).numpy()[0]
+                if isinstance(image, (bytes, bytearray)):
+                    pixels = patches_lib.decode_bytes(image, "<image bytes>")
+                else:
+                    if not os.path.isfile(str(image)):
+                        raise DataError(str(image), "image file not found")
+                    pixels = patches_lib.read_image(str(image))
+                cut = patches_lib.patches_of(pixels, square_side(section), section.patch_size,
+                                             section.num_patches).numpy()
+            scores = model.score_patches(np.array([row], np.int64), cut[None]).numpy()[0]
         else:
             if image is not None:
                 raise DataError(str(image)[:100], f"this run ({model.evaluation_note}) scores data set items, not "
@@ -86,17 +89,33 @@ class Tagger:
                                 f"item {str(item)[:100]!r} is not an item of this run's data set", key=str(item)[:100])
             scores = model.network({"user": np.array([row], np.int64), "item": index[:1].astype(np.int64)}
                                    ).numpy()[0]
+        if only is not None:
+            chosen = self.tag_index(only)
+            masked = np.full_like(scores, -np.inf)
+            masked[chosen] = scores[chosen]
+            scores, k = masked, min(k, len(chosen))
         top = np.argsort(-scores, kind="stable")[:k]
         return {"user": str(user), "tags": [str(t) for t in self.posts.tag_ids[top]],
                 "scores": [float(s) for s in scores[top]], "personalized": personalized,
                 "note": self.note(user, personalized)}
 
-    def _item_image(self, item):
+    def tag_index(self, tags):
+        """Indices of tag strings in the run's vocabulary; `DataError` naming an unknown one."""
+        vocabulary = {str(t): n for n, t in enumerate(self.posts.tag_ids)}
+        unknown = [str(t) for t in tags if str(t) not in vocabulary]
+        if unknown:
+            raise DataError("<tags>", f"unknown tag {unknown[0][:100]!r}: not in this run's vocabulary of "
+                                      f"{len(vocabulary)} tags (tags used fewer than model.cnn_permlp.min_tag_count "
+                                      "times were dropped)")
+        return np.array([vocabulary[str(t)] for t in tags], np.int64)
+
+    def _item_image_row(self, item):
         index = np.flatnonzero(self.item_ids == str(item))
         if not len(index) or self.model.image_row[index[0]] < 0:
             raise DataError(os.path.join(self.dataset.path, "items.tsv"),
-                            f"item {str(item)[:100]!r} has no image in this run; give --image", key=str(item)[:100])
-        return self.dataset.item_image[index[0]] or None
+                            f"item {str(item)[:100]!r} has no image in this run (only tagged items' images are "
+                            "kept); give --image", key=str(item)[:100])
+        return int(self.model.image_row[index[0]])
 
 
 def tag_names(run_tags, ids):
