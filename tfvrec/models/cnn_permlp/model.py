@@ -192,6 +192,9 @@ class CNNPerMLP(RecommenderModel):
             negative = tf.random.stateless_uniform([batch, negatives], seed=tf.stack([seed + 1, step]),
                                                    maxval=num_tags, dtype=tf.int32)
             positive = tf.gather(tags, pick)
+            # Only as many positive columns as this batch's largest post needs (exact, and the pairs are fewer).
+            width = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(positive >= 0, tf.int32), axis=1)), 1)
+            positive = positive[:, :width]
             clash = tf.reduce_any(negative[:, :, None] == positive[:, None, :], axis=-1)
             labels = tf.concat([tf.where(positive >= 0, 1.0, -1.0), tf.where(clash, -1.0, 0.0)], axis=1)
             out = {"user": tf.gather(users, pick), "labels": labels,
