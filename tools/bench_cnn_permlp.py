@@ -175,7 +175,8 @@ def main(argv=None):
                 f"{variants[n][0]}: " + ", ".join(f"{lr} → {v:.4f}" for lr, v in s.items()) for n, s in tuning.items())
                 + ".")
         for view, results in views:
-            sections += ["", f"**{view}**", "", table(results, variants, view)]
+            heading = view.replace("new images", "new artists") if dataset == "lastfm" else view
+            sections += ["", f"**{heading}**", "", table(results, variants, view)]
             best, test = paired(results, ours)
             verdict = "better" if test.mean_difference > 0 else "worse"
             sections += ["", f"Paired t-test, {ours} vs the best baseline ({best}) on per-post F1@5 over "

@@ -152,3 +152,38 @@ def test_counting_baselines():
     mpu = evaluation.user_popularity_scores(posts, [0, 1])
     assert np.argmax(mpu[0]) in (0, 1, 2) and mpu[0][3] < 1  # user 0's tags first
     assert (mpu[1] < 1).all()  # user 1 has no training posts: MP, scaled below one use
+
+
+def image_dataset(tmp_path, broken=False):
+    """Three users tagging three image files (one of them not an image when ``broken``)."""
+    import pandas as pd
+
+    from tfvrec.data.dataset import load_dataset, write_dataset
+    names = []
+    for n in range(3):
+        path = tmp_path / f"img{n}.png"
+        pixels = np.full((6, 9, 3), 40 * n, np.uint8)
+        path.write_bytes(b"truncated" if broken and n == 2 else tf.io.encode_png(pixels).numpy())
+        names.append(str(path))
+    users = pd.DataFrame({"user": ["a", "b", "c"]})
+    items = pd.DataFrame({"item": ["i0", "i1", "i2"], "image": names})
+    likes = pd.DataFrame({"user": ["a", "b", "c"], "item": ["i0", "i1", "i2"]})
+    tags = pd.DataFrame({"user": ["a", "a", "b", "c", "c"], "item": ["i0", "i1", "i1", "i2", "i2"],
+                         "tag": ["x", "x", "x", "x", "y"]})
+    return load_dataset(write_dataset(str(tmp_path / "data"), users, items, {"train": likes}, post_tags=tags))
+
+
+def test_posts_from_image_files_and_a_broken_image_named(tmp_path):
+    from tfvrec.data.errors import DataError
+    from tfvrec.models.cnn_permlp.model import load_images
+    from tfvrec.models.cnn_permlp.posts import build_posts
+    section = CNNPerMLPConfig(cnn="custom", patch_size=4, square_size=6, min_tag_count=2, test_fraction=0.0,
+                              holdout_fraction=0.0)
+    dataset = image_dataset(tmp_path)
+    posts = build_posts(dataset, section)
+    assert list(posts.tag_ids) == ["x"] and len(posts.user) == 4  # "y" (used once) dropped with nothing else
+    table, row = load_images(dataset, posts, section)
+    assert table.shape == (3, 3, 4, 4, 3) and (table[row[1]] == 40).all()
+    (tmp_path / "data").rename(tmp_path / "old")
+    with pytest.raises(DataError, match="img2.png.*not an image"):
+        load_images(image_dataset(tmp_path, broken=True), posts, section)

@@ -33,11 +33,14 @@ replaces the image by a learned vector per item (tag data without images, Last.f
 ŷ(u, i, t) = ⟨û_u, t̂^U_t⟩ + ⟨î_i, t̂^I_t⟩, trained with the same post-wise BPR. MP and
 MP-u count tags (`tfvrec.models.cnn_permlp.evaluation`).
 """
+import os
+
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from tfvrec import losses
+from tfvrec.data.errors import DataError
 from tfvrec.models.base import RecommenderModel
 from tfvrec.models.cnn_permlp import patches as patches_lib
 from tfvrec.models.cnn_permlp.config import resolved, square_side
@@ -227,14 +230,14 @@ def load_images(dataset, posts, section):
     c = resolved(section)
     items = np.unique(posts.item)
     side = square_side(c)
-    try:
+    if os.path.exists(os.path.join(dataset.path, "images.npz")):
         pixels = dataset.images()
         images = [pixels[i] for i in items]
-    except Exception:  # no images.npz: read the files items.tsv names
+    else:  # no images.npz: read the files items.tsv names
         paths = np.asarray(dataset.item_image)
         missing = [dataset.item_ids[i] for i in items if not paths[i]]
         if missing:
-            raise ValueError(f"{dataset.path}: {len(missing)} tagged item(s) have no image (first: "
+            raise DataError(dataset.path, f"{len(missing)} tagged item(s) have no image (first: "
                              f"{missing[0]!r}); import with only_with_poster=true or use features=embedding")
         images = [patches_lib.read_image(paths[i]) for i in items]
     table = patches_lib.patch_table(images, side, c.patch_size, c.num_patches)

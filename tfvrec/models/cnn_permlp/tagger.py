@@ -23,13 +23,9 @@ from tfvrec.errors import ConfigError
 
 class Tagger:
     def __init__(self, run_dir):
+        from tfvrec import config as config_lib
         from tfvrec.training import trainer
-        config = None
-        try:
-            from tfvrec import config as config_lib
-            config = config_lib.read_params(run_dir)
-        except ConfigError:
-            raise
+        config = config_lib.read_params(run_dir)
         if config.model.name != "cnn_permlp":
             raise ConfigError(f"{run_dir}: a {config.model.name!r} run; `tfvrec tags` needs a cnn_permlp run "
                               "(for user–item models: tfvrec recommend)")
