@@ -92,16 +92,21 @@ def example_image(trained, tmp):
     """A test post's image as a PNG file, and the post's user."""
     model = trained["model"]
     row = model.posts.rows("test")[model.posts.new_image(model.posts.rows("test"))][0]
-    dataset = trainer.load_run(str(trained["tmp"] / "cnn_permlp"))[1]
+    from tfvrec.data.resolve import resolve_dataset
+    dataset = resolve_dataset(trained["config"].data)
     pixels = dataset.images()[model.posts.item[row]]
     path = tmp / "post.png"
     path.write_bytes(tf.io.encode_png(pixels).numpy())
     return path, str(dataset.user_ids[model.posts.user[row]])
 
 
-def test_tags_for_a_known_user_and_the_labelled_fallback_for_a_new_one(trained, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def tagger(trained):
+    return tagger_lib.Tagger(str(trained["tmp"] / "cnn_permlp"))
+
+
+def test_tags_for_a_known_user_and_the_labelled_fallback_for_a_new_one(trained, tagger, tmp_path, capsys):
     path, user = example_image(trained, tmp_path)
-    tagger = tagger_lib.Tagger(str(trained["tmp"] / "cnn_permlp"))
     known = tagger.tags(user, image=str(path), k=5)
     assert known["personalized"] and len(known["tags"]) == 5 and known["scores"] == sorted(known["scores"])[::-1]
     fallback = tagger.tags("somebody-new", image=path.read_bytes(), k=5)
@@ -126,6 +131,8 @@ def test_tags_for_a_known_user_and_the_labelled_fallback_for_a_new_one(trained, 
     assert cli.main(["tags", "--run", run, "--user", user, "--image", str(broken)]) == 2
     error = capsys.readouterr().err
     assert "broken.jpg" in error and "Traceback" not in error
+    assert cli.main(["tags", "--run", run, "--user", user, "--image", str(tmp_path / "missing.png")]) == 2
+    assert "missing.png: image file not found" in capsys.readouterr().err
 
 
 def start_server(config_file, timeout=180):
@@ -146,12 +153,11 @@ def start_server(config_file, timeout=180):
     raise AssertionError("server did not start: " + open(log.name).read()[-3000:])
 
 
-def test_export_answers_the_tf_serving_grpc_stub_with_the_in_process_tags(trained, tmp_path):
+def test_export_answers_the_tf_serving_grpc_stub_with_the_in_process_tags(trained, tagger, tmp_path):
     from tfvrec.serving import export
     path, user = example_image(trained, tmp_path)
     info = export.export_run(str(trained["tmp"] / "cnn_permlp"), str(tmp_path / "export" / "models" / "tags"))
     assert info["signatures"] == ["serving_default"] and not info["custom_ops"]
-    tagger = tagger_lib.Tagger(str(trained["tmp"] / "cnn_permlp"))
     expected = [tagger.tags(u, image=str(path), k=5) for u in (user, "somebody-new")]
     proc, port = start_server(info["models_config"])
     try:

@@ -5,6 +5,9 @@ import json
 
 def _run_cli(args):
     from tfvrec.models.cnn_permlp.tagger import Tagger
+    if args.image is not None:  # a missing or broken image fails before the run is loaded
+        from tfvrec.models.cnn_permlp.tagger import check_image
+        check_image(args.image)
     answer = Tagger(args.run).tags(args.user, image=args.image, item=args.item, k=args.k,
                                          only=args.tag or None)
     if args.json:

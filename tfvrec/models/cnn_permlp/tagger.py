@@ -66,12 +66,7 @@ class Tagger:
                     raise DataError("<image>", "give an image (a path or its bytes)")
                 cut = model.patch_table[self._item_image_row(item)]
             else:
-                if isinstance(image, (bytes, bytearray)):
-                    pixels = patches_lib.decode_bytes(image, "<image bytes>")
-                else:
-                    if not os.path.isfile(str(image)):
-                        raise DataError(str(image), "image file not found")
-                    pixels = patches_lib.read_image(str(image))
+                pixels = check_image(image)
                 cut = patches_lib.patches_of(pixels, square_side(section), section.patch_size,
                                              section.num_patches).numpy()
             scores = model.score_patches(np.array([row], np.int64), cut[None]).numpy()[0]
@@ -112,6 +107,16 @@ class Tagger:
                             f"item {str(item)[:100]!r} has no image in this run (only tagged items' images are "
                             "kept); give --image", key=str(item)[:100])
         return int(self.model.image_row[index[0]])
+
+
+def check_image(image):
+    """uint8 pixels ``[h, w, 3]`` of an image path or encoded bytes; `DataError` naming what is wrong."""
+    from tfvrec.models.cnn_permlp import patches as patches_lib
+    if isinstance(image, (bytes, bytearray)):
+        return patches_lib.decode_bytes(image, "<image bytes>")
+    if not os.path.isfile(str(image)):
+        raise DataError(str(image), "image file not found")
+    return patches_lib.read_image(str(image))
 
 
 def tag_names(run_tags, ids):
