@@ -187,3 +187,21 @@ def test_posts_from_image_files_and_a_broken_image_named(tmp_path):
     (tmp_path / "data").rename(tmp_path / "old")
     with pytest.raises(DataError, match="img2.png.*not an image"):
         load_images(image_dataset(tmp_path, broken=True), posts, section)
+
+
+def test_topic_palettes_share_colours_and_change_nothing_else():
+    """The synthetic knob of this model's world: topics share palettes, and every other table stays the
+    same (it is applied after every random draw, so its default 0 is the world of before)."""
+    from tfvrec.data.synthetic import SyntheticWorldConfig, generate_world
+    small = dict(num_users=20, num_items=60, num_creators=8, num_topics=4, num_artists=6, min_likes_per_user=3,
+                 mean_likes_per_user=6.0, image_noise=0.0, num_groups=4)
+    plain, shared = generate_world(SyntheticWorldConfig(**small)), generate_world(
+        SyntheticWorldConfig(**small, topic_palettes=1))
+    for key in ("post_tags", "interactions", "social"):
+        a, b = plain[key], shared[key]
+        if isinstance(a, dict):
+            assert all(a[s].equals(b[s]) for s in a)
+        else:
+            assert a.equals(b)
+    assert not np.array_equal(plain["images"][1], shared["images"][1])
+
