@@ -64,3 +64,9 @@ bench-cdl: setup
 
 clean:
 	rm -rf runs data_cache
+
+# CNN-PerMLP and its baselines on MovieLens posters and Last.fm-2k (F1/P/R@K, repeats, paired t):
+# about 40 min on 2 busy cores; reuses finished runs from runs/bench_cnn_permlp/.
+.PHONY: bench-cnn-permlp
+bench-cnn-permlp: setup
+	$(PY) tools/bench_cnn_permlp.py
