@@ -282,3 +282,16 @@ def test_scann_squared_l2_index_returns_the_ranking_by_d(trained):
     top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     np.testing.assert_array_equal(got["item_ids"].numpy().astype(str), np.asarray(dataset.item_ids, str)[top])
     np.testing.assert_allclose(got["scores"].numpy(), np.take_along_axis(scores, top, 1), rtol=1e-4, atol=1e-4)
+
+
+def test_tensorboard_holds_the_distance_weights_and_the_image_projector(trained):
+    from tensorboard.backend.event_processing import event_accumulator
+    _, model, config = trained["ce"]
+    acc = event_accumulator.EventAccumulator(os.path.join(config.runtime.model_dir, "tensorboard", "epochs"),
+                                             size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    tags = acc.Tags()["tensors"]
+    assert "distance_weights" in tags and "recommendations/history_then_top_k" in tags
+    projector = os.path.join(config.runtime.model_dir, "tensorboard", "projector")
+    rows = open(os.path.join(projector, "items.tsv")).read().splitlines()
+    assert len(rows) - 1 == model.num_items and os.path.exists(os.path.join(projector, "sprite.png"))

@@ -284,3 +284,10 @@ def create(config, dataset):
     logging.info("CDL (%s, %s loss): %s; %d triplets per epoch; negatives: %s", c.objective, c.loss, description,
                  model.sampler.triplets_per_epoch, describe(model.sampler.pools, dataset.num_users))
     return model
+
+
+def summaries(model, dataset, users):
+    """TensorBoard histograms of what CDL learned (`tfvrec.inspect.epoch`): the distance weights w
+    (non-negative, eq. 2) and the norms of the users' φ(U)."""
+    phi = model.user_model(tf.gather(model.user_vectors, tf.constant(np.asarray(users, np.int64))))
+    return {"distance_weights": model.distance_weights().numpy(), "user_tower_norms": tf.norm(phi, axis=1).numpy()}
