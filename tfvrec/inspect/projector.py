@@ -11,6 +11,7 @@ import shutil
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 from tensorboard.plugins import projector
 
 from tfvrec.inspect.pictures import Thumbnails, png_bytes, sprite
@@ -111,11 +112,15 @@ def index_vectors(config, dataset, model):
     """``(item rows, item vectors, user rows, user vectors)`` the run's export index would hold,
     or None when the model's export is not a retrieval index."""
     from tfvrec import registry
-    from tfvrec.serving.parts import ServingParts
+    from tfvrec.serving.parts import ExportError, ServingParts
     spec = registry.model_spec(config.model.name)
-    if not spec.serving:
+    if not spec.serving or spec.evaluation:  # no adapter, or not a user–item model (a tag recommender)
         return None
-    parts = registry.resolve(spec.serving)(config, dataset, model)
+    try:
+        parts = registry.resolve(spec.serving)(config, dataset, model)
+    except ExportError as e:  # a run its adapter cannot export has no index to show
+        logging.info("Projector skipped: %s", e)
+        return None
     if not isinstance(parts, ServingParts):
         return None
     item_rows = dataset.item_index([str(i) for i in parts.item_ids])

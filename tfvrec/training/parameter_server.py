@@ -26,18 +26,6 @@ from absl import logging
 from tfvrec.training.loop import Loop
 
 
-def create_parameter_server_strategy(runtime):
-    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    num_ps = len(resolver.cluster_spec().as_dict().get("ps", []))
-    if not num_ps:
-        from tfvrec.errors import ConfigError
-        raise ConfigError("runtime.distribution_strategy=parameter_server needs a TF_CONFIG whose cluster has 'ps' "
-                          "tasks (and 'chief', 'worker'); see docs/scale.md")
-    partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
-        min_shard_bytes=runtime.ps_min_shard_bytes, max_shards=num_ps)
-    return tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
-
-
 def is_parameter_server(strategy):
     return isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy)
 
