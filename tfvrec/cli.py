@@ -25,6 +25,7 @@ MESSAGE_LIMIT = 1500  # characters of one error message
 COMMAND_MODULES = (
     "tfvrec.features.extract",  # tfvrec features
     "tfvrec.inference",  # tfvrec recommend
+    "tfvrec.inspect.cli",  # tfvrec tensorboard | report
     "tfvrec.serving.cli",  # tfvrec export | serve | index
 )
 

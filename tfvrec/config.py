@@ -85,6 +85,12 @@ class TrainerConfig:
     validation_max_users: int = 2000  # validate on a fixed random subset to keep epochs fast
     early_stopping_patience: int = 3  # epochs without improvement; 0 disables early stopping
     verbose: int = 1  # Keras progbar: 0 silent, 1 progress bar, 2 one line per epoch
+    # TensorBoard beyond scalars (tfvrec/inspect/): per-epoch histograms and a recommendation grid of
+    # `tensorboard_users` fixed validation users (top `tensorboard_k`); after training, HParams and the
+    # Embedding Projector of the export index's vectors.
+    tensorboard_summaries: bool = True
+    tensorboard_users: int = 4
+    tensorboard_k: int = 8
 
 
 @dataclasses.dataclass
@@ -93,6 +99,9 @@ class RuntimeConfig:
     # "auto": MultiWorkerMirrored when TF_CONFIG names several workers, else Mirrored over
     # all visible GPUs (or over `logical_cpus` CPU devices), else the default strategy.
     distribution_strategy: str = "auto"
+    # parameter_server: every variable split over the TF_CONFIG cluster's ps tasks, shards of at
+    # least this many bytes (tfvrec/training/parameter_server.py).
+    ps_min_shard_bytes: int = 256 << 10
     logical_cpus: int = 0  # >1 splits the CPU into that many logical devices (tests)
     mixed_precision: bool = False  # float16 compute on GPUs
     seed: int = 0
@@ -147,7 +156,8 @@ CHOICES = {
     "trainer.verbose": (0, 1, 2),
     "eval.split": ("train", "validation", "test"),
     "trainer.optimizer": ("lazy_adam", "adam", "adagrad", "sgd"),
-    "runtime.distribution_strategy": ("auto", "mirrored", "multi_worker_mirrored", "one_device", "default"),
+    "runtime.distribution_strategy": ("auto", "mirrored", "multi_worker_mirrored", "parameter_server", "one_device",
+                                      "default"),
     "export.index": ("brute_force", "scann"),
 }
 
@@ -422,6 +432,8 @@ def validate(config, source="<config>", provenance=None):
                             ("trainer.keep_checkpoints", trainer.keep_checkpoints, 0),
                             ("trainer.validation_max_users", trainer.validation_max_users, 0),
                             ("trainer.early_stopping_patience", trainer.early_stopping_patience, 0),
+                            ("trainer.tensorboard_users", trainer.tensorboard_users, 0),
+                            ("trainer.tensorboard_k", trainer.tensorboard_k, 1),
                             ("runtime.logical_cpus", config.runtime.logical_cpus, 0),
                             ("eval.repeats", ev.repeats, 1), ("export.max_k", export.max_k, 1),
                             ("export.default_k", export.default_k, 1),

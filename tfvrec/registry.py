@@ -95,6 +95,9 @@ class ModelSpec:
     evaluation: str = ""
     commands: str = ""
     cold_start: str = ""
+    # TensorBoard histograms of what the model learned, each epoch (`tfvrec.inspect.epoch`):
+    # ``summaries(model, dataset, users) -> {name: array}`` (e.g. HASC's γ and attention entropy).
+    summaries: str = ""
     summary: str = ""  # one line: the paper
 
 

@@ -34,6 +34,23 @@ def test_graded_labels_padding_and_mean_reduction():
     assert batch.numpy() == pytest.approx((softplus(-1.0) + softplus(1.0)) / 2, rel=1e-6)
 
 
+def test_list_reduction_mean_golden_values():
+    # Post-wise BPR (CNN-PerMLP eq. 8): two positives, two negatives, one padded slot: the mean
+    # over the 4 (t+, t-) pairs; a list without a pair gives 0, not NaN.
+    scores = [[2.0, 0.5, 1.0, -1.0, 7.0], [1.0, 2.0, 3.0, 4.0, 5.0]]
+    labels = [[1.0, 1.0, 0.0, 0.0, -1.0], [-1.0, -1.0, 0.0, 0.0, -1.0]]
+    loss = PairwiseLogisticLoss(list_reduction="mean", reduction="none")(labels, scores).numpy()
+    pairs = [2.0 - 1.0, 2.0 + 1.0, 0.5 - 1.0, 0.5 + 1.0]
+    assert loss[0] == pytest.approx(sum(softplus(-d) for d in pairs) / 4, rel=1e-6)
+    assert loss[1] == 0.0
+    summed = PairwiseLogisticLoss(reduction="none")(labels, scores).numpy()
+    assert summed[0] == pytest.approx(4 * loss[0], rel=1e-6)
+    with pytest.raises(ValueError, match="list_reduction"):
+        PairwiseLogisticLoss(list_reduction="max")
+    assert PairwiseLogisticLoss.from_config(PairwiseLogisticLoss(list_reduction="mean").get_config()
+                                            ).list_reduction == "mean"
+
+
 def test_gradient_pushes_positive_up_and_negative_down():
     scores = tf.Variable([[0.3, 0.3]])
     with tf.GradientTape() as tape:

@@ -55,7 +55,7 @@ def test_training_writes_the_run_directory(trained_run):
 def test_loss_decreases_and_bpr_beats_popularity_on_planted_clusters(trained_run):
     model_dir, results = trained_run
     history = json.load(open(os.path.join(model_dir, "training_state.json")))["history"]
-    assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+    assert history[-1]["loss"] < 0.8 * history[0]["loss"]  # the default retrieval softmax: its floor is above 0
     assert results["bpr"].metrics["hr@10"] > results["popularity"].metrics["hr@10"] + 0.2
     assert results["bpr"].metrics["auc"] > 0.8 > results["random"].metrics["auc"] + 0.2
 

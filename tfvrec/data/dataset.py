@@ -109,15 +109,19 @@ class Dataset:
         folder = os.path.join(self.path, "features")
         if not os.path.isdir(folder):
             return []
-        return sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".npz"))
+        sharded = features_lib.sharded_names(folder)
+        whole = {f[:-4] for f in os.listdir(folder) if f.endswith(".npz")} - {
+            f[:-4] for f in os.listdir(folder) if f.endswith(".npz") and any(f.startswith(n + "-") for n in sharded)}
+        return sorted(whole | set(sharded))
 
     def features(self, name):
-        """Feature matrix ``[num_items, d]`` aligned with ``item_ids``."""
-        path = os.path.join(self.path, "features", f"{name}.npz")
-        if not os.path.exists(path):
-            raise DataError(path, f"feature set '{name}' not found (available: {self.feature_names()})")
-        ids, vectors = features_lib.load_features(path)
-        return features_lib.align_features(path, ids, vectors, self.item_ids)
+        """Feature matrix ``[num_items, d]`` aligned with ``item_ids`` (``<name>.npz`` or its shards)."""
+        stem = os.path.join(self.path, "features", name)
+        if not os.path.exists(stem + ".npz") and name not in features_lib.sharded_names(os.path.dirname(stem)):
+            raise DataError(stem + ".npz", f"feature set '{name}' not found (available: {self.feature_names()})")
+        ids, vectors = features_lib.load_feature_set(stem)
+        where = stem + ".npz" if os.path.exists(stem + ".npz") else stem + "-*-of-*.npz"
+        return features_lib.align_features(where, ids, vectors, self.item_ids)
 
     def images(self):
         """Pixel arrays ``uint8 [num_items, h, w, 3]`` from ``images.npz``, aligned with ``item_ids``."""

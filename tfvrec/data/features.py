@@ -4,8 +4,14 @@ Format (``docs/data_format.md``): a NumPy ``.npz`` archive with two arrays,
 ``item`` (unicode strings, the item ids, unique) and ``features`` (float32,
 shape ``[n, d]``, all finite). Files live in a data set's ``features/`` folder as
 ``features/<name>.npz`` and are selected with the config key ``data.features``.
+
+A feature set may also be sharded (``tfvrec features --runner beam`` writes it so):
+``<name>-00000-of-00004.npz`` … ``<name>-00003-of-00004.npz``, the shards' items disjoint;
+`load_feature_set` reads either form, and refuses a sharded set with a shard missing.
 """
+import glob
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -77,3 +83,43 @@ def _check_vectors(path, item_ids, vectors):
     if (counts > 1).any():
         raise DataError(path, f"item appears {int(counts.max())} times; item ids must be unique",
                         key=str(unique[counts > 1][0]))
+
+
+SHARD_NAME = re.compile(r"^(?P<name>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.npz$")
+
+
+def shard_path(stem, index, count):
+    """``<stem>-IIIII-of-CCCCC.npz``: shard ``index`` of ``count`` of the feature set ``stem``."""
+    return f"{stem}-{index:05d}-of-{count:05d}.npz"
+
+
+def sharded_names(folder):
+    """Names of the sharded feature sets in ``folder``."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted({m.group("name") for m in map(SHARD_NAME.match, os.listdir(folder)) if m})
+
+
+def load_feature_set(stem):
+    """``(item_ids, vectors)`` of ``<stem>.npz`` or of its shards ``<stem>-*-of-*.npz``."""
+    if os.path.exists(stem + ".npz"):
+        return load_features(stem + ".npz")
+    shards = sorted(glob.glob(glob.escape(stem) + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].npz"))
+    if not shards:
+        raise DataError(stem + ".npz", "feature file not found (nor shards " + os.path.basename(stem)
+                        + "-NNNNN-of-NNNNN.npz)")
+    counts = {int(SHARD_NAME.match(os.path.basename(p)).group("count")) for p in shards}
+    if len(counts) != 1:
+        raise DataError(shards[0], f"shards of different sets side by side (of {sorted(counts)}); remove the old ones")
+    count = counts.pop()
+    missing = [shard_path(stem, i, count) for i in range(count) if shard_path(stem, i, count) not in shards]
+    if missing:
+        raise DataError(missing[0], f"shard missing: the set has {count} shards, {len(shards)} present")
+    parts = [load_features(p) for p in shards]
+    item_ids = np.concatenate([ids for ids, _ in parts])
+    dims = {v.shape[1] for _, v in parts if len(v)}
+    if len(dims) > 1:
+        raise DataError(stem, f"shards of different dimensions {sorted(dims)}")
+    vectors = np.concatenate([v for _, v in parts if len(v)]) if item_ids.size else np.zeros((0, 0), np.float32)
+    _check_vectors(stem, item_ids, vectors)
+    return item_ids, vectors

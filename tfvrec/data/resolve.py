@@ -43,7 +43,10 @@ def dataset_path(data_config):
         return expand_path(data_config.path)
     if data_config.source == "synthetic":
         from tfvrec.data import synthetic
-        path = _cache_path(data_config, "synthetic", dataclasses.asdict(data_config.synthetic))
+        world = dataclasses.asdict(data_config.synthetic)
+        if not world.get("topic_palettes"):  # the opt-in knob at its default: the cache key of before it existed
+            world.pop("topic_palettes", None)
+        path = _cache_path(data_config, "synthetic", world)
         if not os.path.exists(path):
             logging.info("Generating the synthetic world into %s", path)
             _create_once(path, lambda: synthetic.write_world(path, data_config.synthetic))

@@ -90,6 +90,10 @@ class SyntheticWorldConfig:
     image_size: int = 32
     feature_dim: int = 64
     image_noise: float = 12.0  # std of per-pixel noise, in uint8 levels
+    # 0: every topic has its own colours. k > 0: topic t takes the colours of topic t mod k, so
+    # topics differ in shape and texture only and a colour histogram cannot tell them apart
+    # (CNN-PerMLP's learned features vs CH-PerMLP). Opt-in: 0 leaves the world unchanged.
+    topic_palettes: int = 0
 
     # Tastes. Small concentration: each user cares about a few topics.
     taste_concentration: float = 0.08
@@ -167,6 +171,7 @@ class SyntheticWorldConfig:
         need(self.num_topics >= 1 and self.num_artists >= 1, "num_topics and num_artists must be >= 1")
         need(self.image_size >= _POOL_GRID, f"image_size must be >= {_POOL_GRID}")
         need(self.feature_dim >= 1, "feature_dim must be >= 1")
+        need(self.topic_palettes >= 0, "topic_palettes must be >= 0 (0: a palette per topic)")
         need(3 <= self.min_likes_per_user <= self.num_items // 4,
              "min_likes_per_user must be in 3..num_items/4 (three baskets per user; likes are capped "
              "at a quarter of the items)")
@@ -308,6 +313,9 @@ def render_images(config, items, look_rng, render_rng):
     stripe_freq = 1.5 + (block % 4) + look_rng.uniform(0, 0.5, size=T)
     stripe_angle = np.pi * ((block * 0.37 + look_rng.uniform(0, 0.2, size=T)) % 1.0)
     artist_tint = look_rng.normal(0, 18, size=(config.num_artists, 3))
+    if config.topic_palettes:  # (after every draw: the other looks stay those of the default world)
+        shared = np.arange(T) % config.topic_palettes
+        bg, fg = bg[shared], fg[shared]
 
     grid = np.arange(S, dtype=np.float32) + 0.5
     ys, xs = grid[None, :, None], grid[None, None, :]

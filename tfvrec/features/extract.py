@@ -69,6 +69,13 @@ def add_arguments(parser):
     parser.add_argument("--overwrite", action="store_true",
                         help="ignore an existing output file and partial results: extract everything again")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--runner", default="local", metavar="RUNNER",
+                        help="'local' (in-process, resumable; default) or an Apache Beam runner (beam = DirectRunner, "
+                             "DataflowRunner, FlinkRunner, SparkRunner, ...): a pipeline writing a sharded feature set")
+    parser.add_argument("--num-shards", type=int, default=4, metavar="S", help="Beam only: output shards (default 4)")
+    parser.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                        help="Beam only: a pipeline option passed through (repeat), "
+                             "e.g. --beam-arg=--direct_num_workers=2")
     return parser
 
 
@@ -84,6 +91,15 @@ def register_cli(subparsers):
 
 def run(args):
     """Run ``tfvrec features`` from parsed arguments. Raises `DataError` on bad input."""
+    if args.runner != "local":
+        from tfvrec.features import beam_extract
+        runner = "DirectRunner" if args.runner == "beam" else args.runner
+        summary = beam_extract.extract_with_beam(
+            images=args.images, handle=args.hub, out=args.out, num_shards=args.num_shards, batch_size=args.batch_size,
+            skip_bad=args.skip_bad, signature=args.signature, output_key=args.output_key,
+            image_size=args.image_size, pixel_range=args.pixel_range, runner=runner, beam_args=args.beam_arg)
+        print(beam_extract.describe(summary))
+        return 0
     summary = extract_features(
         images=args.images, handle=args.hub, out=args.out, skip_bad=args.skip_bad,
         batch_size=args.batch_size, signature=args.signature, output_key=args.output_key,

@@ -9,17 +9,21 @@ class PairwiseLoss(tf.keras.losses.Loss, abc.ABC):
 
     ``y_true`` and ``y_pred`` have shape ``[batch, list_size]`` (or ``[list_size]``);
     labels below 0 mark padding and form no pair. The per-list loss is the sum over
-    its pairs of ``pairwise_loss(s_i - s_j)``. For the usual triplet, the list is
+    its pairs of ``pairwise_loss(s_i - s_j)`` (``list_reduction="mean"``: the mean over
+    its pairs, 0 for a list without a pair; CNN-PerMLP's post-wise BPR). For the usual triplet, the list is
     ``[positive, negative_1, ..., negative_n]`` with labels ``[1, 0, ..., 0]``.
 
     Subclasses implement `pairwise_loss` only.
     """
 
-    def __init__(self, temperature=1.0, **kwargs):
+    def __init__(self, temperature=1.0, list_reduction="sum", **kwargs):
         super().__init__(**kwargs)
         if temperature <= 0.0:
             raise ValueError(f"`temperature` must be positive, got {temperature}")
+        if list_reduction not in ("sum", "mean"):
+            raise ValueError(f"`list_reduction` must be 'sum' or 'mean', got {list_reduction!r}")
         self.temperature = temperature
+        self.list_reduction = list_reduction
 
     @abc.abstractmethod
     def pairwise_loss(self, pairwise_logits):
@@ -35,7 +39,11 @@ class PairwiseLoss(tf.keras.losses.Loss, abc.ABC):
         pair_mask = (y_true[:, :, None] > y_true[:, None, :]) & valid[:, :, None] & valid[:, None, :]
         pairwise_logits = (y_pred[:, :, None] - y_pred[:, None, :]) / tf.cast(self.temperature, y_pred.dtype)
         losses = tf.where(pair_mask, self.pairwise_loss(pairwise_logits), tf.zeros_like(pairwise_logits))
-        return tf.reduce_sum(losses, axis=[1, 2])
+        total = tf.reduce_sum(losses, axis=[1, 2])
+        if self.list_reduction == "mean":
+            pairs = tf.reduce_sum(tf.cast(pair_mask, y_pred.dtype), axis=[1, 2])
+            total = tf.math.divide_no_nan(total, pairs)
+        return total
 
     def get_config(self):
-        return dict(super().get_config(), temperature=self.temperature)
+        return dict(super().get_config(), temperature=self.temperature, list_reduction=self.list_reduction)

@@ -45,9 +45,14 @@ class RecommenderModel(tfrs.models.Model):
         ``l2 × mean(squared_norms)`` (λ‖Θ‖² of each example's parameters, averaged over the
         global batch like the ranking loss)."""
         labels = tf.concat([tf.ones_like(scores[:, :1]), tf.zeros_like(scores[:, 1:])], axis=1)
-        loss = self.task(labels, scores)
+        return self._with_l2(self.task(labels, scores), squared_norms, l2)
+
+    def _with_l2(self, loss, squared_norms, l2):
+        """``loss + l2 × mean(squared_norms)``; the L2 term is remembered for `train_step`'s
+        ``regularization_loss`` (TensorBoard shows the two parts apart, for every model)."""
         if l2 and squared_norms is not None:
-            loss += l2 * tf.nn.compute_average_loss(squared_norms)
+            self._l2_term = l2 * tf.nn.compute_average_loss(squared_norms)
+            loss += self._l2_term
         return loss
 
     def retrieval_loss(self, query, positives, positive_ids, negatives=None, negative_ids=None, squared_norms=None,
@@ -73,13 +78,12 @@ class RecommenderModel(tfrs.models.Model):
                 extra[2] = tf.gather(frequency, extra[1]) + uniform
         loss = self.task(query, positives, positive_ids, candidate_sampling_probability=probability,
                          extra=tuple(extra) if extra is not None else None)
-        if l2 and squared_norms is not None:
-            loss += l2 * tf.nn.compute_average_loss(squared_norms)
-        return loss
+        return self._with_l2(loss, squared_norms, l2)
 
     def train_step(self, inputs):
         # tfrs' train_step adds regularization losses on every replica, so gradients
         # summed across replicas would count them num_replicas times; scale them.
+        self._l2_term = None
         with tf.GradientTape() as tape:
             loss = self.compute_loss(inputs, training=True)
             regularization_loss = tf.nn.scale_regularization_loss(
@@ -87,6 +91,8 @@ class RecommenderModel(tfrs.models.Model):
             total_loss = loss + regularization_loss
             scaled = self.optimizer.get_scaled_loss(total_loss) if hasattr(self.optimizer, "get_scaled_loss") \
                 else total_loss
+        if self._l2_term is not None:  # an L2 term the model added to its loss (BPR-MF, HASC)
+            loss, regularization_loss = loss - self._l2_term, regularization_loss + self._l2_term
         gradients = tape.gradient(scaled, self.trainable_variables)
         if hasattr(self.optimizer, "get_unscaled_gradients"):  # mixed precision
             gradients = self.optimizer.get_unscaled_gradients(gradients)

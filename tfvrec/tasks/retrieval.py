@@ -16,12 +16,24 @@ import tensorflow_recommenders as tfrs
 
 
 def gather_across_replicas(values):
-    """``values`` of every replica concatenated along axis 0, this replica's first."""
+    """``values`` of every replica concatenated along axis 0, this replica's first.
+
+    Built on ``all_reduce`` (each replica contributes its rows at its own slot of a zero
+    tensor; the sum is the concatenation), which every strategy supports, differentiably:
+    ``ReplicaContext.all_gather`` fails under MultiWorkerMirroredStrategy on CPU
+    ("destinations can not be empty"). Integer ids travel as float64 (exact below 2⁵³)."""
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return values
-    gathered = context.all_gather(values, axis=0)
-    return tf.roll(gathered, -context.replica_id_in_sync_group * tf.shape(values)[0], axis=0)
+    n, rid = context.num_replicas_in_sync, context.replica_id_in_sync_group
+    dtype = values.dtype
+    carried = tf.cast(values, tf.float64) if dtype.is_integer else values
+    slot = tf.reshape(tf.one_hot(rid, n, dtype=carried.dtype), [n] + [1] * carried.shape.rank)
+    summed = context.all_reduce(tf.distribute.ReduceOp.SUM, slot * carried[tf.newaxis])
+    gathered = tf.reshape(summed, tf.concat([[-1], tf.shape(values)[1:]], axis=0))
+    if dtype.is_integer:
+        gathered = tf.cast(tf.round(gathered), dtype)
+    return tf.roll(gathered, -rid * tf.shape(values)[0], axis=0)
 
 
 class RetrievalTask(tf.keras.layers.Layer, tfrs.tasks.Task):

@@ -45,7 +45,9 @@ def create_strategy(runtime):
             kind = "mirrored"
         else:
             kind = "default"
-    if kind == "multi_worker_mirrored":
+    if kind == "parameter_server":
+        strategy = create_parameter_server_strategy(runtime)
+    elif kind == "multi_worker_mirrored":
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     elif kind == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
@@ -59,6 +61,20 @@ def create_strategy(runtime):
     logging.info("Distribution strategy: %s (%s) with %d replica(s)", kind, type(strategy).__name__,
                  strategy.num_replicas_in_sync)
     return strategy
+
+
+def create_parameter_server_strategy(runtime):
+    """ParameterServerStrategy over the TF_CONFIG cluster, every variable split over its ps tasks
+    (`tfvrec.training.parameter_server`)."""
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    num_ps = len(resolver.cluster_spec().as_dict().get("ps", []))
+    if not num_ps:
+        from tfvrec.errors import ConfigError
+        raise ConfigError("runtime.distribution_strategy=parameter_server needs a TF_CONFIG whose cluster has 'ps' "
+                          "tasks (and 'chief', 'worker'); see docs/scale.md")
+    partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
+        min_shard_bytes=runtime.ps_min_shard_bytes, max_shards=num_ps)
+    return tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
 
 
 def is_chief(strategy):

@@ -136,6 +136,10 @@ class Loop:
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
         self.publisher = _Publisher(write_dir, model, self.trainer.keep_checkpoints)
         self.writers = {}
+        self.epoch_summaries = None
+        if chief:
+            from tfvrec.inspect.epoch import make_epoch_summaries
+            self.epoch_summaries = make_epoch_summaries(config, dataset, model, validation, write_dir)
 
     def _writer(self, kind):
         if kind not in self.writers:
@@ -283,6 +287,8 @@ class Loop:
                 validation = {k[4:]: v for k, v in entry.items() if k.startswith("val_")}
                 if validation:
                     self._scalars("validation", validation, epoch, "epoch_")
+                if self.epoch_summaries is not None:
+                    self.epoch_summaries.write(epoch)
             if improved:
                 logging.info("epoch %d: best so far, kept in %s", number, self.publisher.best_directory)
             if state.done:

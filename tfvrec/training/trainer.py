@@ -8,7 +8,8 @@ Run directory (``runtime.model_dir``)::
     train.lock             held (flock) by the one trainer of this directory while it runs
     training_state.json    the record, readable: epochs done, history, best validation value
     checkpoints/ckpt-N     model weights after epoch N;  checkpoints/best/ the best epoch
-    tensorboard/           train/ and validation/ scalars
+    tensorboard/           train/ and validation/ scalars, epochs/ (histograms, recommendation
+                           images), hparams/ (config and test metrics), projector/ (item vectors)
     metrics.json           the final evaluation (protocol recorded beside each figure)
 
 Resume is exact: a run killed at any moment and started again with the same command
@@ -152,7 +153,9 @@ def _train(config, strategy, chief, sigterm, return_model):
                          state.completed_epochs)
         else:
             run_warm_starts(config, dataset, model)
-            Loop(config, dataset, model, strategy, chief, write_dir, validation, sigterm,
+            from tfvrec.training.parameter_server import ParameterServerLoop, is_parameter_server
+            loop = ParameterServerLoop if is_parameter_server(strategy) else Loop
+            loop(config, dataset, model, strategy, chief, write_dir, validation, sigterm,
                  _evaluation_module(config)).run()
     finally:
         if not chief:
@@ -161,6 +164,11 @@ def _train(config, strategy, chief, sigterm, return_model):
         return ([], model) if return_model else []
     restore_best(model, model_dir)
     rows = evaluate_run(config, dataset, model)
+    if config.trainer.tensorboard_summaries:
+        from tfvrec.inspect.run import summarize_run, tensorboard_command
+        summarize_run(config, dataset, model, rows)
+        print(f"TensorBoard (scalars, HParams, images, histograms, projector): {tensorboard_command(model_dir)}",
+              flush=True)
     return (rows, model) if return_model else rows
 
 

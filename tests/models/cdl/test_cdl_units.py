@@ -156,3 +156,37 @@ def test_score_all_items_equals_scoring_every_candidate():
     each = model.score(users, np.tile(np.arange(7), (2, 1)))
     np.testing.assert_allclose(full[:, :6], each[:, :6], rtol=1e-4, atol=1e-5)
     assert np.isneginf(full[:, 6]).all() and np.isneginf(each[:, 6]).all()
+
+
+def test_retrieval_logits_are_minus_d_up_to_a_per_user_constant():
+    """loss: retrieval feeds tfrs q = [2 w ⊙ φ, 1] and c = [π, −Σ w π²]: q·c = −D + Σ w φ², so each user's
+    softmax over the candidates is the softmax of −D (checked on random vectors and weights)."""
+    rng = np.random.default_rng(3)
+    w = np.abs(rng.normal(size=5)).astype(np.float32)
+    w[1] = 0.0
+    phi, pi = rng.normal(size=(4, 5)).astype(np.float32), rng.normal(size=(7, 5)).astype(np.float32)
+    query = np.concatenate([2 * w * phi, np.ones((4, 1), np.float32)], axis=1)
+    candidates = np.concatenate([pi, -(w * pi * pi).sum(1, keepdims=True)], axis=1)
+    logits = query @ candidates.T
+    minus_d = -((phi[:, None, :] - pi[None]) ** 2 * w).sum(-1)
+    np.testing.assert_allclose(logits - minus_d, np.repeat((w * phi * phi).sum(1, keepdims=True), 7, 1), rtol=1e-5)
+    softmax = tf.nn.softmax(logits).numpy()
+    np.testing.assert_allclose(softmax, tf.nn.softmax(minus_d).numpy(), atol=1e-6)
+
+
+def test_retrieval_loss_trains_the_triple_network():
+    c = _config(loss="retrieval")
+    cdl_config.check(type("C", (), {"model": type("M", (), {"cdl": c})})())  # an accepted choice
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
+    model = cdl.CDL(c, rng.random((6, 4)).astype(np.float32), pixels)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    batch = {"user": tf.constant([0, 1, 2, 3], tf.int64), "positive": tf.constant([0, 1, 2, 3], tf.int64),
+             "negative": tf.constant([4, 5, 6, 7], tf.int64)}
+    batch["positive_image"] = model.prepare(pixels[:4])
+    batch["negative_image"] = model.prepare(pixels[4:8])
+    first = float(model.train_step(batch)["loss"])
+    for _ in range(30):
+        last = float(model.train_step(batch)["loss"])
+    assert np.isfinite(last) and last < first
+    assert (model.distance_weights().numpy() >= 0).all()

@@ -12,9 +12,11 @@ class BPRConfig:
     l2: float = 1e-5  # λ on the embeddings touched by a batch (and the item bias)
     use_item_bias: bool = True
     init_stddev: float = 0.01
-    # BPR-Opt's −ln σ(x_ui − x_uj); "hinge": max(0, margin − (x_ui − x_uj)); "retrieval": tfrs'
-    # in-batch softmax (tfvrec.objectives), with `retrieval`'s options.
-    loss: str = "logistic"
+    # "retrieval" (default): tfrs' in-batch softmax (tfvrec.objectives), with `retrieval`'s options —
+    # on Flickr F.S it beats BPR-Opt by +5.8% HR@5 at N=100 (0.4096 vs 0.3870, p < 1e-4) and +25% at
+    # N=1000 (docs/benchmarks.md, retrieval_objective); "logistic": BPR-Opt's −ln σ(x_ui − x_uj);
+    # "hinge": max(0, margin − (x_ui − x_uj)).
+    loss: str = "retrieval"
     margin: float = 1.0  # hinge loss only
     retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
 

@@ -14,4 +14,5 @@ registry.register_model(registry.ModelSpec(
     name="cdl", config=CDLConfig, experiments=EXPERIMENTS, check=check,
     create="tfvrec.models.cdl.model:create", serving="tfvrec.models.cdl.serving:build",
     baselines="tfvrec.models.cdl.baselines", commands="tfvrec.models.cdl.cli",
+    summaries="tfvrec.models.cdl.model:summaries",
     summary="Lei et al., Comparative Deep Learning of Hybrid Representations for Image Recommendation, CVPR 2016"))

@@ -9,6 +9,7 @@ import dataclasses
 from typing import List
 
 from tfvrec.errors import ConfigError
+from tfvrec.objectives import RetrievalConfig
 
 OBJECTIVES = ("triplet", "pointwise")  # CDL's comparative loss | the TwoNets baseline's pointwise one
 BACKBONES = ("none", "efficientnet_lite0")
@@ -38,9 +39,12 @@ class CDLConfig:
     # Objective: "triplet" is CDL's o = D(U, I+) − D(U, I−) with `loss`: "logistic" = eq. 5's
     # cross-entropy softplus(o), "hinge" = max(0, margin + o). "pointwise" is the TwoNets
     # baseline: (U, I, 1/0) with p = σ(−D) and binary cross-entropy.
+    # "retrieval": tfrs' softmax of each user over −D to the batch's positives and the triplets'
+    # negatives (tfvrec.objectives; with `retrieval`'s options), the distance dropout off.
     objective: str = "triplet"
     loss: str = "logistic"
     margin: float = 1.0  # hinge only
+    retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
     augment: bool = True  # random flip and brightness of training images (pixel towers only)
 
     # User vectors (§5): tag vectors → k-means into `num_clusters` → normalised counts.
@@ -88,7 +92,8 @@ def check(config, source="<config>"):
     def fail(key, message):
         raise ConfigError(f"{source}: key 'model.cdl.{key}' {message}")
     for key, value, choices in (("objective", c.objective, OBJECTIVES), ("backbone", c.backbone, BACKBONES),
-                                ("tag_vectors", c.tag_vectors, TAG_VECTORS), ("loss", c.loss, ("logistic", "hinge"))):
+                                ("tag_vectors", c.tag_vectors, TAG_VECTORS),
+                                ("loss", c.loss, ("logistic", "hinge", "retrieval"))):
         if value not in choices:
             fail(key, f"must be one of {list(choices)}, got {value!r}")
     if len(c.conv_filters) != 5 or len(c.conv_kernels) != 5:

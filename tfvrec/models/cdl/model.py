@@ -199,16 +199,35 @@ class CDL(RecommenderModel):
 
     def compute_loss(self, inputs, training=False):
         user = tf.gather(self.user_vectors, inputs["user"])
+        if self.c.loss == "retrieval" and self.c.objective == "triplet":
+            return self._retrieval_loss(user, inputs, training)
         d_pos, d_neg = self.triple([user, inputs["positive_image"], inputs["negative_image"]], training=training)
         if self.c.objective == "pointwise":  # TwoNets: p = σ(−D), (U, I+, 1) and (U, I−, 0)
             logits = tf.stack([-d_pos, -d_neg], axis=1)
             labels = tf.concat([tf.ones_like(logits[:, :1]), tf.zeros_like(logits[:, 1:])], axis=1)
             per_pair = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits), axis=1)
-            for metric in self.task.metrics:  # the same ranking metric as CDL's (D+ < D− of the triplet)
+            for metric in getattr(self.task, "_ranking_metrics", []):  # CDL's pairwise accuracy (D+ < D−)
                 metric.update_state(labels, logits)
             return tf.nn.compute_average_loss(per_pair)
         # eq. 3-5: scores s = −D, so s+ − s− = −o and the pairwise losses give softplus(o) / max(0, m + o).
         return self.ranking_loss(tf.stack([-d_pos, -d_neg], axis=1))
+
+    def _retrieval_loss(self, user, inputs, training):
+        """tfrs' retrieval softmax over −D. −D(U, I) = −Σ w φ² + 2 Σ w φ π − Σ w π², and the first term is
+        the same for every candidate of a user, so the dot product of q = [2 w ⊙ φ, 1] with
+        c = [π, −Σ w π²] gives each user's logits up to a constant (the softmax is exact). No √w: its
+        gradient is infinite where the non-negativity constraint has set a weight to 0."""
+        w = self.distance_weights()
+        phi = self.user_model(user, training=training)
+        both = self.image_model(tf.concat([inputs["positive_image"], inputs["negative_image"]], axis=0),
+                                training=training)
+        pi_pos, pi_neg = tf.split(both, 2, axis=0)
+
+        def candidate(pi):
+            return tf.concat([pi, -tf.reduce_sum(w * pi * pi, axis=-1, keepdims=True)], axis=-1)
+        query = tf.concat([2.0 * w * phi, tf.ones_like(phi[:, :1])], axis=-1)
+        return self.retrieval_loss(query, candidate(pi_pos), inputs["positive"], negatives=candidate(pi_neg)[:, None],
+                                   negative_ids=inputs["negative"][:, None], options=self.c.retrieval)
 
     def make_train_dataset(self, dataset, trainer, seed):
         steps = trainer.steps_per_epoch or max(1, math.ceil(self.sampler.triplets_per_epoch / trainer.batch_size))
@@ -267,3 +286,10 @@ def create(config, dataset):
     logging.info("CDL (%s, %s loss): %s; %d triplets per epoch; negatives: %s", c.objective, c.loss, description,
                  model.sampler.triplets_per_epoch, describe(model.sampler.pools, dataset.num_users))
     return model
+
+
+def summaries(model, dataset, users):
+    """TensorBoard histograms of what CDL learned (`tfvrec.inspect.epoch`): the distance weights w
+    (non-negative, eq. 2) and the norms of the users' φ(U)."""
+    phi = model.user_model(tf.gather(model.user_vectors, tf.constant(np.asarray(users, np.int64))))
+    return {"distance_weights": model.distance_weights().numpy(), "user_tower_norms": tf.norm(phi, axis=1).numpy()}

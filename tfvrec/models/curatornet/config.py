@@ -44,7 +44,7 @@ class CuratorNetConfig:
     l2: float = 1e-4  # λ on every weight and bias (eq. 6)
     # eq. 6's −ln σ(x_ui − x_uj); "hinge": max(0, margin − (x_ui − x_uj)); "retrieval": tfrs' in-batch
     # softmax over the batch's positives (and each triplet's negative j), `retrieval`'s options.
-    loss: str = "logistic"
+    loss: str = "logistic"  # wins on posters and ties on UGallery against "retrieval" (docs/models/curatornet.md)
     margin: float = 1.0  # hinge loss only
     # log-Q off by default: the guidelines, not item frequency, decide how often an item is a positive.
     retrieval: RetrievalConfig = dataclasses.field(default_factory=lambda: RetrievalConfig(logq_correction=False))

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
+from tfvrec.models.embedding import gather
 
 ASPECT_LABELS = {"upload": "upload coherence", "social": "social influence", "creator": "creator admiration"}
 
@@ -85,7 +86,7 @@ def attention(model, users, items, top=0):
     users = tf.cast(tf.convert_to_tensor(users), tf.int64)
     items = tf.cast(tf.convert_to_tensor(items), tf.int64)[:, tf.newaxis]
     ctx = model.user_context(users)
-    creators = tf.gather(model.item_creator, items)
+    creators = gather(model.item_creator, items)
     batch = tf.shape(users, out_type=tf.int64)[0]
     top = tf.convert_to_tensor(top, tf.int32)
 
@@ -114,6 +115,26 @@ def attention_arrays(model, users, items, top=0):
     """`attention` as numpy arrays."""
     return {k: v.numpy() for k, v in attention(model, np.asarray(users, np.int64), np.asarray(items, np.int64),
                                                  top).items()}
+
+
+def summaries(model, dataset, users):
+    """TensorBoard histograms of the attention for ``users`` (rows), each with one of their
+    training images: the aspect importance γ and the entropy of α (uploads) and β (followees)."""
+    seen = dataset.train_items_by_user()
+    users = np.asarray([u for u in users if len(seen[u])], np.int64)
+    if not len(users):
+        return {}
+    items = np.asarray([seen[u][0] for u in users], np.int64)
+    out = attention_arrays(model, users, items)
+
+    def entropy(weights):
+        w = np.clip(weights, 1e-12, 1.0)
+        return -(np.where(weights > 0, weights * np.log(w), 0.0)).sum(axis=1)
+
+    result = {f"gamma/{aspect}": out["gamma"][:, k] for k, aspect in enumerate(("upload", "social", "creator"))}
+    result["attention_entropy/alpha_uploads"] = entropy(out["alpha"])
+    result["attention_entropy/beta_followees"] = entropy(out["beta"])
+    return result
 
 
 def _index_of(ids, value, table, flag, dataset):

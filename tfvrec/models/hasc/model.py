@@ -50,6 +50,7 @@ import tensorflow as tf
 
 from tfvrec.models.base import RecommenderModel, pairwise_task
 from tfvrec.models.bpr.model import bootstrap_pairs
+from tfvrec.models.embedding import Embedding, gather
 from tfvrec.models.hasc.config import ASPECTS, ATTENTION_INPUTS, check
 from tfvrec.models.hasc.inputs import neighbour_lists, visual_features
 from tfvrec.tasks import PairwiseRankingTask
@@ -126,7 +127,7 @@ class HASC(RecommenderModel):
 
         def embedding(rows, name, dim=embedding_dim, stddev=init_stddev):
             init = tf.keras.initializers.RandomNormal(stddev=stddev) if stddev else "zeros"
-            return tf.keras.layers.Embedding(rows, dim, embeddings_initializer=init, name=name)
+            return Embedding(rows, dim, embeddings_initializer=init, name=name)  # shardable (parameter servers)
         self.base_user = embedding(num_users, "base_user_embedding")  # P
         self.auxiliary_user = embedding(num_users, "auxiliary_user_embedding")  # Q
         self.base_item = embedding(num_items, "base_item_embedding")  # W
@@ -157,10 +158,10 @@ class HASC(RecommenderModel):
 
     # -- attention inputs ---------------------------------------------------------------------
     def _visual_of_items(self, items):
-        return self.visual_projection(tf.gather(self.item_features, items))
+        return self.visual_projection(gather(self.item_features, items))
 
     def _visual_of_users(self, users):
-        return self.visual_projection(tf.gather(self.user_features, users))
+        return self.visual_projection(gather(self.user_features, users))
 
     def _user_inputs(self, p, q, users):
         """The user-side attention input: [P_a, Q_a, E F_a] (per ``attention_inputs``)."""
@@ -267,7 +268,7 @@ class HASC(RecommenderModel):
         """Eq. 3 for candidates ``items`` [B, C]; returns (scores [B, C], parts for the regulariser)."""
         items = tf.cast(items, tf.int64)
         w = self.base_item(items)  # [B, C, D]
-        creators = tf.gather(self.item_creator, items)
+        creators = gather(self.item_creator, items)
         q_creator = self.auxiliary_user(tf.maximum(creators, 0))  # Q_{C_i}
         gamma = self.aspect_weights(ctx, creators)
         scores = (tf.einsum("bcd,bd->bc", w, ctx["p"])
@@ -308,7 +309,7 @@ class HASC(RecommenderModel):
                          tf.broadcast_to(ctx["social_present"][:, None], [batch, self.num_items]),
                          tf.broadcast_to(present, [batch, self.num_items])], -1)
         gamma = masked_softmax(logits, mask) if self.attention_kind == "att" else uniform_weights(mask)
-        creator_dot = tf.reduce_sum(w * tf.gather(self.auxiliary_user.embeddings, tf.maximum(creators, 0)), -1)
+        creator_dot = tf.reduce_sum(w * gather(self.auxiliary_user.embeddings, tf.maximum(creators, 0)), -1)
         scores = (tf.matmul(ctx["p"], w, transpose_b=True)
                   + gamma[..., 0] * tf.matmul(ctx["upload_vector"], w, transpose_b=True)
                   + gamma[..., 1] * tf.matmul(ctx["social_vector"], w, transpose_b=True)

@@ -1,0 +1,237 @@
+"""``tfvrec report``: one self-contained HTML page of what a run recommends, to look at.
+
+At the top, the run's results table (``metrics.json``: the model against its baselines)
+and an inline SVG plot of HR@K and R@K for K = 1..20 (the model, popularity and random,
+on the run's first evaluation protocol). Then, per user of the evaluated split: the
+images of their training history, the top-K recommended images with scores and the
+held-out hits outlined; for HASC each recommendation's explanation (the aspect
+importance γ as bars, the top uploads by α and followees by β); for a content model
+(CuratorNet) the nearest history item of each recommendation in the item-vector space.
+Images are embedded (PNG data URIs): the page works offline, from any folder, with no
+CDN. A data set without images gets tiles with ids and metadata, and the page says so.
+"""
+import html
+import json
+import os
+
+import numpy as np
+
+from tfvrec.errors import ConfigError
+from tfvrec.inspect.pictures import Thumbnails, data_uri
+
+CURVE_KS = tuple(range(1, 21))
+CURVE_SCORERS = ("popularity", "random")  # cheap baselines drawn beside the model
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
+h1{font-size:22px} h2{font-size:17px;margin-top:28px;border-top:1px solid #ddd;padding-top:12px}
+table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}
+.row{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}
+figure{margin:0;width:112px;font-size:11px;text-align:center}
+figure img{width:104px;height:104px;border:4px solid transparent;image-rendering:auto}
+figure.hit img{border-color:#28c83c} img.mini{width:48px;height:48px;border:0} figure .id{font-family:monospace}
+.label{font-size:12px;color:#555;margin:10px 0 4px}
+.bar{height:7px;background:#1f77b4;margin:1px 0} .bars{text-align:left;font-size:10px}
+.note{color:#a00;font-size:13px}
+.tile-text{width:104px;height:104px;border:4px solid transparent;background:#eee;display:flex;
+  align-items:center;justify-content:center;font-family:monospace;font-size:11px;word-break:break-all}
+figure.hit .tile-text{border-color:#28c83c}
+"""
+
+
+def _e(value):
+    return html.escape(str(value))
+
+
+def pick_users(dataset, heldout, users=None, count=5, seed=0):
+    """Rows of the users to show: ``users`` (data set ids), or ``count`` held-out users (seeded)."""
+    if users:
+        rows = []
+        for user in users:
+            found = np.flatnonzero(np.asarray(dataset.user_ids).astype(str) == str(user))
+            if not len(found):
+                raise ConfigError(f"--user {str(user)[:100]!r}: not a user of this run's data set "
+                                  f"({os.path.join(dataset.path, 'users.tsv')})")
+            rows.append(int(found[0]))
+        return rows
+    candidates = np.asarray(sorted(heldout))
+    if len(candidates) > count:
+        candidates = np.sort(np.random.default_rng(seed).choice(candidates, count, replace=False))
+    return [int(u) for u in candidates]
+
+
+def svg_curves(curves, title, width=420, height=240):
+    """An inline SVG line plot of ``{label: [value at K = 1..20]}`` (no plotting library)."""
+    left, bottom, top_margin, right = 44, 30, 22, 110
+    top = max([max(v) for v in curves.values()] + [1e-9])
+    top = float(np.ceil(top * 10) / 10) if top > 0.1 else float(np.ceil(top * 100) / 100)
+
+    def x(k):
+        return left + (k - 1) / (len(CURVE_KS) - 1) * (width - left - right)
+
+    def y(v):
+        return height - bottom - v / top * (height - bottom - top_margin)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="{_e(title)}">', f'<text x="{left}" y="14" font-size="13">{_e(title)}</text>',
+             f'<line x1="{left}" y1="{y(0)}" x2="{x(20)}" y2="{y(0)}" stroke="#888"/>',
+             f'<line x1="{left}" y1="{y(0)}" x2="{left}" y2="{y(top)}" stroke="#888"/>']
+    for k in (1, 5, 10, 15, 20):
+        parts.append(f'<text x="{x(k)}" y="{height - 12}" font-size="10" text-anchor="middle">{k}</text>')
+    for v in (0, top / 2, top):
+        parts.append(f'<text x="{left - 4}" y="{y(v) + 3}" font-size="10" text-anchor="end">{v:.2f}</text>')
+    parts.append(f'<text x="{(left + x(20)) / 2}" y="{height - 1}" font-size="10" text-anchor="middle">K</text>')
+    for n, (label, values) in enumerate(curves.items()):
+        colour = COLOURS[n % len(COLOURS)]
+        points = " ".join(f"{x(k):.1f},{y(v):.1f}" for k, v in zip(CURVE_KS, values))
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
+        parts.append(f'<text x="{x(20) + 6}" y="{top_margin + 14 * n + 8}" font-size="11" fill="{colour}">'
+                     f'{_e(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _results_table(run_dir):
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(path):
+        return "<p class='note'>No metrics.json: the run has not been evaluated.</p>"
+    data = json.load(open(path))
+    results, labels = data.get("results", []), data.get("rows", [])
+    metrics = sorted({m for r in results for m in r["metrics"]}, key=lambda m: (m.split("@")[0], len(m), m))
+    metrics = [m for m in metrics if m.split("@")[0] in ("hr", "recall", "precision", "ndcg", "auc", "f1")][:12]
+    head = "".join(f"<th>{_e(m)}</th>" for m in metrics)
+    rows = []
+    for label, result in zip(labels or [""] * len(results), results):
+        cells = "".join(f"<td>{result['metrics'].get(m, float('nan')):.4f}</td>" for m in metrics)
+        rows.append(f"<tr><td>{_e(label)}</td><td>{_e(result['protocol'])}</td>{cells}</tr>")
+    return (f"<p class='label'>{_e(data.get('title', ''))}</p><table><tr><th>scorer</th><th>protocol</th>{head}"
+            f"</tr>{''.join(rows)}</table>")
+
+
+class _Tiles:
+    """HTML tiles of items: an embedded image, or the id and metadata where there is none."""
+
+    def __init__(self, dataset, size=104):
+        self.dataset = dataset
+        self.thumbnails = Thumbnails(dataset, size=size)
+        self.images = 0
+
+    def tile(self, row, caption="", hit=False, extra=""):
+        item = self.dataset.item_ids[row]
+        css = "hit" if hit else ""
+        if self.thumbnails.available:
+            self.images += 1
+            body = f'<img src="{data_uri(self.thumbnails.tile(row))}" alt="{_e(item)}" title="{_e(item)}">'
+        else:
+            tags = ", ".join(map(str, self.dataset.item_tags[row][:3])) if len(self.dataset.item_tags) else ""
+            body = f'<div class="tile-text">{_e(item)}<br>{_e(tags)}</div>'
+        return (f'<figure class="{css}">{body}<figcaption><span class="id">{_e(item)}</span>'
+                f'{"<br>" + caption if caption else ""}{extra}</figcaption></figure>')
+
+
+    def mini(self, row):
+        """A small picture of an item (nothing without images)."""
+        if not self.thumbnails.available:
+            return ""
+        self.images += 1
+        item = _e(self.dataset.item_ids[row])
+        return f'<br><img class="mini" src="{data_uri(self.thumbnails.tile(row))}" alt="{item}">'
+
+
+def _gamma_bars(gamma):
+    names = ("upload", "social", "creator")
+    return "<div class='bars'>" + "".join(
+        f"{n} {g:.2f}<div class='bar' style='width:{max(1, int(g * 100))}px'></div>" for n, g in zip(names, gamma)
+    ) + "</div>"
+
+
+def build_report(run_dir, users=None, count=5, k=10, history=12):
+    """The report page of run ``run_dir`` (an HTML string) and a summary dict."""
+    from tfvrec import registry
+    from tfvrec.evaluation import evaluator, protocols
+    from tfvrec.inspect.epoch import top_k
+    from tfvrec.training import trainer
+    config, dataset, model = trainer.load_run(run_dir)
+    spec = registry.model_spec(config.model.name)
+    if spec.evaluation:
+        raise ConfigError(f"{run_dir}: model '{spec.name}' does not rank a catalogue of items for users; "
+                          "tfvrec report shows user–item recommenders")
+    judged = config.eval.split if config.eval.split in dataset.interactions else "validation"
+    heldout = evaluator.heldout_by_user(dataset.split(judged)) if judged in dataset.interactions else {}
+    rows = pick_users(dataset, heldout, users, count, config.eval.seed)
+    exclude = evaluator.exclusions(dataset, {u: heldout.get(u, np.empty(0, np.int64)) for u in rows}, judged)
+    seen = dataset.train_items_by_user()
+    tiles = _Tiles(dataset)
+    # Curves: the model and the cheap baselines on the first protocol, K = 1..20.
+    curves_html = ""
+    if heldout:
+        scorers = {config.model.name: model}
+        scorers.update(evaluator.baseline_scorers(list(CURVE_SCORERS), dataset, config, heldout))
+        all_exclude = evaluator.exclusions(dataset, heldout, judged)
+        protocol = config.eval.protocols[0]
+        results = {name: protocols.evaluate(s, heldout, all_exclude, dataset.num_items, protocol, ks=CURVE_KS,
+                                            repeats=1, seed=config.eval.seed) for name, s in scorers.items()}
+        curves_html = "".join(
+            svg_curves({n: [r.metrics[f"{m}@{kk}"] for kk in CURVE_KS] for n, r in results.items()},
+                       f"{label} on split '{judged}' ({protocol})") for m, label in (("hr", "HR@K"), ("recall", "R@K")))
+    explain = None
+    if config.model.name == "hasc":
+        from tfvrec.models.hasc.explain import attention_arrays
+        explain = attention_arrays
+    item_space = None
+    if spec.cold_start:  # a content model: its item vectors place any two items in one space
+        from tfvrec.inspect.projector import index_vectors
+        vectors = index_vectors(config, dataset, model)
+        if vectors is not None:
+            item_rows, item_vectors = vectors[0], np.asarray(vectors[1], np.float64)
+            space = np.zeros((dataset.num_items, item_vectors.shape[1]))
+            space[item_rows] = item_vectors
+            item_space = space / np.maximum(np.linalg.norm(space, axis=1, keepdims=True), 1e-12)
+    sections = []
+    for u in rows:
+        recommended, top_scores = top_k(model, [u], k, [np.union1d(seen[u], exclude.get(u, []))])
+        recommended, top_scores = recommended[0], top_scores[0]
+        hits = set(int(i) for i in heldout.get(u, ()))
+        extras = [""] * len(recommended)
+        if explain is not None:
+            out = explain(model, [u] * len(recommended), recommended, top=3)
+            for n in range(len(recommended)):
+                uploads = [dataset.item_ids[r] for r in out["uploads"][n] if r >= 0]
+                followees = [dataset.user_ids[r] for r in out["followees"][n] if r >= 0]
+                extras[n] = (_gamma_bars(out["gamma"][n]) + f"<div class='bars'>α: {_e(', '.join(uploads)) or '-'}"
+                             f"<br>β: {_e(', '.join(followees)) or '-'}</div>")
+        elif item_space is not None and len(seen[u]):
+            history_rows = np.asarray(seen[u])
+            for n, item in enumerate(recommended):
+                nearest = history_rows[int(np.argmax(item_space[history_rows] @ item_space[item]))]
+                extras[n] = (f"<div class='bars'>nearest in history: {_e(dataset.item_ids[nearest])}"
+                             f"{tiles.mini(nearest)}</div>")
+        history_html = "".join(tiles.tile(i) for i in seen[u][-history:])
+        recommended_html = "".join(
+            tiles.tile(i, caption=f"{s:.3f}" + (" · hit" if int(i) in hits else ""), hit=int(i) in hits, extra=x)
+            for i, s, x in zip(recommended, top_scores, extras))
+        sections.append(
+            f"<h2>User {_e(dataset.user_ids[u])}</h2>"
+            f"<div class='label'>Training history ({len(seen[u])} items; {min(history, len(seen[u]))} shown)</div>"
+            f"<div class='row history'>{history_html}</div>"
+            f"<div class='label'>Top {len(recommended)} recommendations (score; held-out hits outlined: "
+            f"{len(hits & set(map(int, recommended)))} of {len(hits)} in split '{judged}')</div>"
+            f"<div class='row recommended'>{recommended_html}</div>")
+    note = "" if tiles.thumbnails.available else (
+        "<p class='note'>This data set has no images: items are shown by id and tags.</p>")
+    title = f"tfvrec report: {config.model.name} on {dataset.name} ({os.path.basename(os.path.abspath(run_dir))})"
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>{note}{_results_table(run_dir)}"
+            f"<div class='row'>{curves_html}</div>{''.join(sections)}</body></html>")
+    return page, {"users": len(rows), "images": tiles.images, "k": k, "has_images": tiles.thumbnails.available}
+
+
+def write_report(run_dir, out, **options):
+    page, summary = build_report(run_dir, **options)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(page)
+    os.replace(tmp, out)
+    return summary

@@ -1,0 +1,134 @@
+"""Config section ``model.cnn_permlp`` (Nguyen, Wistuba, Grabocka, Drumond, Schmidt-Thieme,
+*Personalized Deep Learning for Tag Recommendation*, PAKDD 2017). TensorFlow-free.
+
+One section describes CNN-PerMLP and the baselines of the paper's comparison that are
+trained (the untrained ones, MP and MP-u, are counted in every evaluation):
+
+- ``features``: what the personalized layer sees, ``cnn`` (the network of Table 2 on an
+  image patch), ``histogram`` (a 64-bin colour histogram of the patch: CH-PerMLP) or
+  ``embedding`` (a learned vector per item, for tag data without images: Last.fm);
+- ``personalized``: false drops the user term of eq. 6 (the non-personalized CNN);
+- ``architecture``: ``permlp`` (eqs. 6-7) or ``pitf`` (Rendle & Schmidt-Thieme 2010).
+"""
+import dataclasses
+from typing import List
+
+from tfvrec.errors import ConfigError
+
+FEATURES = ("cnn", "histogram", "embedding")
+ARCHITECTURES = ("permlp", "pitf")
+CNN_SETTINGS = ("nus_wide", "flickr_ptr", "custom")
+# Table 2: (kernel, stride) of the three convolutions and the two max-pool sizes.
+TABLE_2 = {
+    "nus_wide": {"patch_size": 75, "conv_kernels": [6, 6, 2], "conv_strides": [3, 2, 1], "pool_sizes": [2, 2]},
+    "flickr_ptr": {"patch_size": 50, "conv_kernels": [5, 5, 3], "conv_strides": [2, 1, 1], "pool_sizes": [2, 3]},
+}
+
+
+@dataclasses.dataclass
+class CNNPerMLPConfig:
+    architecture: str = "permlp"
+    features: str = "cnn"
+    personalized: bool = True
+    # The CNN (Table 2). "nus_wide" / "flickr_ptr" fix kernels, strides, pools and patch size
+    # (75 / 50); "custom" takes the four keys below as given.
+    cnn: str = "nus_wide"
+    patch_size: int = 75
+    conv_kernels: List[int] = dataclasses.field(default_factory=lambda: [6, 6, 2])
+    conv_strides: List[int] = dataclasses.field(default_factory=lambda: [3, 2, 1])
+    pool_sizes: List[int] = dataclasses.field(default_factory=lambda: [2, 2])
+    filters: List[int] = dataclasses.field(default_factory=lambda: [10, 30, 128])
+    # Side of the aspect-preserving square the patches are cut from (eq. 2); 0: 4/3 of the patch.
+    square_size: int = 0
+    num_patches: int = 3  # Q: 3 = top-left, centre, bottom-right; 1 = centre only
+    hidden_units: int = 128  # the predictor's hidden layer (eq. 7)
+    embedding_dim: int = 128  # features=embedding: the item vector z_i; architecture=pitf: factor size
+    histogram_bins: int = 4  # per channel: 4 → 64 colour bins (CH-PerMLP)
+    negatives: int = 100  # N tags sampled from the rest for each post (eq. 8)
+    l2: float = 0.0  # λ on the embeddings a batch touches (PITF's regulariser; 0 for the networks)
+    init_stddev: float = 0.01
+    # The posts (user, item, tags) and the protocol (§4.1).
+    min_tag_count: int = 5  # tags used fewer times (over all posts) are dropped
+    test_posts: int = 0  # > 0: this many test posts per user (NUS-WIDE: 2) ...
+    test_fraction: float = 0.2  # ... else this share of each user's posts (Flickr-PTR: 20%)
+    holdout_fraction: float = 0.1  # share of each user's training posts held out for validation
+    min_user_posts: int = 2  # users with fewer posts keep them all in training
+    split_seed: int = 0
+
+
+EXPERIMENTS = {
+    # CNN-PerMLP with the NUS-WIDE network (75×75 patches).
+    "cnn_permlp": {"model": {"name": "cnn_permlp"},
+                   "trainer": {"validation_split": "train_holdout", "validation_metric": "f1@5",
+                               "optimizer": "adam", "batch_size": 64, "learning_rate": 1e-3}},
+    # The Flickr-PTR network (50×50 patches).
+    "cnn_permlp_50": {"model": {"name": "cnn_permlp", "cnn_permlp": dict(cnn="flickr_ptr", **TABLE_2["flickr_ptr"])},
+                      "trainer": {"validation_split": "train_holdout", "validation_metric": "f1@5",
+                                  "optimizer": "adam", "batch_size": 64, "learning_rate": 1e-3}},
+}
+
+
+def _base(**section):
+    return {"model": {"name": "cnn_permlp", "cnn_permlp": section},
+            "trainer": {"validation_split": "train_holdout", "validation_metric": "f1@5", "optimizer": "adam",
+                        "batch_size": 64, "learning_rate": 1e-3}}
+
+
+EXPERIMENTS.update({
+    "cnn_permlp_cnn": _base(personalized=False),  # the non-personalized CNN baseline
+    "cnn_permlp_ch": _base(features="histogram"),  # CH-PerMLP
+    "cnn_permlp_pitf": _base(architecture="pitf", features="embedding", embedding_dim=64, l2=1e-4),
+    "cnn_permlp_embedding": _base(features="embedding"),  # no images: a learned item vector for z
+})
+
+
+def resolved(section):
+    """The section with a named Table 2 setting applied (kernels, strides, pools, patch size)."""
+    if section.cnn in TABLE_2:
+        return dataclasses.replace(section, **TABLE_2[section.cnn])
+    return section
+
+
+def square_side(section):
+    return section.square_size or (section.patch_size * 4) // 3
+
+
+def check(config, source="<config>"):
+    c = config.model.cnn_permlp
+
+    def bad(key, message):
+        raise ConfigError(f"{source}: key 'model.cnn_permlp.{key}' {message}")
+
+    for key, choices in (("architecture", ARCHITECTURES), ("features", FEATURES), ("cnn", CNN_SETTINGS)):
+        if getattr(c, key) not in choices:
+            bad(key, f"must be one of {list(choices)}, got {getattr(c, key)!r}")
+    if c.architecture == "pitf" and c.features != "embedding":
+        bad("features", "must be 'embedding' with architecture 'pitf' (PITF learns a vector per item)")
+    if c.cnn == "custom":
+        if len(c.conv_kernels) != 3 or len(c.conv_strides) != 3 or len(c.pool_sizes) != 2:
+            bad("conv_kernels", "(with conv_strides, pool_sizes): need 3 kernels, 3 strides and 2 pool sizes")
+        if min(c.conv_kernels + c.conv_strides + c.pool_sizes) < 1:
+            bad("conv_kernels", "(with conv_strides, pool_sizes): every size must be ≥ 1")
+    if len(c.filters) != 3 or min(c.filters) < 1:
+        bad("filters", f"must list 3 positive kernel counts (the paper: [10, 30, 128]), got {c.filters}")
+    r = resolved(c)
+    if r.patch_size < 4:
+        bad("patch_size", f"must be ≥ 4, got {r.patch_size}")
+    if c.square_size and c.square_size < r.patch_size:
+        bad("square_size", f"must be 0 or ≥ patch_size ({r.patch_size}), got {c.square_size}")
+    if c.num_patches not in (1, 3):
+        bad("num_patches", f"must be 1 (centre) or 3 (top-left, centre, bottom-right), got {c.num_patches}")
+    for key in ("hidden_units", "embedding_dim", "negatives", "histogram_bins", "min_tag_count", "min_user_posts"):
+        if getattr(c, key) < 1:
+            bad(key, f"must be ≥ 1, got {getattr(c, key)}")
+    if c.test_posts < 0:
+        bad("test_posts", f"must be ≥ 0, got {c.test_posts}")
+    for key in ("test_fraction", "holdout_fraction"):
+        if not 0 <= getattr(c, key) < 1:
+            bad(key, f"must be in [0, 1), got {getattr(c, key)}")
+    if config.model.name == "cnn_permlp":
+        metric = config.trainer.validation_metric
+        prefix, _, k = metric.partition("@")
+        if prefix not in ("f1", "precision", "recall") or not k.isdigit() or int(k) < 1:
+            raise ConfigError(f"{source}: key 'trainer.validation_metric' must be f1@K, precision@K or recall@K "
+                              f"for cnn_permlp (a tag recommender), got {metric!r}")
