@@ -22,6 +22,7 @@ demo: setup
 	@echo "Next:"
 	@echo "  $(VENV)/bin/tensorboard --logdir runs/demo/tensorboard          # training curves"
 	@echo "  $(VENV)/bin/tfvrec recommend --run runs/demo --user u001 -k 5    # top-K for a known user"
+	@echo "  $(VENV)/bin/tfvrec report --run runs/demo --out report.html       # history and top-K as images, offline page"
 	@echo "  $(VENV)/bin/tfvrec export --run runs/demo --out export/models/demo"
 	@echo "  $(VENV)/bin/tfvrec serve --model_config_file export/models.config --port 8500 --rest_port 8501"
 	@echo "  docs/python_api.md: the same from Python; docs/models/: every model of the zoo"

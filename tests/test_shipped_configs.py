@@ -34,5 +34,5 @@ def test_demo_trains_the_visual_model_against_the_papers_baselines_and_names_the
     makefile = open(os.path.join(REPO, "Makefile")).read()
     demo = makefile[makefile.index("\ndemo:"):makefile.index("\ntest:")]
     assert "configs/demo.yaml" in demo
-    for command in ("tensorboard --logdir", "tfvrec recommend", "tfvrec export", "tfvrec serve"):
+    for command in ("tensorboard --logdir", "tfvrec recommend", "tfvrec report", "tfvrec export", "tfvrec serve"):
         assert command in demo, command
