@@ -24,12 +24,13 @@ class Thumbnails:
     def __init__(self, dataset, size=48):
         self.dataset, self.size = dataset, int(size)
         self.available = has_images(dataset)
+        self._files = bool(any(dataset.item_image))  # image files (else images.npz pixels), once
         self.missing = 0
         self._pixels = None
         self._cache = {}
 
     def _source(self, row):
-        if any(self.dataset.item_image) and self.dataset.item_image[row]:
+        if self._files and self.dataset.item_image[row]:
             path = str(self.dataset.item_image[row])
             try:
                 with Image.open(path) as image:

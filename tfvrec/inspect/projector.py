@@ -24,9 +24,11 @@ def _clean(value):
     return str(value).replace("\t", " ").replace("\n", " ")
 
 
-def item_metadata(dataset, rows):
-    """Metadata rows (id, creator, artist, popularity, tags) of catalogue ``rows``."""
-    popularity = np.bincount(dataset.split("train")["item"].to_numpy(np.int64), minlength=dataset.num_items)
+def item_metadata(dataset, rows, popularity=None):
+    """Metadata rows (id, creator, artist, popularity, tags) of catalogue ``rows``; ``popularity``:
+    training interactions per item (counted here when not given)."""
+    if popularity is None:
+        popularity = np.bincount(dataset.split("train")["item"].to_numpy(np.int64), minlength=dataset.num_items)
     out = []
     for r in rows:
         creator = dataset.item_creator[r]
@@ -44,9 +46,14 @@ def _write_tsv(path, header, rows):
             f.write("\t".join(_clean(v) for v in row) + "\n")
 
 
-def _most_popular(counts, limit):
-    order = np.argsort(-counts, kind="stable")
-    return np.sort(order[:limit])
+def _most_active(rows, vectors, counts, limit):
+    """``(rows, vectors)`` cut to the ``limit`` rows with the most training interactions (``counts``
+    indexed by row), in their original order."""
+    rows, vectors = np.asarray(rows, np.int64), np.asarray(vectors, np.float32)
+    if len(rows) <= limit:
+        return rows, vectors
+    keep = np.sort(np.argsort(-counts[rows], kind="stable")[:limit])
+    return rows[keep], vectors[keep]
 
 
 def write_projector(logdir, dataset, item_rows, item_vectors, user_rows=None, user_vectors=None,
@@ -56,15 +63,11 @@ def write_projector(logdir, dataset, item_rows, item_vectors, user_rows=None, us
     shutil.rmtree(logdir, ignore_errors=True)  # a re-evaluated run replaces its projector files
     os.makedirs(logdir)
     train = dataset.split("train")
-    item_rows = np.asarray(item_rows, np.int64)
-    item_vectors = np.asarray(item_vectors, np.float32)
-    if len(item_rows) > max_points:
-        counts = np.bincount(train["item"].to_numpy(np.int64), minlength=dataset.num_items)[item_rows]
-        keep = _most_popular(counts, max_points)
-        item_rows, item_vectors = item_rows[keep], item_vectors[keep]
+    item_counts = np.bincount(train["item"].to_numpy(np.int64), minlength=dataset.num_items)
+    item_rows, item_vectors = _most_active(item_rows, item_vectors, item_counts, max_points)
     variables = {"items": tf.Variable(item_vectors, name="items")}
     config = projector.ProjectorConfig()
-    header, rows = item_metadata(dataset, item_rows)
+    header, rows = item_metadata(dataset, item_rows, item_counts)
     _write_tsv(os.path.join(logdir, "items.tsv"), header, rows)
     written = {"items": len(item_rows), "dim": int(item_vectors.shape[1]), "sprite": False}
     embedding = config.embeddings.add()
@@ -80,13 +83,8 @@ def write_projector(logdir, dataset, item_rows, item_vectors, user_rows=None, us
         embedding.sprite.single_image_dim.extend([thumbnails.size, thumbnails.size])
         written.update(sprite=True, tile=thumbnails.size, missing_images=thumbnails.missing)
     if user_vectors is not None and len(user_vectors):
-        user_rows = np.asarray(user_rows, np.int64)
-        user_vectors = np.asarray(user_vectors, np.float32)
-        if len(user_rows) > max_points:
-            counts = np.bincount(train["user"].to_numpy(np.int64), minlength=dataset.num_users)[user_rows]
-            keep = _most_popular(counts, max_points)
-            user_rows, user_vectors = user_rows[keep], user_vectors[keep]
         likes = np.bincount(train["user"].to_numpy(np.int64), minlength=dataset.num_users)
+        user_rows, user_vectors = _most_active(user_rows, user_vectors, likes, max_points)
         _write_tsv(os.path.join(logdir, "users.tsv"), ["user", "training likes"],
                    [[dataset.user_ids[u], int(likes[u])] for u in user_rows])
         variables["users"] = tf.Variable(user_vectors, name="users")

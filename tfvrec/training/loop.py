@@ -151,6 +151,36 @@ class Loop:
             for name, value in values.items():
                 tf.summary.scalar(prefix + name, value, step=step)
 
+    def _validate(self, state, entry, number):
+        """Validation after epoch ``number`` into ``entry`` (``val_*``) and the early-stopping state;
+        returns ``(stop, improved)``."""
+        if self.evaluate_validation is None:
+            return False, False
+        trainer = self.trainer
+        result = self.evaluate_validation()
+        for name, value in result.metrics.items():
+            entry[f"val_{name}"] = float(value)
+        value = float(result.metrics[trainer.validation_metric])
+        logging.info("epoch %d: validation %s (%s) = %.4f", number, trainer.validation_metric, result.protocol, value)
+        if state.best_value is None or value > state.best_value:
+            state.best_value, state.best_epoch, state.wait = value, number, 0
+            return False, True
+        state.wait += 1
+        if trainer.early_stopping_patience and state.wait >= trainer.early_stopping_patience:
+            logging.info("Early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)",
+                         trainer.validation_metric, state.wait, state.best_value, state.best_epoch)
+            return True, False
+        return False, False
+
+    def _summarize_epoch(self, entry, epoch):
+        """TensorBoard after an epoch (the chief): its scalars, validation figures and epoch summaries."""
+        self._scalars("train", {k: v for k, v in entry.items() if not k.startswith("val_")}, epoch, "epoch_")
+        validation = {k[4:]: v for k, v in entry.items() if k.startswith("val_")}
+        if validation:
+            self._scalars("validation", validation, epoch, "epoch_")
+        if self.epoch_summaries is not None:
+            self.epoch_summaries.write(epoch)
+
     def _commit(self, state, where):
         self.store.commit(state, self.checkpoint, where)
 
@@ -249,23 +279,7 @@ class Loop:
             failpoint("epoch:trained", **where)
             entry = {name: total if name in metric_names else total / steps for name, total in state.loss_sums.items()}
             entry["lr"] = learning_rate
-            stop = False
-            improved = False
-            if self.evaluate_validation is not None:
-                result = self.evaluate_validation()
-                for name, value in result.metrics.items():
-                    entry[f"val_{name}"] = float(value)
-                value = float(result.metrics[trainer.validation_metric])
-                logging.info("epoch %d: validation %s (%s) = %.4f", number, trainer.validation_metric,
-                             result.protocol, value)
-                if state.best_value is None or value > state.best_value:
-                    state.best_value, state.best_epoch, state.wait, improved = value, number, 0, True
-                else:
-                    state.wait += 1
-                    if trainer.early_stopping_patience and state.wait >= trainer.early_stopping_patience:
-                        logging.info("Early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)",
-                                     trainer.validation_metric, state.wait, state.best_value, state.best_epoch)
-                        stop = True
+            stop, improved = self._validate(state, entry, number)
             failpoint("epoch:validated", **where)
             seconds = spent_before + time.time() - started
             entry["epoch_seconds"] = seconds
@@ -282,13 +296,7 @@ class Loop:
             self._commit(state, where)
             self.publisher.publish(state, where)
             if self.chief:
-                scalars = {k: v for k, v in entry.items() if not k.startswith("val_")}
-                self._scalars("train", scalars, epoch, "epoch_")
-                validation = {k[4:]: v for k, v in entry.items() if k.startswith("val_")}
-                if validation:
-                    self._scalars("validation", validation, epoch, "epoch_")
-                if self.epoch_summaries is not None:
-                    self.epoch_summaries.write(epoch)
+                self._summarize_epoch(entry, epoch)
             if improved:
                 logging.info("epoch %d: best so far, kept in %s", number, self.publisher.best_directory)
             if state.done:

@@ -79,12 +79,7 @@ class ParameterServerLoop(Loop):
             where = {"epoch": number, "step": 0}
             self._commit(state, where)
             self.publisher.publish(state, where)
-            self._scalars("train", {k: v for k, v in entry.items() if not k.startswith("val_")}, epoch, "epoch_")
-            validation = {k[4:]: v for k, v in entry.items() if k.startswith("val_")}
-            if validation:
-                self._scalars("validation", validation, epoch, "epoch_")
-            if self.epoch_summaries is not None:
-                self.epoch_summaries.write(epoch)
+            self._summarize_epoch(entry, epoch)
             if improved:
                 logging.info("epoch %d: best so far, kept in %s", number, self.publisher.best_directory)
         if not state.done:
@@ -94,18 +89,3 @@ class ParameterServerLoop(Loop):
         for writer in self.writers.values():
             writer.flush()
         return state
-
-    def _validate(self, state, entry, number):
-        """Validation and early stopping as in `Loop` (returns ``(stop, improved)``)."""
-        if self.evaluate_validation is None:
-            return False, False
-        result = self.evaluate_validation()
-        for name, value in result.metrics.items():
-            entry[f"val_{name}"] = float(value)
-        value = float(result.metrics[self.trainer.validation_metric])
-        if state.best_value is None or value > state.best_value:
-            state.best_value, state.best_epoch, state.wait = value, number, 0
-            return False, True
-        state.wait += 1
-        patience = self.trainer.early_stopping_patience
-        return bool(patience and state.wait >= patience), False

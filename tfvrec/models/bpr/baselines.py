@@ -9,9 +9,6 @@ tuning effort the model gets from the trainer, on the same validation rule.
 """
 import copy
 import dataclasses
-import hashlib
-import json
-import os
 
 from tfvrec import registry
 
@@ -29,10 +26,7 @@ def baseline_config(config):
     for key in _VALIDATION_KEYS:
         setattr(bpr.trainer, key, getattr(config.trainer, key))
     bpr.eval = dataclasses.replace(config.eval, baselines=[])
-    payload = {k: dataclasses.asdict(getattr(bpr, k)) for k in ("data", "model", "trainer")}
-    payload["seed"] = bpr.runtime.seed
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    bpr.runtime.model_dir = os.path.join(config.runtime.model_dir, "baselines", f"bpr-{digest}")
+    bpr.runtime.model_dir = config_lib.baseline_run_dir(config.runtime.model_dir, bpr, "bpr")
     return bpr
 
 

@@ -15,9 +15,6 @@
 """
 import copy
 import dataclasses
-import hashlib
-import json
-import os
 
 import numpy as np
 
@@ -79,13 +76,11 @@ def _borda_colour(dataset, config, heldout):
 
 def twonets_config(config):
     """The TwoNets run behind the ``twonets`` baseline of CDL run ``config``."""
+    from tfvrec import config as config_lib
     run = copy.deepcopy(config)
     run.model.cdl.objective = "pointwise"
     run.eval = dataclasses.replace(config.eval, baselines=[])
-    payload = {k: dataclasses.asdict(getattr(run, k)) for k in ("data", "model", "trainer")}
-    payload["seed"] = run.runtime.seed
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    run.runtime.model_dir = os.path.join(config.runtime.model_dir, "baselines", f"twonets-{digest}")
+    run.runtime.model_dir = config_lib.baseline_run_dir(config.runtime.model_dir, run, "twonets")
     return run
 
 
