@@ -29,8 +29,9 @@ already emitted is dropped, so D_S is a set. The ablation ``sampling="random"``
 is §5.1's "traditional BPR setting": ``(I_u^+ \\ {i}, i, j)`` with j uniform over
 I \\ I_u^+.
 
-Streaming: triplets are drawn, hashed and deduplicated a chunk at a time and
-emitted as training batches; a triplet is never stored. What stays in memory is
+Streaming: triplets are drawn, hashed and deduplicated a chunk at a time (chunk c
+from its own generator, seeded by (seed, c), so chunks can also be drawn in parallel:
+`tfvrec.triplets`) and emitted as training batches; a triplet is never stored. What stays in memory is
 the data set's index (linear in its size) and one 8-byte hash per emitted
 triplet (80 MB for the paper's 10 million). A profile is three integers (a range
 of the chronological purchase array and one position to skip), so its hash
@@ -59,6 +60,8 @@ _AVOIDING = ("D1", "D2", "D3")
 _NO_SKIP = -1
 _BLOCK_USERS = 512  # users per block when building per-user item masks
 _REJECTION_ROUNDS = 32
+# The stream ends after this many chunks in a row each adding fewer than 1% new triplets.
+STARVED_CHUNKS = 20
 
 
 # ----------------------------------------------------------------------------- triplets
@@ -376,20 +379,33 @@ class TripletSampler:
     def profile_lengths(self, t: Triplets):
         return t.end - t.start - ((t.skip >= t.start) & (t.skip < t.end))
 
+    def chunk(self, seed, index, size=16384):
+        """Chunk ``index`` of the stream: ``(triplets, hashes, first)``, where ``first`` are the
+        positions (ascending) of each hash's first occurrence within the chunk.
+
+        A pure function of ``(seed, index, size)``: each chunk draws from its own generator,
+        so chunks can be drawn in any order or in parallel (`tfvrec.triplets.beam_pipeline`)
+        and give the same triplets as the sequential stream.
+        """
+        triplets = self.sample(np.random.default_rng([seed, 0x7C2A, index]), size)
+        h = self.hashes(triplets)
+        _, first = np.unique(h, return_index=True)
+        return triplets, h, np.sort(first)
+
     def stream(self, seed, num_triplets, chunk=16384, seen: Optional[HashSet] = None) -> Iterator[Triplets]:
         """Yield chunks of distinct triplets until ``num_triplets`` (one pass over D_S).
 
-        The same seed gives the same triplets in the same order. If the guidelines run
-        out of new triplets (a small data set), the pass ends early with a warning.
+        D_S is the first ``num_triplets`` distinct triplets in (chunk, position) order: a
+        triplet is kept at its first occurrence, chunk ``c`` being `chunk` (seed, c). The
+        same seed gives the same triplets in the same order. If the guidelines run out of
+        new triplets (a small data set), the pass ends early with a warning: after
+        `STARVED_CHUNKS` chunks in a row adding fewer than ``chunk // 100`` new triplets each.
         """
-        rng = np.random.default_rng([seed, 0x7C2A])
         seen = HashSet() if seen is None else seen
-        emitted, starved = 0, 0
+        emitted, starved, index = 0, 0, 0
         while emitted < num_triplets:
-            triplets = self.sample(rng, chunk)
-            h = self.hashes(triplets)
-            _, first = np.unique(h, return_index=True)
-            first = np.sort(first)
+            triplets, h, first = self.chunk(seed, index, chunk)
+            index += 1
             fresh = first[~seen.contains(h[first])]
             fresh = fresh[:num_triplets - emitted]
             seen.add(h[fresh])
@@ -397,7 +413,7 @@ class TripletSampler:
             starved = starved + 1 if len(fresh) < chunk // 100 else 0
             if len(fresh):
                 yield triplets.take(fresh)
-            if starved >= 20:
+            if starved >= STARVED_CHUNKS:
                 logging.warning("CuratorNet sampling: the guidelines yield no new triplets; this pass holds "
                                 "%d distinct triplets instead of %d", emitted, num_triplets)
                 return
