@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "tfvrec.inference",  # tfvrec recommend
     "tfvrec.inspect.cli",  # tfvrec tensorboard | report
     "tfvrec.serving.cli",  # tfvrec export | serve | index
+    "tfvrec.triplets.cli",  # tfvrec triplets
 )
 
 # Log lines hidden unless --verbose: they say nothing a user can act on.

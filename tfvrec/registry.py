@@ -81,7 +81,9 @@ class ModelSpec:
       that are not evaluated by the user–item protocols (e.g. tag recommenders);
     - ``commands``: a module with ``register_cli(subparsers)`` (model-specific verbs);
     - ``cold_start``: ``run_cli(args)`` answering ``tfvrec recommend --items ...`` for a new
-      user (content models; `tfvrec.inference`).
+      user (content models; `tfvrec.inference`);
+    - ``triplets``: a module whose ``source(config)`` gives the model's training triplets as a
+      `tfvrec.triplets.sources.TripletSource` (``tfvrec triplets`` writes them as records).
     """
 
     name: str
@@ -95,6 +97,7 @@ class ModelSpec:
     evaluation: str = ""
     commands: str = ""
     cold_start: str = ""
+    triplets: str = ""
     # TensorBoard histograms of what the model learned, each epoch (`tfvrec.inspect.epoch`):
     # ``summaries(model, dataset, users) -> {name: array}`` (e.g. HASC's γ and attention entropy).
     summaries: str = ""

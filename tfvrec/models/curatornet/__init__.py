@@ -2,7 +2,8 @@
 
 Files: ``config.py`` (section ``model.curatornet``), ``model.py`` (the towers and the
 loss), ``sampling.py`` (guidelines D1–D6) with ``clusters.py`` (visual clusters) and
-``history.py`` (purchase baskets), ``baselines.py``
+``history.py`` (purchase baskets), ``triplet_source.py`` and ``triplet_records.py`` (D_S
+written as TFRecords by ``tfvrec triplets``, streamed by the trainer), ``baselines.py``
 (VisRank, VBPR, Oracle) with ``vbpr.py`` (the VBPR model), ``cold_start.py`` (new
 users and items without retraining: ``tfvrec recommend``), ``serving.py`` (export).
 """
@@ -13,4 +14,5 @@ registry.register_model(registry.ModelSpec(
     name="curatornet", config=CuratorNetConfig, experiments=EXPERIMENTS, check=check,
     create="tfvrec.models.curatornet.model:create", serving="tfvrec.models.curatornet.serving:build",
     baselines="tfvrec.models.curatornet.baselines", cold_start="tfvrec.models.curatornet.cold_start:run_cli",
+    triplets="tfvrec.models.curatornet.triplet_source",
     summary="Cartagena et al., CuratorNet: Visually-aware Recommendation of Art Images"))

@@ -68,6 +68,9 @@ class CuratorNetConfig:
     guidelines: List[str] = dataclasses.field(default_factory=lambda: list(GUIDELINES))
     num_triplets: int = 10_000_000  # |D_S|, distinct triplets per pass ("about 10 million")
     sampler_chunk: int = 16384  # triplets drawn, hashed and deduplicated at a time
+    # A folder of D_S records written by `tfvrec triplets` (tfvrec.triplets): the trainer streams
+    # them instead of sampling in process (the same batches). Empty: sample in process.
+    triplets_path: str = ""
 
     # Visual clusters (§3.5): PCA → cluster_dims, k-means with num_clusters, best
     # silhouette of cluster_restarts runs. silhouette_sample > 0 scores each run on a

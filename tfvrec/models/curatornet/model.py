@@ -191,11 +191,15 @@ class CuratorNet(RecommenderModel):
         return self.ranking_loss(tf.stack([x_ui, x_uj], axis=1))
 
     def make_train_dataset(self, dataset, trainer, seed):
+        c = self.experiment_config.model.curatornet
+        steps = trainer.steps_per_epoch or max(1, math.ceil(c.num_triplets / trainer.batch_size))
+        if c.triplets_path:  # D_S written by `tfvrec triplets`: the same batches, no sampler built here
+            from tfvrec.models.curatornet.triplet_records import record_dataset
+            logging.info("CuratorNet triplets: streamed from the records in %s", c.triplets_path)
+            return record_dataset(self.experiment_config, dataset, trainer.batch_size, seed), steps
         sampler = build_sampler(dataset, self.experiment_config)
         logging.info("CuratorNet triplets: %s", describe(sampler))
-        return triplet_dataset(sampler, self.experiment_config.model.curatornet, trainer.batch_size, seed), \
-            (trainer.steps_per_epoch or max(1, math.ceil(self.experiment_config.model.curatornet.num_triplets
-                                                         / trainer.batch_size)))
+        return triplet_dataset(sampler, c, trainer.batch_size, seed), steps
 
     @property
     def evaluation_note(self):
