@@ -85,7 +85,9 @@ def check_manifest(directory, model, identity):
         raise DataError(path, f"the records are {manifest.get('model')!r} triplets, not {model!r} ones",
                         key="model")
     theirs, ours = manifest.get("identity", {}), normalized(identity)
-    for key in sorted(set(theirs) | set(ours)):
+    # In the identity's own order (config keys, then what derives from them, then the data), so
+    # the key named is the one to change (a batch size, not the step count it implies).
+    for key in list(identity) + sorted(set(theirs) - set(identity)):
         if theirs.get(key) != ours.get(key):
             if key == "data":
                 reason = ("the records were made from other data (the data set, its training split or the "

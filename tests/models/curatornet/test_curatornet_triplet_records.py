@@ -16,7 +16,7 @@ from tfvrec.models.curatornet.triplet_source import plan
 from tfvrec.triplets import generate, shards
 from tfvrec.triplets.manifest import manifest_path
 from tfvrec.triplets.sources import training_dataset
-from tfvrec.training import trainer
+from tfvrec.training import runstate, trainer
 
 from test_curatornet import art_store_world, world_config
 
@@ -111,7 +111,7 @@ def test_the_trainer_streams_the_records_as_the_in_process_batches(world, tmp_pa
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def test_a_run_trained_from_records_equals_a_run_sampling_in_process(world, tmp_path, monkeypatch):
+def test_a_run_trained_from_records_and_resumed_equals_a_run_sampling_in_process(world, tmp_path, monkeypatch):
     sets = ["trainer.steps_per_epoch=8", "trainer.epochs=2", "trainer.checkpoint_every_steps=4"]
     config = config_of(world, tmp_path, *sets)
     generate.write_triplets(config, str(tmp_path / "records"), runner="beam", num_shards=2)
@@ -122,7 +122,17 @@ def test_a_run_trained_from_records_equals_a_run_sampling_in_process(world, tmp_
     def no_sampler(*args, **kwargs):
         raise AssertionError("the run from records built the in-process sampler")
     monkeypatch.setattr(curatornet_model, "build_sampler", no_sampler)
-    _, streamed = trainer.train(streamed_config, return_model=True)
+
+    def kill(name, epoch=None, step=None, **_):  # after epoch 2's mid-epoch record at step 4
+        if (name, epoch, step) == ("step", 2, 6):
+            raise runstate.SimulatedKill(name)
+    runstate.HOOKS.append(kill)
+    try:
+        with pytest.raises(runstate.SimulatedKill):
+            trainer.train(streamed_config)
+    finally:
+        runstate.HOOKS.remove(kill)
+    _, streamed = trainer.train(streamed_config, return_model=True)  # resumes: skips the 12 batches trained on
     assert sampled.optimizer.iterations.numpy() == streamed.optimizer.iterations.numpy() == 16
     for a, b in zip(sampled.trainable_variables, streamed.trainable_variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)

@@ -62,6 +62,9 @@ class CDLConfig:
     exclude_groups: bool = True
     exclude_interest_tags: bool = True
     min_negatives: int = 50
+    # A folder of triplet records written by `tfvrec triplets` (tfvrec.triplets): the trainer
+    # streams them instead of sampling in process (the same batches). Empty: sample in process.
+    triplets_path: str = ""
 
     # Images that cannot be read: stop with the file named (false), or skip and count them (true).
     skip_bad_images: bool = False

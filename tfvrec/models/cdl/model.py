@@ -231,6 +231,10 @@ class CDL(RecommenderModel):
 
     def make_train_dataset(self, dataset, trainer, seed):
         steps = trainer.steps_per_epoch or max(1, math.ceil(self.sampler.triplets_per_epoch / trainer.batch_size))
+        if self.c.triplets_path:  # triplets written by `tfvrec triplets`: the same batches, read from files
+            from tfvrec.models.cdl.triplet_records import record_triplets
+            triplets = record_triplets(self, dataset, trainer, seed, steps)
+            return triplet_dataset(self, trainer.batch_size, steps, seed, triplets=triplets), steps
         return triplet_dataset(self, trainer.batch_size, steps, seed), steps
 
     @property
@@ -240,8 +244,9 @@ class CDL(RecommenderModel):
 
 # ----------------------------------------------------------------------------- inputs
 
-def triplet_dataset(model, batch_size, steps, seed):
-    """Batches of triplets with their images gathered (and augmented): an infinite ``tf.data.Dataset``."""
+def triplet_dataset(model, batch_size, steps, seed, triplets=None):
+    """Batches of triplets with their images gathered (and augmented): an infinite ``tf.data.Dataset``
+    (``triplets``: the same tuples read from records, `tfvrec.models.cdl.triplet_records`)."""
     inputs, augment = model.item_inputs, model.c.augment and model.c.backbone == "none"
     shape = inputs.shape[1:]
 
@@ -260,8 +265,9 @@ def triplet_dataset(model, batch_size, steps, seed):
             neg_images = images_lib.augment(neg_images, batch_seed + 7)
         return {"user": users, "positive": positives, "negative": negatives, "positive_image": pos_images,
                 "negative_image": neg_images}
-    return (tf.data.Dataset.from_generator(generate, output_signature=spec)
-            .map(to_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))
+    if triplets is None:
+        triplets = tf.data.Dataset.from_generator(generate, output_signature=spec)
+    return triplets.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
 def item_inputs(dataset, config):

@@ -149,18 +149,22 @@ class TripletSampler:
         negatives = self.pools.items[plo + (rng.random(len(users)) * n_pool).astype(np.int64)]
         return users.astype(np.int64), positives, negatives
 
+    def epoch_triplets(self, seed, epoch, need):
+        """The ``need`` triplets training epoch ``epoch`` consumes: its draw, cut to ``need`` or topped
+        up from further draws. A pure function of its arguments (the unit `tfvrec.triplets` writes)."""
+        parts = [self.epoch(seed, epoch)]
+        extra = 0
+        while sum(len(p[0]) for p in parts) < need:
+            extra += 1
+            parts.append(self.epoch(seed, 1_000_000 + epoch * 64 + extra))
+        return tuple(np.concatenate([part[k] for part in parts])[:need] for k in range(3))
+
     def batches(self, seed, batch_size, steps_per_epoch):
         """Infinite batches; each epoch is ``steps_per_epoch`` batches (its triplets, topped up
         from the next draw when they do not fill the last batch)."""
         epoch = 0
         while True:
-            parts = [self.epoch(seed, epoch)]
-            need = steps_per_epoch * batch_size
-            extra = 0
-            while sum(len(p[0]) for p in parts) < need:
-                extra += 1
-                parts.append(self.epoch(seed, 1_000_000 + epoch * 64 + extra))
-            u, p, n = (np.concatenate([part[k] for part in parts])[:need] for k in range(3))
+            u, p, n = self.epoch_triplets(seed, epoch, steps_per_epoch * batch_size)
             for step in range(steps_per_epoch):
                 s = slice(step * batch_size, (step + 1) * batch_size)
                 yield u[s], p[s], n[s], np.array([seed % (2 ** 31), epoch * steps_per_epoch + step], np.int64)
