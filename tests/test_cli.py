@@ -15,11 +15,11 @@ from tfvrec.data.dataset import load_dataset
 from conftest import REPO
 from planted import planted_dataset
 
-VERBS = ["train", "evaluate", "data", "features", "export", "index", "serve", "recommend", "explain"]
+VERBS = ["train", "evaluate", "data", "features", "triplets", "export", "index", "serve", "recommend", "explain"]
 
 
 @pytest.mark.parametrize("command", [["train"], ["evaluate"], ["data", "import"], ["data", "validate"],
-                                     ["data", "synth"], ["features"], ["export"], ["serve"]])
+                                     ["data", "synth"], ["features"], ["triplets"], ["export"], ["serve"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args(command + ["--help"])
