@@ -53,6 +53,8 @@ def measure(search, queries, truth, single, batch=100, min_seconds=1.0):
     """``search(queries [B, d]) -> ids [B, K]``: recall@10, single-query QPS / p50 ms, batched QPS."""
     found = np.concatenate([np.asarray(search(queries[lo:lo + batch]))[:, :K]
                             for lo in range(0, len(queries), batch)])
+    for q in queries[:5]:  # warm-up of the single-query path
+        search(q[None])
     latencies = []
     for q in queries[:single]:
         start = time.perf_counter()
@@ -78,7 +80,8 @@ def tfvrec_scann(items, quick):
     from tfvrec.serving import module as module_lib, parts as parts_lib
 
     parts = parts_lib.ServingParts(model_name="ann", item_ids=np.array([f"i{n}" for n in range(len(items))]),
-                                   item_vectors=items, distance="dot_product")
+                                   item_vectors=items, user_ids=np.array(["u0"]), user_vectors=items[:1],
+                                   distance="dot_product")  # one known user: the module needs a query input
     defaults = ExportConfig(index="scann", exclude_seen=False)
     module = module_lib.ServingModule(parts, defaults)
     settings, build = module.scann_settings, module.index_build_seconds
