@@ -102,7 +102,7 @@ def tfvrec_scann(items, quick):
 
     leaves = settings["num_leaves"]
     default = (settings["num_leaves_to_search"], defaults.rerank_candidates)
-    sweep = sorted({(max(1, int(round(leaves * share))), reorder) for share in (0.025, 0.05, 0.1, 0.2)
+    sweep = sorted({(max(1, int(round(leaves * share))), reorder) for share in (0.01, 0.025, 0.05, 0.1, 0.2)
                     for reorder in (100, 300)} | {default})
     def point(to_search, reorder):
         return (f"leaves_to_search {to_search}, reorder {reorder}",
