@@ -49,7 +49,10 @@ chaos-train: setup
 chaos-serve: setup
 	$(PY) tools/chaos_serve.py
 
-# tfvrec against cornac and implicit, side by side in one run (installs the bench extra into .venv).
+# tfvrec against its peers (cornac, implicit, faiss, hnswlib), side by side in one run: sections peers_bpr,
+# peers_vbpr, peers_ann, peers_serving and features (installs the bench extra into .venv). Run it with the
+# machine otherwise idle; `.venv/bin/python tools/bench_peers.py --sections ann --quick --report /tmp/x.md`
+# checks one section's code at toy sizes without touching docs/benchmarks.md.
 bench-peers: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) tools/bench_peers.py

@@ -160,6 +160,13 @@ def markdown(summary, wall, cpu, overlap, args, load_before):
 
 
 def main(argv=None):
+    text, args = measure(argv)
+    publish("features", text, write=not args.no_report)
+    return 0
+
+
+def measure(argv=None):
+    """Runs the benchmark (``argv``: this script's flags); returns ``(markdown of the section, parsed flags)``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="converted SavedModel (made if missing)")
     parser.add_argument("--posters", default=os.path.join(POSTERS, "posters"))
@@ -188,9 +195,7 @@ def main(argv=None):
     print(summary.describe())
     item_ids, vectors = load_features(summary.out)
     overlap = genre_overlap(item_ids.tolist(), vectors, args.movies)
-    text = markdown(summary, wall, cpu, overlap, args, load_before)
-    publish("features", text, write=not args.no_report)
-    return 0
+    return markdown(summary, wall, cpu, overlap, args, load_before), args
 
 
 if __name__ == "__main__":

@@ -1,183 +1,62 @@
-"""Benchmark: tfvrec against its peers, side by side in one run (issue "ahead of the peers").
+"""Benchmark: tfvrec against its peers, side by side in one run (issue 18, "ahead of the peers").
 
-    .venv/bin/python tools/bench_peers.py          # needs the bench extra: pip install -e '.[bench]'
+    .venv/bin/python tools/bench_peers.py                       # every section; needs the bench extra
+    .venv/bin/python tools/bench_peers.py --sections ann serving --quick --report /tmp/peers.md
 
-Point 1 — BPR-MF on Flickr F.S (the HASC paper's data and split): tfvrec's BPR-MF with the
-pairwise loss and with the retrieval objective (``configs/bpr_flickr_fs.yaml``, the shipped
-recipe, its λ and learning rate chosen earlier on the same train holdout), cornac 3.0.1's BPR
-and implicit 0.7.3's BPR. Every contender trains on the same interactions: likes_train.tsv
-minus one like per user (the train holdout, ``tfvrec.data.splits``); the peers' grid points
-(learning rate × λ, k = 64, 100 epochs/iterations) are selected on that holdout by HR@5 at 100
-sampled negatives — the rule tfvrec's early stopping uses — never on the reported split. All
-rows are then scored by tfvrec's evaluator in one table on likes_val.tsv (same exclusions,
-same sampled candidates, 10 repeats; paired t-test over users against the best peer), with
-training wall times and pairs/s, and the load average (a time taken above load 2.5 is not a
-speed measurement). Writes section ``peers_bpr`` of docs/benchmarks.md.
+One section of docs/benchmarks.md per point of the issue, each with the contenders side by side, a ratio
+column (tfvrec / best peer) and the load average at the section's start and end; every figure of a section
+comes from this one run. The sections live in ``tools/peers/`` (one module each; its docstring says what
+it measures and how):
+
+- ``bpr``      → ``peers_bpr``: BPR-MF vs cornac BPR vs implicit BPR on Flickr F.S (``peers/bpr.py``);
+- ``vbpr``     → ``peers_vbpr``: VBPR vs cornac VBPR on the MovieLens posters (``peers/vbpr.py``);
+- ``ann``      → ``peers_ann``: the export's ScaNN vs faiss (IVF-PQ + refine, HNSW) vs hnswlib (``peers/ann.py``);
+- ``serving``  → ``peers_serving``: ``tfvrec serve`` under 1/8/32 gRPC clients vs the in-process call
+  (``peers/serving.py``);
+- ``features`` → ``features``: EfficientNet-Lite0 extraction on the posters (``tools/bench_features.py``).
+
+``--quick`` runs every section at toy sizes to check the code end to end: its figures are not results, so
+it never writes docs/benchmarks.md unless ``--report PATH`` names another file.
 """
 import argparse
-import json
+import importlib
 import os
 import sys
-import time
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from peers import REPO, load_text, log  # noqa: E402
 
-import tfvrec  # noqa: E402,F401
+import tfvrec  # noqa: E402,F401  (tf-keras before TensorFlow)
 
 from tfvrec import benchmark_report  # noqa: E402
-from tfvrec import config as config_lib  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GRID = [(lr, lam) for lr in (0.01, 0.05) for lam in (0.001, 0.01)]
-
-
-def log(message):
-    print(f"[bench_peers] {message}", flush=True)
-
-
-class FactorScorer:
-    """A peer's factors as a tfvrec scorer: score(u, i) = p_u · q_i (+ b_i)."""
-
-    def __init__(self, users, items, bias=None):
-        self.users, self.items = users, items
-        self.bias = np.zeros(len(items)) if bias is None else bias
-        self.num_items = len(items)
-
-    def score(self, users, items):
-        users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
-        return np.einsum("bd,bcd->bc", self.users[users], self.items[items]) + self.bias[items]
-
-    def score_all(self, users):
-        return self.users[np.asarray(users, np.int64)] @ self.items.T + self.bias
-
-
-def fit_cornac(train, num_users, num_items, lr, lam, seed, k=64, epochs=100):
-    import cornac
-    triples = [(str(u), str(i), 1.0) for u, i in zip(train["user"].to_numpy(), train["item"].to_numpy())]
-    data = cornac.data.Dataset.from_uir(triples, seed=seed)
-    model = cornac.models.BPR(k=k, max_iter=epochs, learning_rate=lr, lambda_reg=lam, seed=seed, verbose=False)
-    start = time.perf_counter()
-    model.fit(data)
-    seconds = time.perf_counter() - start
-    users = np.zeros((num_users, k), np.float32)
-    items = np.zeros((num_items, k), np.float32)
-    bias = np.full(num_items, -1e9)  # an item cornac never saw in training ranks last
-    for raw, idx in data.uid_map.items():
-        users[int(raw)] = model.u_factors[idx]
-    for raw, idx in data.iid_map.items():
-        items[int(raw)] = model.i_factors[idx]
-        bias[int(raw)] = model.i_biases[idx]
-    return FactorScorer(users, items, bias), seconds, len(train) * epochs
-
-
-def fit_implicit(train, num_users, num_items, lr, lam, seed, k=64, epochs=100):
-    import scipy.sparse as sp
-    from implicit.cpu.bpr import BayesianPersonalizedRanking
-    matrix = sp.csr_matrix((np.ones(len(train), np.float32), (train["user"].to_numpy(), train["item"].to_numpy())),
-                           shape=(num_users, num_items))
-    matrix.data[:] = 1.0
-    model = BayesianPersonalizedRanking(factors=k - 1, learning_rate=lr, regularization=lam, iterations=epochs,
-                                        random_state=seed, verify_negative_samples=True)
-    start = time.perf_counter()
-    model.fit(matrix, show_progress=False)
-    seconds = time.perf_counter() - start
-    # implicit keeps the item bias as the last factor (users carry a constant 1 there).
-    return FactorScorer(np.asarray(model.user_factors), np.asarray(model.item_factors)), seconds, matrix.nnz * epochs
-
-
-def tfvrec_run(config_path, loss, sets):
-    from tfvrec.training import trainer
-    # The same run directory as tools/bench_retrieval.py (same config and budget): trained once for both.
-    model_dir = os.path.join(REPO, "runs", "bench_retrieval", f"flickr_fs-{loss}-30")
-    config = config_lib.load_config(config_path, sets + [f"model.bpr.loss={loss}", f"runtime.model_dir={model_dir}",
-                                                         "trainer.verbose=2", "eval.baselines=[]"])
-    if not trainer.is_finished(model_dir):
-        log(f"training tfvrec BPR-MF ({loss}) into {model_dir}")
-        trainer.train(config)
-    state = json.load(open(os.path.join(model_dir, "training_state.json")))
-    steps = sum(1 for _ in state["history"]) * state["steps_per_epoch"]
-    pairs = steps * config.trainer.batch_size * config.trainer.negatives_per_positive
-    _, _, model = trainer.load_run(model_dir)
-    return model, state["train_seconds"], pairs, len(state["history"])
-
-
-def bpr_flickr(args):
-    from tfvrec.data import splits
-    from tfvrec.data.resolve import resolve_dataset
-    from tfvrec.evaluation import evaluator, protocols, report
-    config_path = os.path.join(REPO, "configs", "bpr_flickr_fs.yaml")
-    config = config_lib.load_config(config_path, [])
-    dataset = resolve_dataset(config.data)
-    holdout = splits.validation_frame(config, dataset)  # carves the same train holdout as tfvrec's runs
-    train = dataset.split("train")
-    holdout_by_user = evaluator.heldout_by_user(holdout)
-    holdout_exclude = evaluator.exclusions(dataset, holdout_by_user, judged=splits.HOLDOUT_SPLIT)
-    scorers, times, notes = {}, {}, []
-    for name, fit in (("cornac BPR", fit_cornac), ("implicit BPR", fit_implicit)):
-        best = None
-        for lr, lam in GRID:
-            scorer, seconds, pairs = fit(train, dataset.num_users, dataset.num_items, lr, lam, config.runtime.seed)
-            value = protocols.evaluate(scorer, holdout_by_user, holdout_exclude, dataset.num_items, "sampled:100",
-                                       ks=(5,), repeats=1, seed=config.runtime.seed).metrics["hr@5"]
-            log(f"{name} lr={lr} λ={lam}: holdout HR@5 {value:.4f}, {seconds:.1f} s")
-            notes.append(f"{name} lr={lr}, λ={lam}: holdout HR@5 {value:.4f} ({seconds:.1f} s)")
-            if best is None or value > best[0]:
-                best = (value, scorer, seconds, pairs, lr, lam)
-        _, scorers[name], seconds, pairs, lr, lam = best
-        times[name] = (seconds, pairs, f"k=64, 100 epochs, lr {lr}, λ {lam} (selected)")
-    for loss in ("logistic", "retrieval"):
-        model, seconds, pairs, epochs = tfvrec_run(config_path, loss, args.set)
-        label = f"tfvrec BPR-MF ({'pairwise' if loss == 'logistic' else 'retrieval'})"
-        scorers[label] = model
-        times[label] = (seconds, pairs, f"shipped config, {epochs} epochs (early stopping on the holdout)")
-    order = sorted(scorers)  # evaluated in one call: same candidates; then ordered best peer first
-    heldout = evaluator.heldout_by_user(dataset.split("validation"))
-    rows = evaluator.evaluate_scorers({n: scorers[n] for n in order}, dataset, heldout, ["sampled:100", "sampled:1000"],
-                                      [5, 10], 10, config.eval.seed, judged="validation")
-    by_name = {}
-    for name, result in rows:
-        by_name.setdefault(name, []).append(result)
-    best_peer = max(("cornac BPR", "implicit BPR"), key=lambda n: by_name[n][0].metrics["hr@5"])
-    ranked = [best_peer] + [n for n in order if n != best_peer]
-    compared = evaluator.comparison.compare([(n, r) for k in range(2) for n in ranked for r in [by_name[n][k]]])
-    table = report.format_table([r for _, r in compared], row_labels=[n for n, _ in compared],
-                                metrics=["hr@5", "ndcg@5", "hr@10"])
-    reference = by_name[best_peer][0].metrics["hr@5"]
-    lines = ["| contender | HR@5 (N=100) | ratio to the best peer | training s | pairs/s | settings |",
-             "|---|---|---|---|---|---|"]
-    for name in ranked:
-        seconds, pairs, setting = times[name]
-        value = by_name[name][0].metrics["hr@5"]
-        lines.append(f"| {name} | {value:.4f} ± {by_name[name][0].std['hr@5']:.4f} | {value / reference:.3f} | "
-                     f"{seconds:.0f} | {pairs / max(seconds, 1e-9):,.0f} | {setting} |")
-    return table, "\n".join(lines), notes, times, best_peer
+SECTIONS = ("features", "bpr", "vbpr", "ann", "serving")  # features first: vbpr uses the feature file it writes
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", action="append", default=[], help="overrides of tfvrec's BPR-MF config")
-    parser.add_argument("--no_report", action="store_true")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--quick", action="store_true", help="toy sizes: checks the code, measures nothing")
+    parser.add_argument("--set", action="append", default=[], help="overrides of tfvrec's BPR-MF config (bpr)")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--report", metavar="PATH", help="write the sections into PATH instead of docs/benchmarks.md")
+    out.add_argument("--no_report", action="store_true", help="print only")
     args = parser.parse_args(argv)
     os.chdir(REPO)
-    load_start = os.getloadavg()
-    table, summary, notes, times, best_peer = bpr_flickr(args)
-    print(table)
-    print(summary)
-    body = "\n".join([
-        "## BPR-MF against cornac and implicit on Flickr F.S", "",
-        "Command: `.venv/bin/python tools/bench_peers.py` (bench extra). Same training interactions for every "
-        "contender (likes_train.tsv minus the train holdout), peers' grid selected on the holdout (HR@5, N=100), "
-        "all rows scored by tfvrec's evaluator in one table on likes_val.tsv (4,418 users; same exclusions and "
-        f"candidates; p: paired t-test over users against the best peer, {best_peer}).", "",
-        table, "", summary, "",
-        "Grid (selected on the holdout): " + "; ".join(notes) + ".", "",
-        "pairs/s: training (user, positive, negative) pairs per second of training time (tfvrec: batches × batch × "
-        "negatives; peers: interactions × epochs). tfvrec's time includes its per-epoch validation.", "",
-        f"Load average at the start {load_start[0]:.2f}, at the end {os.getloadavg()[0]:.2f} (2 cores; with the "
-        "load above 2.5 the times are not speed measurements)."])
-    benchmark_report.publish("peers_bpr", body, write=not args.no_report)
+    path = args.report or benchmark_report.DEFAULT_PATH
+    write = not args.no_report and (args.report is not None or not args.quick)
+    if args.quick and not args.report and not args.no_report:
+        log("--quick without --report: printing only (quick figures never go into docs/benchmarks.md)")
+    for name in [s for s in SECTIONS if s in args.sections]:
+        module = importlib.import_module(f"peers.{name}")
+        log(f"section {module.SECTION}{' (quick)' if args.quick else ''}")
+        start = os.getloadavg()
+        body = module.run(args)
+        body += "\n\n" + load_text(start, os.getloadavg())
+        if args.quick:
+            body += "\n\n**Quick mode (`--quick`): toy sizes to check the code; these figures are not results.**"
+        benchmark_report.publish(module.SECTION, body, write=write, path=path)
 
 
 if __name__ == "__main__":

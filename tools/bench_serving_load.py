@@ -65,11 +65,12 @@ def publish_copy(base, source_version, new_version):
     os.rename(tmp, os.path.join(base, str(new_version)))
 
 
-def start_server(config_file, log_path):
+def start_server(config_file, log_path, extra=()):
+    """``tfvrec serve`` in its own process (``extra``: more of its flags); returns (process, gRPC port)."""
     log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "-m", "tfvrec", "serve", "--model_config_file", config_file,
-                             "--port", "0", "--poll_seconds", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=log,
-                            text=True)
+                             "--port", "0", "--poll_seconds", "1", *extra], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=log, text=True)
     deadline = time.time() + 600
     while time.time() < deadline:
         if select.select([proc.stdout], [], [], 1.0)[0]:
@@ -82,7 +83,10 @@ def start_server(config_file, log_path):
     raise RuntimeError("server did not start; see " + log_path)
 
 
-def run_load(port, base, args):
+def run_load(port, base, args, clients=None, seconds=None, swap=True):
+    """``clients`` (default ``args.clients``) back-to-back gRPC clients for ``seconds``; with ``swap``, version 2
+    is published halfway through."""
+    clients, seconds = clients or args.clients, seconds or args.seconds
     stop = threading.Event()
     results = []  # per client: (latencies, failures, [(time, version)])
     start = time.time()
@@ -107,13 +111,14 @@ def run_load(port, base, args):
         channel.close()
         results.append((latencies, failures, versions))
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for thread in threads:
         thread.start()
-    time.sleep(args.seconds / 2)
+    time.sleep(seconds / 2)
     swap_at = time.time() - start
-    publish_copy(base, 1, 2)
-    time.sleep(args.seconds / 2)
+    if swap:
+        publish_copy(base, 1, 2)
+    time.sleep(seconds / 2)
     stop.set()
     for thread in threads:
         thread.join()
