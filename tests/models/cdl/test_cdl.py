@@ -74,17 +74,53 @@ def p20(rows, name):
 
 
 def test_cdl_learns_from_pixels_far_above_random(trained):
-    """What holds reliably on this world: CE, hinge and TwoNets all far above random (0.2). The
-    paper's order CE > hinge ≥ TwoNets does not: here TwoNets matches or beats both (measured
-    P@20 after 4 epochs without a holdout: CE 0.385, hinge 0.385, TwoNets 0.463; after 8: CE 0.484,
-    hinge 0.466, TwoNets 0.503; this fixture, CE and TwoNets early-stopped on a train holdout: CE
-    0.350, hinge 0.385, TwoNets 0.420), so it is not asserted (docs/models/cdl.md)."""
+    """On this purely visual world CE, hinge and TwoNets all learn far above random (0.2), but
+    TwoNets matches or beats CDL (measured P@20 after 4 epochs without a holdout: CE 0.385, hinge
+    0.385, TwoNets 0.463; this fixture, early-stopped on a train holdout: CE 0.350, hinge 0.385,
+    TwoNets 0.420): the paper's order is asserted on the mixed world below (docs/models/cdl.md)."""
     rows = trained["ce"][0]
     ce, hinge = p20(rows, "cdl"), p20(trained["hinge"][0], "cdl")
     twonets, random = p20(rows, "twonets"), p20(rows, "random")
     print(f"P@20: CE {ce:.3f}, hinge {hinge:.3f}, TwoNets {twonets:.3f}, random {random:.3f}")
     assert abs(random - 0.2) < 0.03  # 20 hidden likes among 100 candidates
     assert ce > 0.3 and hinge > 0.3 and twonets > 0.3  # learnt from pixels, far above random
+
+
+# The paper's order needs the world's default mix of drivers (social, creator and upload-driven
+# users, popularity and noise: likes that a user's look explains only in part, the paper's
+# "imperfect" data); on the purely visual world above TwoNets learns as well as CDL.
+MIXED_WORLD = [w for w in WORLD if not w.startswith(("data.synthetic.driver_", "data.synthetic.popularity_",
+                                                     "data.synthetic.noise_"))] + ["data.synthetic.num_users=300"]
+ORDER_SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def paper_order(tmp_path_factory):
+    """P@20 of CDL-CE, CDL-hinge, TwoNets and random on three seeds of the mixed world, 8 epochs each."""
+    scores = {name: [] for name in ("ce", "hinge", "twonets", "random")}
+    for seed in ORDER_SEEDS:
+        root = tmp_path_factory.mktemp(f"order{seed}")
+        config = config_lib.load_config(None, MIXED_WORLD + [f"data.synthetic.seed={seed}",
+                                                             f"data.cache_dir={root / 'cache'}"], experiment="cdl")
+        path, _ = write_paper_split(resolve_dataset(config.data).path, str(root / "paper"), min_likes=40,
+                                    max_likes=200, hidden=20)
+        world = (root, path)
+        ce = dict(trainer.train(run_config(world, "ce", "trainer.epochs=8", "eval.baselines=[twonets,random]")))
+        hinge = dict(trainer.train(run_config(world, "hinge", "trainer.epochs=8", "model.cdl.loss=hinge",
+                                              "eval.baselines=[]")))
+        for name, rows, row in (("ce", ce, "cdl"), ("hinge", hinge, "cdl"), ("twonets", ce, "twonets"),
+                                ("random", ce, "random")):
+            scores[name].append(p20(rows, row))
+    return {name: np.array(values) for name, values in scores.items()}
+
+
+def test_paper_order_ce_over_hinge_over_twonets_over_random(paper_order):
+    """Lei et al. §6.2 (Fig. 5): CDL-CE > CDL-hinge ≥ TwoNets > random, on the mean P@20 over three
+    world seeds (docs/models/cdl.md has the per-seed figures; one seed alone is within noise)."""
+    mean = {name: values.mean() for name, values in paper_order.items()}
+    print({name: np.round(values, 3).tolist() for name, values in paper_order.items()})
+    assert abs(mean["random"] - 0.2) < 0.02
+    assert mean["ce"] > mean["hinge"] >= mean["twonets"] > mean["random"] + 0.1, mean
 
 
 def test_loss_decreases_and_distance_weights_stay_non_negative(trained):
