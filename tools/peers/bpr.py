@@ -8,6 +8,10 @@ one like per user (the train holdout, ``tfvrec.data.splits``); the peers' grid p
 rule tfvrec's early stopping uses — never on the reported split. All rows are then scored by tfvrec's
 evaluator in one table on likes_val.tsv (same exclusions, same sampled candidates, 10 repeats; paired
 t-test over users against the best peer), with training wall times and pairs/s.
+
+Point 3 rides in the same table: HASC (``configs/hasc_flickr_fs.yaml``, U+S+C aspects) with P, W
+initialised from the retrieval row's run (the strongest tfvrec BPR-MF; D = 64 to match it), scored on
+the same candidates against the best peer and the BPR-MF it started from.
 """
 import json
 import os
@@ -18,7 +22,7 @@ import numpy as np
 from peers import REPO, FactorScorer, log, ratio, select_on_holdout
 
 SECTION = "peers_bpr"
-TITLE = "BPR-MF against cornac and implicit on Flickr F.S"
+TITLE = "BPR-MF against cornac and implicit on Flickr F.S, and HASC on the strongest BPR-MF"
 GRID = [(lr, lam) for lr in (0.01, 0.05) for lam in (0.001, 0.01)]
 
 
@@ -56,24 +60,50 @@ def fit_implicit(train, num_users, num_items, lr, lam, seed, k=64, epochs=100):
     return FactorScorer(np.asarray(model.user_factors), np.asarray(model.item_factors)), seconds, matrix.nnz * epochs
 
 
-def tfvrec_run(config_path, loss, sets, quick=False):
-    from tfvrec import config as config_lib
-    from tfvrec.training import trainer
+QUICK_SETS = ["trainer.epochs=1", "trainer.steps_per_epoch=50"]  # a code check, not a result
+# Point 3: HASC on the strongest tfvrec BPR-MF (the retrieval row) — the shipped HASC recipe with its P, W taken
+# from that run, so D follows it (64; the shipped recipe's own init is a D=30 BPR-Opt run).
+HASC_LABEL = "tfvrec HASC on BPR-MF (retrieval)"
+HASC_SETS = ["model.hasc.embedding_dim=64"]
+
+
+def bpr_run_dir(loss, quick=False):
     # The same run directory as tools/bench_retrieval.py (same config and budget): trained once for both.
-    model_dir = os.path.join(REPO, "runs", "bench_retrieval", f"flickr_fs-{loss}-30")
-    if quick:  # a code check, not a result: one short epoch, its own run directory
-        model_dir = os.path.join(REPO, "runs", "bench_peers", f"quick-flickr_fs-{loss}")
-        sets = sets + ["trainer.epochs=1", "trainer.steps_per_epoch=50"]
-    config = config_lib.load_config(config_path, sets + [f"model.bpr.loss={loss}", f"runtime.model_dir={model_dir}",
-                                                         "trainer.verbose=2", "eval.baselines=[]"])
+    if quick:
+        return os.path.join(REPO, "runs", "bench_peers", f"quick-flickr_fs-{loss}")
+    return os.path.join(REPO, "runs", "bench_retrieval", f"flickr_fs-{loss}-30")
+
+
+def trained_run(config, what):
+    """Train ``config`` unless its run is finished; ``(model, train seconds, pairs, epochs)``."""
+    from tfvrec.training import trainer
+    model_dir = config.runtime.model_dir
     if not trainer.is_finished(model_dir):
-        log(f"training tfvrec BPR-MF ({loss}) into {model_dir}")
+        log(f"training {what} into {model_dir}")
         trainer.train(config)
     state = json.load(open(os.path.join(model_dir, "training_state.json")))
     steps = sum(1 for _ in state["history"]) * state["steps_per_epoch"]
     pairs = steps * config.trainer.batch_size * config.trainer.negatives_per_positive
     _, _, model = trainer.load_run(model_dir)
     return model, state["train_seconds"], pairs, len(state["history"])
+
+
+def tfvrec_run(config_path, loss, sets, quick=False):
+    from tfvrec import config as config_lib
+    sets = sets + (QUICK_SETS if quick else [])
+    config = config_lib.load_config(config_path, sets + [f"model.bpr.loss={loss}",
+                                                         f"runtime.model_dir={bpr_run_dir(loss, quick)}",
+                                                         "trainer.verbose=2", "eval.baselines=[]"])
+    return trained_run(config, f"tfvrec BPR-MF ({loss})")
+
+
+def hasc_run(quick=False):
+    from tfvrec import config as config_lib
+    model_dir = os.path.join(REPO, "runs", "bench_peers", "hasc-on-bpr-retrieval" + ("-quick" if quick else ""))
+    config = config_lib.load_config(os.path.join(REPO, "configs", "hasc_flickr_fs.yaml"), HASC_SETS + [
+        f"model.hasc.bpr_run={bpr_run_dir('retrieval', quick)}", f"runtime.model_dir={model_dir}",
+        "trainer.verbose=2", "eval.baselines=[]"] + (QUICK_SETS if quick else []))
+    return trained_run(config, HASC_LABEL)
 
 
 def run(args):
@@ -106,6 +136,10 @@ def run(args):
         label = f"tfvrec BPR-MF ({'pairwise' if loss == 'logistic' else 'retrieval'})"
         scorers[label] = model
         times[label] = (seconds, pairs, f"shipped config, {trained} epochs (early stopping on the holdout)")
+    scorers[HASC_LABEL], seconds, pairs, trained = hasc_run(args.quick)
+    times[HASC_LABEL] = (seconds, pairs, f"configs/hasc_flickr_fs.yaml with {', '.join(HASC_SETS)} and P, W from the "
+                                         f"retrieval row's run; {trained} epochs (early stopping on the holdout; the "
+                                         "init's own training time not included)")
     order = sorted(scorers)  # evaluated in one call: same candidates; then ordered best peer first
     heldout = evaluator.heldout_by_user(dataset.split("validation"))
     rows = evaluator.evaluate_scorers({n: scorers[n] for n in order}, dataset, heldout, ["sampled:100", "sampled:1000"],
