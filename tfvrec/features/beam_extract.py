@@ -28,6 +28,7 @@ import zlib
 import numpy as np
 
 from tfvrec.data import features as features_lib
+from tfvrec.beam_support import import_beam
 from tfvrec.data.errors import DataError
 from tfvrec.features.images import resolve_images, resolve_out
 
@@ -35,15 +36,6 @@ from tfvrec.features.images import resolve_images, resolve_out
 def shard_of(item, num_shards):
     """The shard of an item id: CRC-32 of its UTF-8 bytes modulo the shard count (stable everywhere)."""
     return zlib.crc32(str(item).encode("utf-8")) % num_shards
-
-
-def import_beam():
-    try:
-        import apache_beam as beam
-    except ImportError:
-        raise DataError("--runner", "Apache Beam is not installed; pip install 'tfvrec[beam]' "
-                                    "(or use the in-process extraction: --runner local)") from None
-    return beam
 
 
 def _make_dofn(beam):
@@ -98,7 +90,7 @@ def extract_with_beam(images, handle, out, num_shards=4, batch_size=32, skip_bad
         raise DataError("--num-shards", f"must be at least 1, got {num_shards}")
     if batch_size < 1:
         raise DataError("--batch-size", f"must be at least 1, got {batch_size}")
-    beam = import_beam()
+    beam = import_beam("or use the in-process extraction: --runner local")
     from apache_beam.options.pipeline_options import PipelineOptions
     from tfvrec.features.hub import HubExtractor
     source = resolve_images(images)

@@ -92,12 +92,13 @@ def register_cli(subparsers):
 def run(args):
     """Run ``tfvrec features`` from parsed arguments. Raises `DataError` on bad input."""
     if args.runner != "local":
+        from tfvrec import beam_support
         from tfvrec.features import beam_extract
-        runner = "DirectRunner" if args.runner == "beam" else args.runner
         summary = beam_extract.extract_with_beam(
             images=args.images, handle=args.hub, out=args.out, num_shards=args.num_shards, batch_size=args.batch_size,
             skip_bad=args.skip_bad, signature=args.signature, output_key=args.output_key,
-            image_size=args.image_size, pixel_range=args.pixel_range, runner=runner, beam_args=args.beam_arg)
+            image_size=args.image_size, pixel_range=args.pixel_range, runner=beam_support.runner_name(args.runner),
+            beam_args=args.beam_arg)
         print(beam_extract.describe(summary))
         return 0
     summary = extract_features(

@@ -17,17 +17,8 @@ in-process stream either way. Beam is an optional dependency: ``pip install 'tfv
 import json
 import os
 
-from tfvrec.data.errors import DataError
+from tfvrec.beam_support import import_beam
 from tfvrec.triplets import shards
-
-
-def import_beam():
-    try:
-        import apache_beam as beam
-    except ImportError:
-        raise DataError("--runner", "Apache Beam is not installed; pip install 'tfvrec[beam]' "
-                                    "(or write the records in process: --runner local)") from None
-    return beam
 
 
 def _dofns(beam):
@@ -124,7 +115,7 @@ def _run_once(beam, source, directory, num_shards, per_shard, units, runner, bea
 
 def run(source, directory, num_shards, runner="DirectRunner", beam_args=()):
     """Write the records into ``directory``; ``(per-shard counts, counters, facts)`` as the local writer's."""
-    beam = import_beam()
+    beam = import_beam("or write the records in process: --runner local")
     per_shard = shards.rows_per_shard(source.planned, num_shards)
     units = source.first_units()
     while True:

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import time
 
-from tfvrec import registry
+from tfvrec import beam_support, registry
 from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
 from tfvrec.triplets import manifest as manifest_lib
@@ -73,7 +73,7 @@ def write_triplets(config, out, runner="local", num_shards=4, beam_args=()):
         else:
             from tfvrec.triplets import beam_pipeline
             counts, counters, facts = beam_pipeline.run(
-                source, tmp_dir, num_shards, runner="DirectRunner" if runner == "beam" else runner,
+                source, tmp_dir, num_shards, runner=beam_support.runner_name(runner),
                 beam_args=beam_args)
         manifest = {
             "format": manifest_lib.FORMAT, "model": source.model, "seed": config.runtime.seed,
