@@ -5,7 +5,7 @@ same seed, so all models see the same sampled negatives):
 
 1. BPR-MF at every embedding size the grid uses, trained with HASC's own trainer settings
    (batch 512, lr 0.001, 5 negatives: what ``tfvrec train`` does for ``bpr_init``) — HASC's
-   P, W initialisation — plus the tuned BPR recipe of ``configs/bpr_flickr_fs.yaml`` at the
+   P, W initialisation — plus the tuned BPR recipe of ``configs/bpr_flickr_fs_retrieval.yaml`` at the
    selected D and at 64, as baselines;
 2. the tuning grid: coordinate search over λ, D, attention width, learning rate, its per-epoch
    decay and the initialisation of Q, X (each point trained ``--grid-epochs`` epochs, early stopping),
@@ -44,7 +44,7 @@ from tfvrec.evaluation.protocols import EvalResult  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = os.path.join(REPO, "runs", "bench_hasc_flickr")
 HASC_CONFIG = os.path.join(REPO, "configs", "hasc_flickr_fs.yaml")
-BPR_CONFIG = os.path.join(REPO, "configs", "bpr_flickr_fs.yaml")
+BPR_CONFIG = os.path.join(REPO, "configs", "bpr_flickr_fs_retrieval.yaml")
 EVAL = ["eval.split=validation", "eval.protocols=[sampled:100, sampled:1000]", "eval.ks=[5, 10]",
         "eval.repeats=10", "eval.seed=0", "eval.baselines=[]", "trainer.verbose=2"]
 # Coordinate search: each stage tries its values with the best of the previous stages.
@@ -109,7 +109,7 @@ class Run:
 
 
 def bpr_run(dim):
-    """BPR-MF with the tuned recipe of configs/bpr_flickr_fs.yaml (batch 1024, lr 0.002, 1 negative)."""
+    """BPR-MF with the tuned recipe of configs/bpr_flickr_fs_retrieval.yaml (batch 1024, lr 0.002, 1 negative)."""
     return Run(f"bpr_d{dim}", BPR_CONFIG, [f"model.bpr.embedding_dim={dim}"])
 
 
@@ -274,7 +274,7 @@ def main(argv=None):
     log(f"best point: {point_label(best)}")
     dim = best["embedding_dim"]
     table = [(f"BPR-MF (D={dim}, HASC's init: HASC's trainer settings)", None, init_run(dim)),
-             (f"BPR-MF (D={dim}, tuned recipe of configs/bpr_flickr_fs.yaml)", None, bpr_run(dim)),
+             (f"BPR-MF (D={dim}, tuned recipe of configs/bpr_flickr_fs_retrieval.yaml)", None, bpr_run(dim)),
              ("BPR-MF (D=64, tuned recipe)", None, bpr_run(64))]
     baselines = table[:3]
     for aspects_label, aspects, attention in ABLATIONS:
@@ -298,7 +298,7 @@ def main(argv=None):
         "## HASC on Flickr F.S (Wu et al.: Table 3 ablations, tuning grid, speed, two-stage retrieval)",
         "",
         f"Command: `.venv/bin/python tools/bench_hasc_flickr.py --grid-epochs {args.grid_epochs}` (configs "
-        "`configs/hasc_flickr_fs.yaml`, BPR-MF recipe `configs/bpr_flickr_fs.yaml`). All models trained on "
+        "`configs/hasc_flickr_fs.yaml`, BPR-MF recipe `configs/bpr_flickr_fs_retrieval.yaml`). All models trained on "
         "`likes_train.tsv` only, early stopping and grid selection on one like per user held out of it; every row "
         "evaluated on `likes_val.tsv` (4,418 users) with the same seed, so all rows rank the held-out like against "
         "the same sampled negatives. HASC: U+S+C aspects, no visual input (F.S image features were never "

@@ -9,6 +9,8 @@ comes from this one run. The sections live in ``tools/peers/`` (one module each;
 it measures and how):
 
 - ``bpr``      → ``peers_bpr``: BPR-MF vs cornac BPR vs implicit BPR on Flickr F.S (``peers/bpr.py``);
+- ``bpr_posters`` → ``peers_bpr_posters``: the same on the MovieLens posters likes, tfvrec on the same grid
+  (``peers/bpr_posters.py``);
 - ``vbpr``     → ``peers_vbpr``: VBPR vs cornac VBPR on the MovieLens posters (``peers/vbpr.py``);
 - ``ann``      → ``peers_ann``: the export's ScaNN vs faiss (IVF-PQ + refine, HNSW) vs hnswlib (``peers/ann.py``);
 - ``serving``  → ``peers_serving``: ``tfvrec serve`` under 1/8/32 gRPC clients vs the in-process call
@@ -31,7 +33,8 @@ import tfvrec  # noqa: E402,F401  (tf-keras before TensorFlow)
 
 from tfvrec import benchmark_report  # noqa: E402
 
-SECTIONS = ("features", "bpr", "vbpr", "ann", "serving")  # features first: vbpr uses the feature file it writes
+# features first: vbpr uses the feature file it writes
+SECTIONS = ("features", "bpr", "bpr_posters", "vbpr", "ann", "serving")
 
 
 def main(argv=None):

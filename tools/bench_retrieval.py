@@ -31,7 +31,7 @@ RUNS = os.path.join(REPO, "runs", "bench_retrieval")
 SETS = {
     "ugallery": ("curatornet_ugallery.yaml", "curatornet", "curatornet", ["auc", "recall@20", "ndcg@100"]),
     "posters": ("curatornet_posters.yaml", "curatornet", "curatornet", ["auc", "recall@20", "ndcg@100"]),
-    "flickr_fs": ("bpr_flickr_fs.yaml", "bpr", "bpr", ["hr@5", "ndcg@5", "hr@10"]),
+    "flickr_fs": ("bpr_flickr_fs_retrieval.yaml", "bpr", "bpr", ["hr@5", "ndcg@5", "hr@10"]),
 }
 
 

@@ -16,6 +16,11 @@ class LazyAdam(tf.keras.optimizers.Adam):
         # XLA turns the row scatters into dense updates, undoing the point.
         super().__init__(learning_rate=learning_rate, jit_compile=jit_compile, **kwargs)
 
+    def _deduplicate_sparse_grad(self, grads):
+        if self.amsgrad:  # Keras' Adam path, which needs unique rows
+            return super()._deduplicate_sparse_grad(grads)
+        return grads  # update_step sums the rows of repeated indices itself (once, not twice)
+
     def update_step(self, gradient, variable):
         if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad:
             return super().update_step(gradient, variable)

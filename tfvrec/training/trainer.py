@@ -35,6 +35,7 @@ from tfvrec.models import create_model
 from tfvrec.training import runstate
 from tfvrec.training.distribution import configure_devices, create_strategy, is_chief
 from tfvrec.training.lazy_adam import LazyAdam
+from tfvrec.training.sparse_sgd import SparseSGD
 from tfvrec.training.loop import Loop, SigtermFlag
 
 # How a run is evaluated unless its model package says otherwise (``ModelSpec.evaluation``).
@@ -48,7 +49,7 @@ _RUN_IDENTITY_KEYS = ("trainer.batch_size", "trainer.steps_per_epoch", "trainer.
 
 def make_optimizer(trainer):
     optimizers = {"lazy_adam": LazyAdam, "adam": tf.keras.optimizers.Adam, "adagrad": tf.keras.optimizers.Adagrad,
-                  "sgd": tf.keras.optimizers.SGD}
+                  "sgd": SparseSGD}
     options = {"learning_rate": trainer.learning_rate}
     if trainer.weight_decay:
         options["weight_decay"] = trainer.weight_decay

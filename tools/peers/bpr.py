@@ -1,8 +1,10 @@
 """Section ``peers_bpr`` — point 1: BPR-MF on Flickr F.S against cornac's and implicit's BPR.
 
-tfvrec's BPR-MF with the pairwise loss and with the retrieval objective (``configs/bpr_flickr_fs.yaml``,
-the shipped recipe, its λ and learning rate chosen earlier on the same train holdout), cornac 3.0.1's
-BPR and implicit 0.7.3's BPR. Every contender trains on the same interactions: likes_train.tsv minus
+tfvrec's BPR-MF three ways: the shipped recipe (``configs/bpr_flickr_fs.yaml``: BPR-Opt by LearnBPR's
+plain SGD at the peers' selected step and λ), and the earlier Adam recipe
+(``configs/bpr_flickr_fs_retrieval.yaml``) with the retrieval objective and with BPR-Opt — which
+shows where the gap to cornac was; cornac 3.0.1's BPR and implicit 0.7.3's BPR. Every contender
+trains on the same interactions: likes_train.tsv minus
 one like per user (the train holdout, ``tfvrec.data.splits``); the peers' grid points (learning rate ×
 λ, k = 64, 100 epochs/iterations) are selected on that holdout by HR@5 at 100 sampled negatives — the
 rule tfvrec's early stopping uses — never on the reported split. All rows are then scored by tfvrec's
@@ -10,7 +12,7 @@ evaluator in one table on likes_val.tsv (same exclusions, same sampled candidate
 t-test over users against the best peer), with training wall times and pairs/s.
 
 Point 3 rides in the same table: HASC (``configs/hasc_flickr_fs.yaml``, U+S+C aspects) with P, W
-initialised from the retrieval row's run (the strongest tfvrec BPR-MF; D = 64 to match it), scored on
+initialised from the tfvrec BPR-MF run with the highest holdout HR@5 (D = 64 to match it), scored on
 the same candidates against the best peer and the BPR-MF it started from.
 """
 import json
@@ -61,16 +63,24 @@ def fit_implicit(train, num_users, num_items, lr, lam, seed, k=64, epochs=100):
 
 
 QUICK_SETS = ["trainer.epochs=1", "trainer.steps_per_epoch=50"]  # a code check, not a result
-# Point 3: HASC on the strongest tfvrec BPR-MF (the retrieval row) — the shipped HASC recipe with its P, W taken
-# from that run, so D follows it (64; the shipped recipe's own init is a D=30 BPR-Opt run).
-HASC_LABEL = "tfvrec HASC on BPR-MF (retrieval)"
+# label -> (config, model.bpr.loss, run directory name)
+TFVREC_ROWS = {
+    "tfvrec BPR-MF (shipped: BPR-Opt, SGD)": ("bpr_flickr_fs.yaml", "logistic", "flickr_fs-sgd"),
+    "tfvrec BPR-MF (BPR-Opt, Adam)": ("bpr_flickr_fs_retrieval.yaml", "logistic", None),
+    "tfvrec BPR-MF (retrieval, Adam)": ("bpr_flickr_fs_retrieval.yaml", "retrieval", None),
+}
+# Point 3: HASC on the strongest tfvrec BPR-MF (highest holdout HR@5) — the shipped HASC recipe with its
+# P, W taken from that run, so D follows it (64; the shipped recipe's own init is a D=30 BPR-Opt run).
+HASC_LABEL = "tfvrec HASC on the strongest tfvrec BPR-MF"
 HASC_SETS = ["model.hasc.embedding_dim=64"]
 
 
-def bpr_run_dir(loss, quick=False):
-    # The same run directory as tools/bench_retrieval.py (same config and budget): trained once for both.
+def bpr_run_dir(loss, name=None, quick=False):
     if quick:
-        return os.path.join(REPO, "runs", "bench_peers", f"quick-flickr_fs-{loss}")
+        return os.path.join(REPO, "runs", "bench_peers", f"quick-{name or 'flickr_fs-' + loss}")
+    if name:
+        return os.path.join(REPO, "runs", "bench_peers", name)
+    # The same run directory as tools/bench_retrieval.py (same config and budget): trained once for both.
     return os.path.join(REPO, "runs", "bench_retrieval", f"flickr_fs-{loss}-30")
 
 
@@ -88,20 +98,21 @@ def trained_run(config, what):
     return model, state["train_seconds"], pairs, len(state["history"])
 
 
-def tfvrec_run(config_path, loss, sets, quick=False):
+def tfvrec_run(label, sets, quick=False):
     from tfvrec import config as config_lib
+    config_file, loss, name = TFVREC_ROWS[label]
     sets = sets + (QUICK_SETS if quick else [])
-    config = config_lib.load_config(config_path, sets + [f"model.bpr.loss={loss}",
-                                                         f"runtime.model_dir={bpr_run_dir(loss, quick)}",
-                                                         "trainer.verbose=2", "eval.baselines=[]"])
-    return trained_run(config, f"tfvrec BPR-MF ({loss})")
+    model_dir = bpr_run_dir(loss, name, quick)
+    config = config_lib.load_config(os.path.join(REPO, "configs", config_file), sets + [
+        f"model.bpr.loss={loss}", f"runtime.model_dir={model_dir}", "trainer.verbose=2", "eval.baselines=[]"])
+    return trained_run(config, label) + (config, model_dir)
 
 
-def hasc_run(quick=False):
+def hasc_run(bpr_dir, quick=False):
     from tfvrec import config as config_lib
-    model_dir = os.path.join(REPO, "runs", "bench_peers", "hasc-on-bpr-retrieval" + ("-quick" if quick else ""))
+    model_dir = os.path.join(REPO, "runs", "bench_peers", "hasc-on-" + os.path.basename(bpr_dir))
     config = config_lib.load_config(os.path.join(REPO, "configs", "hasc_flickr_fs.yaml"), HASC_SETS + [
-        f"model.hasc.bpr_run={bpr_run_dir('retrieval', quick)}", f"runtime.model_dir={model_dir}",
+        f"model.hasc.bpr_run={bpr_dir}", f"runtime.model_dir={model_dir}",
         "trainer.verbose=2", "eval.baselines=[]"] + (QUICK_SETS if quick else []))
     return trained_run(config, HASC_LABEL)
 
@@ -131,15 +142,21 @@ def run(args):
                                    epochs=epochs),
             GRID, holdout_hr5, notes)
         times[name] = (seconds, pairs, f"k=64, {epochs} epochs, lr {lr}, λ {lam} (selected)")
-    for loss in ("logistic", "retrieval"):
-        model, seconds, pairs, trained = tfvrec_run(config_path, loss, args.set, args.quick)
-        label = f"tfvrec BPR-MF ({'pairwise' if loss == 'logistic' else 'retrieval'})"
+    holdout_values = {}
+    for label in TFVREC_ROWS:
+        model, seconds, pairs, trained, run_config, run_dir = tfvrec_run(label, args.set, args.quick)
         scorers[label] = model
-        times[label] = (seconds, pairs, f"shipped config, {trained} epochs (early stopping on the holdout)")
-    scorers[HASC_LABEL], seconds, pairs, trained = hasc_run(args.quick)
+        holdout_values[label] = (holdout_hr5(model), run_dir)
+        t = run_config.trainer
+        times[label] = (seconds, pairs, f"configs/{TFVREC_ROWS[label][0]}: {t.optimizer}, lr {t.learning_rate:g} per "
+                                        f"batch of {t.batch_size}, λ/2 = l2 {run_config.model.bpr.l2:g}; {trained} "
+                                        f"epochs (early stopping on the holdout); holdout HR@5 "
+                                        f"{holdout_values[label][0]:.4f}")
+    strongest = max(holdout_values, key=lambda n: holdout_values[n][0])
+    scorers[HASC_LABEL], seconds, pairs, trained = hasc_run(holdout_values[strongest][1], args.quick)
     times[HASC_LABEL] = (seconds, pairs, f"configs/hasc_flickr_fs.yaml with {', '.join(HASC_SETS)} and P, W from the "
-                                         f"retrieval row's run; {trained} epochs (early stopping on the holdout; the "
-                                         "init's own training time not included)")
+                                         f"run of {strongest} (the highest holdout HR@5); {trained} epochs (early "
+                                         "stopping on the holdout; the init's own training time not included)")
     order = sorted(scorers)  # evaluated in one call: same candidates; then ordered best peer first
     heldout = evaluator.heldout_by_user(dataset.split("validation"))
     rows = evaluator.evaluate_scorers({n: scorers[n] for n in order}, dataset, heldout, ["sampled:100", "sampled:1000"],
@@ -169,4 +186,4 @@ def run(args):
         table, "", "\n".join(lines), "",
         "Grid (selected on the holdout, HR@5 N=100): " + "; ".join(notes) + ".", "",
         "pairs/s: training (user, positive, negative) pairs per second of training time (tfvrec: batches × batch × "
-        "negatives; peers: interactions × epochs). tfvrec's time includes its per-epoch validation."])
+        "negatives; peers: interactions × epochs). tfvrec's time includes its per-epoch validation and checkpoints."])

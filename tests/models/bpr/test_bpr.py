@@ -67,3 +67,50 @@ def test_save_and_restore_give_the_trained_models_scores(tmp_path):
 def _planted(tmp_path):
     from tfvrec.data.dataset import load_dataset
     return load_dataset(planted_dataset(str(tmp_path)))
+
+
+def _bootstrap(seed, num_items=1000, batch_size=64, negatives=4):
+    import types
+
+    import pandas as pd
+
+    from tfvrec.models.bpr.model import bootstrap_pairs
+    # User 0 likes items 0-2 of 1000; users 1-3 like one item each.
+    train = pd.DataFrame({"user": [0, 0, 0, 1, 2, 3], "item": [0, 1, 2, 5, 6, 7]})
+    dataset = types.SimpleNamespace(split=lambda name: train, num_items=num_items)
+    trainer = types.SimpleNamespace(batch_size=batch_size, negatives_per_positive=negatives, steps_per_epoch=0)
+    ds, steps = bootstrap_pairs(dataset, trainer, seed)
+    return ds, steps
+
+
+def test_bootstrap_batches_are_a_pure_function_of_seed_and_step():
+    ds, steps = _bootstrap(seed=3)
+    assert steps == 1  # ⌈6 pairs / 64⌉
+    first = [b for b in ds.take(3).as_numpy_iterator()]
+    again = [b for b in _bootstrap(seed=3)[0].take(3).as_numpy_iterator()]
+    skipped = next(_bootstrap(seed=3)[0].skip(2).as_numpy_iterator())  # what a resumed run reads
+    other = next(_bootstrap(seed=4)[0].as_numpy_iterator())
+    for key in ("user", "positive", "negatives"):
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a[key], b[key])
+        np.testing.assert_array_equal(skipped[key], first[2][key])
+    assert not np.array_equal(first[0]["negatives"], first[1]["negatives"])
+    assert not np.array_equal(other["negatives"], first[0]["negatives"])
+    # Positives are training pairs; users and positives agree row by row.
+    pairs = {(0, 0), (0, 1), (0, 2), (1, 5), (2, 6), (3, 7)}
+    for batch in first:
+        assert {(int(u), int(i)) for u, i in zip(batch["user"], batch["positive"])} <= pairs
+
+
+def test_bootstrap_negatives_avoid_the_users_training_positives():
+    ds, _ = _bootstrap(seed=0, num_items=20, batch_size=512, negatives=8)
+    hits = drawn = 0
+    liked = {0: {0, 1, 2}, 1: {5}, 2: {6}, 3: {7}}
+    for batch in ds.take(10).as_numpy_iterator():
+        for user, negatives in zip(batch["user"], batch["negatives"]):
+            hits += sum(int(j) in liked[int(user)] for j in negatives)
+            drawn += len(negatives)
+    # Without the exclusion ≈ 10% of draws (3 of 20 items for half the rows, 1 of 20 for the rest) would hit
+    # a positive; two redraws leave (3/20)³ ≈ 0.3% for user 0 and 0.01% for the others.
+    assert drawn == 10 * 512 * 8
+    assert hits / drawn < 0.006

@@ -8,7 +8,9 @@ Ranking from Implicit Feedback*, UAI 2009.
   with i liked by u and j not; here each positive draws ``negatives_per_positive``
   uniform negatives and λ applies to the embeddings a batch touches.
 - Learning (LearnBPR, §4.3): (u, i) drawn uniformly *with replacement* (bootstrap),
-  which is what the input pipeline does; Adam replaces plain SGD.
+  which is what the input pipeline does. LearnBPR's plain SGD is ``trainer.optimizer: sgd``
+  (row-sparse, `tfvrec.training.sparse_sgd`); the loss is a batch mean, so the per-pair
+  step α of §4.3 is ``learning_rate / batch_size``. ``configs/bpr_flickr_fs.yaml`` trains so.
 
 It is HASC's baseline and the source of HASC's initial P and W (Wu et al., §4.1).
 The item bias is folded into the item vector ([q_i, b_i]) and a constant 1 appended
@@ -19,7 +21,7 @@ import math
 
 import tensorflow as tf
 
-from tfvrec.models.base import RecommenderModel, item_frequency, pairwise_task, positive_keys, sample_negatives
+from tfvrec.models.base import RecommenderModel, item_frequency, pairwise_task, positive_table, sample_negatives
 from tfvrec.tasks import PairwiseRankingTask
 
 
@@ -104,23 +106,26 @@ def bootstrap_pairs(dataset, trainer, seed):
     """LearnBPR's input: (user, positive) drawn uniformly with replacement + sampled negatives.
 
     Returns ``(tf.data.Dataset, steps_per_epoch)``; the data set is infinite and
-    globally batched, its randomness a pure function of ``seed`` (``Dataset.random``
-    feeds stateless ops), so a run is reproducible.
+    globally batched, batch t a pure function of ``(seed, t)`` (stateless ops), so a run
+    is reproducible and a resumed one, skipping the batches it trained on, sees the same stream.
     """
     train = dataset.split("train")
     users = tf.constant(train["user"].values, tf.int64)
     items = tf.constant(train["item"].values, tf.int64)
-    keys = tf.constant(positive_keys(train["user"].values, train["item"].values, dataset.num_items))
+    positives = positive_table(train["user"].values, train["item"].values, dataset.num_items)
     n, num_items, k = len(train), dataset.num_items, trainer.negatives_per_positive
 
-    def make_batch(r):
-        rows = tf.math.floormod(r, n)
+    b = trainer.batch_size
+
+    def make_batch(step):
+        # One stateless draw per batch, keyed on (seed, step): batching a stream of scalar
+        # draws instead costs ~0.5 µs per pair in tf.data, a quarter of a large-batch step.
+        rows = tf.random.stateless_uniform([b], seed=tf.stack([2 * seed, step]), minval=0, maxval=n, dtype=tf.int64)
         u, i = tf.gather(users, rows), tf.gather(items, rows)
-        negatives = sample_negatives(u, num_items, k, keys, seed=tf.stack([r[0], r[-1]]))
+        negatives = sample_negatives(u, num_items, k, positives, seed=tf.stack([2 * seed + 1, step]))
         return {"user": u, "positive": i, "negatives": negatives}
 
-    ds = (tf.data.Dataset.random(seed=seed).batch(trainer.batch_size, drop_remainder=True)
-          .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+    ds = tf.data.Dataset.counter().map(make_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     steps = trainer.steps_per_epoch or max(1, math.ceil(n / trainer.batch_size))
     return ds, steps
 
