@@ -1,4 +1,5 @@
 """Shipped configs reproduce what the docs say they do."""
+import dataclasses
 import os
 import re
 
@@ -8,23 +9,38 @@ from tfvrec.models.hasc.warm_start import bpr_init_config
 from conftest import REPO
 
 
-def test_hasc_flickr_config_is_the_recipe_the_benchmark_selected():
-    """`tfvrec train --config configs/hasc_flickr_fs.yaml` trains the HASC row docs/benchmarks.md reports."""
+def _section(name):
     text = open(os.path.join(REPO, "docs", "benchmarks.md")).read()
-    section = re.search(r"<!-- BEGIN hasc_flickr_fs -->(.*?)<!-- END hasc_flickr_fs -->", text, re.S).group(1)
+    return re.search(rf"<!-- BEGIN {name} -->(.*?)<!-- END {name} -->", text, re.S).group(1)
+
+
+def test_hasc_flickr_config_is_the_recipe_the_benchmarks_selected():
+    """`tfvrec train --config configs/hasc_flickr_fs.yaml` trains the HASC row docs/benchmarks.md reports:
+    the grid's selected point (section hasc_flickr_fs) at D = 64 on the strongest BPR-MF (section peers_bpr)."""
     selected = re.search(r"Selected hyperparameters: \*\*D=(\d+), λ=([\d.e-]+), att=(\d+), lr=([\d.e-]+)"
-                         r"(?:×[\d.]+\^epoch)?, Q/X init=(\w+)\*\*", section)
+                         r"(?:×[\d.]+\^epoch)?, Q/X init=(\w+)\*\*", _section("hasc_flickr_fs"))
     assert selected, "the HASC section names its selected point"
-    dim, l2, att, lr, aux = selected.groups()
+    _, l2, att, lr, aux = selected.groups()
     config = config_lib.load_config(os.path.join(REPO, "configs", "hasc_flickr_fs.yaml"))
     h = config.model.hasc
-    assert (h.embedding_dim, h.l2, h.attention_dim, config.trainer.learning_rate, h.auxiliary_init) == \
-        (int(dim), float(l2), int(att), float(lr), aux)
+    assert (h.l2, h.attention_dim, config.trainer.learning_rate, h.auxiliary_init) == \
+        (float(l2), int(att), float(lr), aux)
     assert h.aspects == ["upload", "social", "creator"] and h.attention == "att" and config.data.features == ""
-    # Its BPR-MF init is the benchmark's: HASC's trainer settings at the BPR learning rate of the grid.
-    bpr = bpr_init_config(config)
-    assert (bpr.model.name, bpr.model.bpr.embedding_dim, bpr.trainer.learning_rate, bpr.trainer.batch_size,
-            bpr.trainer.negatives_per_positive) == ("bpr", int(dim), 0.001, 512, 5)
+    # The peers_bpr row: this config at D = 64, P and W from the shipped BPR-MF recipe's run.
+    peers = _section("peers_bpr")
+    row = re.search(r"\| tfvrec HASC on the strongest tfvrec BPR-MF \| [^|]+ \| [^|]+ \| [^|]+ \| [^|]+ \| "
+                    r"configs/hasc_flickr_fs.yaml with model.hasc.embedding_dim=(\d+) and P, W from the run of "
+                    r"tfvrec BPR-MF \(shipped: BPR-Opt, SGD\)", peers)
+    assert row, "the peers_bpr section reports HASC on the shipped BPR-MF recipe"
+    assert h.embedding_dim == int(row.group(1)) == 64
+    # Its BPR-MF init (trained into <model_dir>/bpr_init) is exactly configs/bpr_flickr_fs.yaml's run.
+    init = bpr_init_config(config)
+    shipped = config_lib.load_config(os.path.join(REPO, "configs", "bpr_flickr_fs.yaml"))
+    assert init.model.name == shipped.model.name == "bpr"
+    for section in ("data", "trainer"):
+        assert dataclasses.asdict(getattr(init, section)) == dataclasses.asdict(getattr(shipped, section)), section
+    assert dataclasses.asdict(init.model.bpr) == dataclasses.asdict(shipped.model.bpr)
+    assert init.runtime.seed == shipped.runtime.seed
 
 
 def test_demo_trains_the_visual_model_against_the_papers_baselines_and_names_the_next_commands():

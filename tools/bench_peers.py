@@ -13,6 +13,7 @@ it measures and how):
   (``peers/bpr_posters.py``);
 - ``vbpr``     → ``peers_vbpr``: VBPR vs cornac VBPR on the MovieLens posters (``peers/vbpr.py``);
 - ``ann``      → ``peers_ann``: the export's ScaNN vs faiss (IVF-PQ + refine, HNSW) vs hnswlib (``peers/ann.py``);
+- ``ann_real`` → ``peers_ann_real``: the same on the trained BPR-MF factors of Flickr F.S (``peers/ann_real.py``);
 - ``serving``  → ``peers_serving``: ``tfvrec serve`` under 1/8/32 gRPC clients vs the in-process call
   (``peers/serving.py``);
 - ``features`` → ``features``: EfficientNet-Lite0 extraction on the posters (``tools/bench_features.py``).
@@ -34,7 +35,7 @@ import tfvrec  # noqa: E402,F401  (tf-keras before TensorFlow)
 from tfvrec import benchmark_report  # noqa: E402
 
 # features first: vbpr uses the feature file it writes
-SECTIONS = ("features", "bpr", "bpr_posters", "vbpr", "ann", "serving")
+SECTIONS = ("features", "bpr", "bpr_posters", "vbpr", "ann", "ann_real", "serving")
 
 
 def main(argv=None):

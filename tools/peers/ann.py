@@ -122,7 +122,8 @@ def faiss_ivfpq(items, quick):
     nlist = max(1, int(round(np.sqrt(n))))
     start = time.perf_counter()
     quantizer = faiss.IndexFlatIP(d)
-    ivfpq = faiss.IndexIVFPQ(quantizer, d, nlist, d // 4, 8, faiss.METRIC_INNER_PRODUCT)
+    codes = max(m for m in range(1, max(1, d // 4) + 1) if d % m == 0)  # PQ needs d divisible by the code count
+    ivfpq = faiss.IndexIVFPQ(quantizer, d, nlist, codes, 8, faiss.METRIC_INNER_PRODUCT)
     sample = items[np.random.default_rng(0).choice(n, min(n, max(256 * 39, 100 * nlist)), replace=False)]
     ivfpq.train(sample)
     index = faiss.IndexRefineFlat(ivfpq)
@@ -138,7 +139,7 @@ def faiss_ivfpq(items, quick):
 
     probes = sorted({max(1, int(round(nlist * share))) for share in (0.01, 0.025, 0.05, 0.1, 0.2)})
     return {"name": "faiss IVF-PQ + refine", "build": build, "bytes": size,
-            "note": f"{nlist} lists, {d // 4} × 8-bit codes, exact re-scoring (IndexRefineFlat)",
+            "note": f"{nlist} lists, {codes} × 8-bit codes, exact re-scoring (IndexRefineFlat)",
             "points": [point(p, f) for p in probes for f in (10, 30)], "keep": (index, ivfpq, quantizer)}
 
 
@@ -184,18 +185,17 @@ def frontier(points, mode, at_recall):
     return max(values) if values else None
 
 
-def run(args):
-    import bench_scann
-    num_items = 50_000 if args.quick else 1_000_000
-    num_queries, single = (200, 50) if args.quick else (1000, 300)
-    items, queries = bench_scann.synthetic(num_items, 200, num_queries, 1000, 0)
+def compare(items, queries, single, quick):
+    """Every contender built on ``items`` and swept on ``queries`` (truth by brute force); the markdown
+    of the points table, the build line and the comparison with the best peer's curve."""
     start = time.perf_counter()
     truth = exact_top_k(items, queries)
     exact_seconds = time.perf_counter() - start
     methods = []
+    n, d = items.shape
     for build in (tfvrec_scann, faiss_ivfpq, faiss_hnsw, hnswlib_index):
-        log(f"ann: building {build.__name__} on {num_items:,} × 200")
-        method = build(items, args.quick)
+        log(f"ann: building {build.__name__} on {n:,} × {d}")
+        method = build(items, quick)
         log(f"ann: {method['name']} built in {method['build']:.1f} s, {method['bytes'] / 2 ** 20:.0f} MB")
         method["results"] = []
         for label, search, knobs in method.pop("points"):
@@ -206,8 +206,6 @@ def run(args):
         method.pop("keep")
         gc.collect()
         methods.append(method)
-    del items
-    gc.collect()
     ours, peers = methods[0], methods[1:]
     default = next(r for r in ours["results"] if r["default"])
 
@@ -240,16 +238,11 @@ def run(args):
         summary.append(f"| {label} | {ours_best or 0:,.0f} | {best_peer or 'none reaches it'} | "
                        f"{reference or 0:,.0f} | {ratio(ours_best or 0, reference)} | {default['recall']:.4f}, "
                        f"{default[mode]:,.0f} | {at_default:,.0f} | {'yes' if ok else '**no**'} |")
-    text = [f"## {TITLE}", "",
-            f"Command: `.venv/bin/python tools/bench_peers.py --sections ann` (bench extra: faiss-cpu, hnswlib). "
-            f"`tools/bench_scann.py`'s clustered catalogue: {num_items:,} items × d=200 around 1,000 centres, "
-            f"{num_queries:,} queries (single-query timings over the first {single}), dot product, K={K}; truth by "
-            f"brute force ({exact_seconds:.1f} s in numpy for all queries). In-process on the 2 cores; each library "
-            "with its default threading.", "", "\n".join(lines), "",
+    text = ["\n".join(lines), "",
             "Build: " + "; ".join(f"{m['name']} {m['build']:.1f} s ({m['note']})" for m in methods) + ".", "",
-            f"Against the best peer's curve (QPS = the best a method reaches among its points with recall ≥ the "
-            f"given recall; the export's default ScaNN settings are {ours['note'].split(';')[0]}, "
-            f"{default['label']}):", "", "\n".join(summary), ""]
+            f"Truth by brute force ({exact_seconds:.1f} s in numpy for all queries). Against the best peer's curve "
+            f"(QPS = the best a method reaches among its points with recall ≥ the given recall; the export's default "
+            f"ScaNN settings are {ours['note'].split(';')[0]}, {default['label']}):", "", "\n".join(summary), ""]
     if all(ok for _, ok in verdicts):
         text.append(f"The export's default ScaNN settings are on or above the best peer's curve at recall ≥ {TARGET} "
                     "in both modes.")
@@ -260,3 +253,17 @@ def run(args):
                                  f"export.rerank_candidates={r['reorder']}; recall {r['recall']:.4f})"
                                  for label, r in better) or "none of the swept points") + ".")
     return "\n".join(text)
+
+
+def run(args):
+    import bench_scann
+    num_items = 50_000 if args.quick else 1_000_000
+    num_queries, single = (200, 50) if args.quick else (1000, 300)
+    items, queries = bench_scann.synthetic(num_items, 200, num_queries, 1000, 0)
+    body = compare(items, queries, single, args.quick)
+    return "\n".join([
+        f"## {TITLE}", "",
+        f"Command: `.venv/bin/python tools/bench_peers.py --sections ann` (bench extra: faiss-cpu, hnswlib). "
+        f"`tools/bench_scann.py`'s clustered catalogue: {num_items:,} items × d=200 around 1,000 centres, "
+        f"{num_queries:,} queries (single-query timings over the first {single}), dot product, K={K}. In-process on "
+        "the 2 cores; each library with its default threading.", "", body])

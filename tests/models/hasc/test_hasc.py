@@ -232,25 +232,49 @@ def _hr(model_dir, metric="hr@10"):
     return json.load(open(os.path.join(model_dir, "metrics.json")))["results"][0]["metrics"][metric]
 
 
-def test_hasc_beats_its_bpr_initialisation_on_the_synthetic_world(trained):
-    model_dir, _ = trained
-    bpr_dir = os.path.join(model_dir, "bpr_init")
-    assert config_lib.read_params(bpr_dir).model.name == "bpr"
-    for metric in ("hr@5", "hr@10"):
-        assert _hr(model_dir, metric) > _hr(bpr_dir, metric) + 0.01, metric
+@pytest.fixture(scope="module")
+def trained_again(world, tmp_path_factory):
+    """The same run with another runtime.seed (initialisation and input stream). The two effects below
+    are about one standard error of a single run on this world: measured over runtime.seed 0-2 with
+    this input stream and the previous one, the gain over BPR-MF was positive in all 12 (run, metric)
+    pairs but above +0.01 in 8, and the social-attention gap 1.6-4.3 standard errors. So they are
+    asserted over both runs; with seeds 0 and 1 the attention gap clears 2 standard errors by little
+    (2.03), and a 1,600-user world did not show either effect at seed 0: weak, not robust, signals."""
+    model_dir = str(tmp_path_factory.mktemp("hasc_run_seed1"))
+    config = config_lib.load_config(None, ["data.source=directory", f"data.path={world}",
+                                           f"runtime.model_dir={model_dir}", "runtime.seed=1", *TRAIN],
+                                    experiment="hasc")
+    trainer.train(config)
+    return model_dir
 
 
-def test_social_drivers_get_more_social_attention_than_upload_drivers(trained, world):
-    model_dir, _ = trained
-    _, dataset, model = trainer.load_run(model_dir)
+def test_hasc_beats_its_bpr_initialisation_on_the_synthetic_world(trained, trained_again):
+    gains = []
+    for model_dir in (trained[0], trained_again):
+        bpr_dir = os.path.join(model_dir, "bpr_init")
+        assert config_lib.read_params(bpr_dir).model.name == "bpr"
+        gains += [_hr(model_dir, metric) - _hr(bpr_dir, metric) for metric in ("hr@5", "hr@10")]
+    # Per run and metric the gain is ≈ +0.012 with a spread of ≈ 0.008 (6 runs measured); its mean over
+    # 2 runs × 2 metrics has a standard error of ≈ 0.004, so a HASC that learned nothing over its
+    # initialisation would fall below +0.005.
+    assert all(g > -0.01 for g in gains), gains
+    assert np.mean(gains) > 0.005, gains
+
+
+def test_social_drivers_get_more_social_attention_than_upload_drivers(trained, trained_again, world):
     truth = load_truth(world)
-    test = dataset.split("test")
-    out = explain_lib.attention_arrays(model, test["user"].values, test["item"].values)
-    driver = truth["user_driver"][test["user"].values]
-    # Only users with both aspects, so masking (a user without uploads) plays no part.
-    both = (out["uploads"][:, 0] >= 0) & (out["followees"][:, 0] >= 0)
-    social_share = out["gamma"][:, 1] / (out["gamma"][:, 0] + out["gamma"][:, 1])
-    social, upload = social_share[both & (driver == "social")], social_share[both & (driver == "upload")]
+    shares, masks = [], []
+    for model_dir in (trained[0], trained_again):
+        _, dataset, model = trainer.load_run(model_dir)
+        test = dataset.split("test")
+        out = explain_lib.attention_arrays(model, test["user"].values, test["item"].values)
+        # Only users with both aspects, so masking (a user without uploads) plays no part.
+        masks.append((out["uploads"][:, 0] >= 0) & (out["followees"][:, 0] >= 0))
+        shares.append(out["gamma"][:, 1] / (out["gamma"][:, 0] + out["gamma"][:, 1]))
+    np.testing.assert_array_equal(masks[0], masks[1])
+    # Each test example's share averaged over the two runs (the same examples: not twice the sample).
+    share, driver = np.mean(shares, axis=0), truth["user_driver"][test["user"].values]
+    social, upload = share[masks[0] & (driver == "social")], share[masks[0] & (driver == "upload")]
     assert len(social) > 30 and len(upload) > 30
     difference = social.mean() - upload.mean()
     standard_error = np.sqrt(social.var() / len(social) + upload.var() / len(upload))
