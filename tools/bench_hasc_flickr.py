@@ -237,7 +237,8 @@ def shipped(args):
     lines = ["## HASC on Flickr F.S: the shipped config, re-measured",
              "",
              "Command: `.venv/bin/python tools/bench_hasc_flickr.py --shipped` — `tfvrec train --config "
-             f"configs/hasc_flickr_fs.yaml` (the recipe the grid below selected), its BPR-MF init and the tuned "
+             "configs/hasc_flickr_fs.yaml` (the grid's selected point at D = 64 on the shipped BPR-MF recipe; see "
+             "peers_bpr), its BPR-MF init and the tuned "
              "BPR-MF evaluated in one table on `likes_val.tsv`, with the corrected exclusions (a held-out "
              "training like is never drawn as a negative; validation never knows later splits). Trained "
              f"{state['completed_epochs']} epochs, best epoch {state.get('best_epoch')} (holdout HR@5 "
