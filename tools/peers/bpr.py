@@ -117,13 +117,12 @@ def hasc_run(bpr_dir, quick=False):
     return trained_run(config, HASC_LABEL)
 
 
-def run(args):
-    from tfvrec import config as config_lib
+def holdout_and_peers(config, quick):
+    """The data set of ``config``, its train holdout's HR@5 (N=100) as a selection function, and cornac's
+    and implicit's BPR each selected on it over `GRID`: ``(dataset, holdout_hr5, scorers, times, notes)``."""
     from tfvrec.data import splits
     from tfvrec.data.resolve import resolve_dataset
-    from tfvrec.evaluation import evaluator, protocols, report
-    config_path = os.path.join(REPO, "configs", "bpr_flickr_fs.yaml")
-    config = config_lib.load_config(config_path, [])
+    from tfvrec.evaluation import evaluator, protocols
     dataset = resolve_dataset(config.data)
     holdout = splits.validation_frame(config, dataset)  # carves the same train holdout as tfvrec's runs
     train = dataset.split("train")
@@ -134,7 +133,7 @@ def run(args):
         return protocols.evaluate(scorer, holdout_by_user, holdout_exclude, dataset.num_items, "sampled:100",
                                   ks=(5,), repeats=1, seed=config.runtime.seed).metrics["hr@5"]
 
-    epochs = 3 if args.quick else 100
+    epochs = 3 if quick else 100
     scorers, times, notes = {}, {}, []
     for name, fit in (("cornac BPR", fit_cornac), ("implicit BPR", fit_implicit)):
         _, scorers[name], seconds, pairs, lr, lam = select_on_holdout(
@@ -142,25 +141,17 @@ def run(args):
                                    epochs=epochs),
             GRID, holdout_hr5, notes)
         times[name] = (seconds, pairs, f"k=64, {epochs} epochs, lr {lr}, λ {lam} (selected)")
-    holdout_values = {}
-    for label in TFVREC_ROWS:
-        model, seconds, pairs, trained, run_config, run_dir = tfvrec_run(label, args.set, args.quick)
-        scorers[label] = model
-        holdout_values[label] = (holdout_hr5(model), run_dir)
-        t = run_config.trainer
-        times[label] = (seconds, pairs, f"configs/{TFVREC_ROWS[label][0]}: {t.optimizer}, lr {t.learning_rate:g} per "
-                                        f"batch of {t.batch_size}, λ/2 = l2 {run_config.model.bpr.l2:g}; {trained} "
-                                        f"epochs (early stopping on the holdout); holdout HR@5 "
-                                        f"{holdout_values[label][0]:.4f}")
-    strongest = max(holdout_values, key=lambda n: holdout_values[n][0])
-    scorers[HASC_LABEL], seconds, pairs, trained = hasc_run(holdout_values[strongest][1], args.quick)
-    times[HASC_LABEL] = (seconds, pairs, f"configs/hasc_flickr_fs.yaml with {', '.join(HASC_SETS)} and P, W from the "
-                                         f"run of {strongest} (the highest holdout HR@5); {trained} epochs (early "
-                                         "stopping on the holdout; the init's own training time not included)")
-    order = sorted(scorers)  # evaluated in one call: same candidates; then ordered best peer first
-    heldout = evaluator.heldout_by_user(dataset.split("validation"))
+    return dataset, holdout_hr5, scorers, times, notes
+
+
+def side_by_side(scorers, times, dataset, split, config, quick, seconds_digits=0):
+    """Every scorer on ``split`` in one call (same candidates), best peer first: the metrics table, the
+    contender table (ratio to the best peer, time, pairs/s), the best peer's name and the users judged."""
+    from tfvrec.evaluation import evaluator, report
+    order = sorted(scorers)
+    heldout = evaluator.heldout_by_user(dataset.split(split))
     rows = evaluator.evaluate_scorers({n: scorers[n] for n in order}, dataset, heldout, ["sampled:100", "sampled:1000"],
-                                      [5, 10], 1 if args.quick else 10, config.eval.seed, judged="validation")
+                                      [5, 10], 1 if quick else 10, config.eval.seed, judged=split)
     by_name = {}
     for name, result in rows:
         by_name.setdefault(name, []).append(result)
@@ -176,14 +167,37 @@ def run(args):
         seconds, pairs, setting = times[name]
         value = by_name[name][0].metrics["hr@5"]
         lines.append(f"| {name} | {value:.4f} ± {by_name[name][0].std['hr@5']:.4f} | {ratio(value, reference)} | "
-                     f"{seconds:.0f} | {pairs / max(seconds, 1e-9):,.0f} | {setting} |")
+                     f"{seconds:.{seconds_digits}f} | {pairs / max(seconds, 1e-9):,.0f} | {setting} |")
+    return table, "\n".join(lines), best_peer, len(heldout)
+
+
+def run(args):
+    from tfvrec import config as config_lib
+    config = config_lib.load_config(os.path.join(REPO, "configs", "bpr_flickr_fs.yaml"), [])
+    dataset, holdout_hr5, scorers, times, notes = holdout_and_peers(config, args.quick)
+    holdout_values = {}
+    for label in TFVREC_ROWS:
+        model, seconds, pairs, trained, run_config, run_dir = tfvrec_run(label, args.set, args.quick)
+        scorers[label] = model
+        holdout_values[label] = (holdout_hr5(model), run_dir)
+        t = run_config.trainer
+        times[label] = (seconds, pairs, f"configs/{TFVREC_ROWS[label][0]}: {t.optimizer}, lr {t.learning_rate:g} per "
+                                        f"batch of {t.batch_size}, λ/2 = l2 {run_config.model.bpr.l2:g}; {trained} "
+                                        f"epochs (early stopping on the holdout); holdout HR@5 "
+                                        f"{holdout_values[label][0]:.4f}")
+    strongest = max(holdout_values, key=lambda n: holdout_values[n][0])
+    scorers[HASC_LABEL], seconds, pairs, trained = hasc_run(holdout_values[strongest][1], args.quick)
+    times[HASC_LABEL] = (seconds, pairs, f"configs/hasc_flickr_fs.yaml with {', '.join(HASC_SETS)} and P, W from the "
+                                         f"run of {strongest} (the highest holdout HR@5); {trained} epochs (early "
+                                         "stopping on the holdout; the init's own training time not included)")
+    table, contenders, best_peer, _ = side_by_side(scorers, times, dataset, "validation", config, args.quick)
     return "\n".join([
         f"## {TITLE}", "",
         "Command: `.venv/bin/python tools/bench_peers.py --sections bpr` (bench extra). Same training interactions "
         "for every contender (likes_train.tsv minus the train holdout), peers' grid selected on the holdout (HR@5, "
         "N=100), all rows scored by tfvrec's evaluator in one table on likes_val.tsv (4,418 users; same exclusions "
         f"and candidates; p: paired t-test over users against the best peer, {best_peer}).", "",
-        table, "", "\n".join(lines), "",
+        table, "", contenders, "",
         "Grid (selected on the holdout, HR@5 N=100): " + "; ".join(notes) + ".", "",
         "pairs/s: training (user, positive, negative) pairs per second of training time (tfvrec: batches × batch × "
         "negatives; peers: interactions × epochs). tfvrec's time includes its per-epoch validation and checkpoints."])
