@@ -70,21 +70,23 @@ def _protocols(values):
 def _evaluate(args):
     from tfvrec.data.dataset import read_interactions
     from tfvrec.errors import ConfigError
+    from tfvrec.runs import Run
     from tfvrec.training import trainer
     protocols = _protocols(args.protocol)
     if args.repeats < 0:
         raise ConfigError(f"--repeats {args.repeats}: must be ≥ 1 (or 0 for the run's eval.repeats)")
-    config = trainer.config_lib.read_params(args.run)
-    trainer.check_baselines(config, source=f"{args.run}/params.yaml")
-    trainer.check_finished(args.run, allow_unfinished=args.allow_unfinished)
-    config, dataset, model = trainer.load_run(args.run, allow_unfinished=True)
+    run = Run(args.run)
+    trainer.check_baselines(run.params, source=f"{args.run}/params.yaml")
+    run.check_finished(allow_unfinished=args.allow_unfinished)
+    config, dataset, model = run.load(allow_unfinished=True)
     if args.repeats:
         config.eval.repeats = args.repeats
     frame, name = None, None
     if args.test:
         frame, name = read_interactions(args.test, dataset, allow_headerless=True,
                                         truncated=config.data.truncated_rows), args.test
-    trainer.evaluate_run(config, dataset, model, heldout_frame=frame, heldout_name=name, protocol_names=protocols)
+    trainer.evaluation.evaluate_run(config, dataset, model, note=run.note, heldout_frame=frame, heldout_name=name,
+                                    protocol_names=protocols)
 
 
 def _data_validate(args):
@@ -218,7 +220,7 @@ def main(argv=None):
     _quiet(verbose)
     from tfvrec.data.errors import DataError
     from tfvrec.errors import ConfigError
-    from tfvrec.training.runstate import Preempted
+    from tfvrec.runs.state import Preempted
     args = build_parser().parse_args(argv)
     user_errors = (ConfigError, DataError, OSError, UnicodeDecodeError)
     try:

@@ -15,8 +15,6 @@ experiments come from the same packages (``ModelSpec.experiments``).
 """
 import dataclasses
 import difflib
-import hashlib
-import json
 import math
 import os
 import re
@@ -527,13 +525,3 @@ def read_params(model_dir):
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping (a resolved tfvrec config)")
     return from_dict(params, source=path)
-
-
-def baseline_run_dir(parent_dir, run, name):
-    """``<parent_dir>/baselines/<name>-<digest>``: the run directory of a baseline trained inside a run,
-    keyed by what the baseline learns from (its data, model and trainer sections and seed), so a changed
-    baseline config trains a new run instead of reusing a stale one."""
-    payload = {k: dataclasses.asdict(getattr(run, k)) for k in ("data", "model", "trainer")}
-    payload["seed"] = run.runtime.seed
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return os.path.join(parent_dir, "baselines", f"{name}-{digest}")

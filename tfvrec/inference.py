@@ -25,6 +25,7 @@ import numpy as np
 
 from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
+from tfvrec.runs import Run
 
 _LOADED = {}
 
@@ -34,9 +35,8 @@ class Recommender:
 
     def __init__(self, run_dir):
         from tfvrec import registry
-        from tfvrec.training import trainer
         self.run_dir = run_dir
-        self.config, self.dataset, self.model = trainer.load_run(run_dir)
+        self.config, self.dataset, self.model = Run(run_dir).load()
         spec = registry.model_spec(self.config.model.name)
         if spec.evaluation:
             raise ConfigError(f"{run_dir}: model '{spec.name}' does not rank a catalogue of items for users; "

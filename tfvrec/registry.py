@@ -165,6 +165,26 @@ def model_spec(name, source=""):
     return models.get(name, source)
 
 
+def create_model(config, dataset):
+    """The model of ``config.model.name`` for ``dataset`` (its package's ``create``), built: called once
+    on the example input it declares (``model.example_input()``), so every variable exists and a
+    checkpoint restores into it."""
+    spec = model_spec(config.model.name, "model.name")
+    model = resolve(spec.create)(config, dataset)
+    model(model.example_input())
+    return model
+
+
+# The engine, by reference like the models' parts: layers below the trainer (the run layer's
+# "train unless finished", a model's baseline runs) reach it here without importing it.
+TRAINER = "tfvrec.training.trainer:train"
+
+
+def train(config):
+    """Train (or resume) the run of ``config`` with the engine; returns its results table's rows."""
+    return resolve(TRAINER)(config)
+
+
 def load_baselines(names):
     """Import the baseline modules of every model, so ``eval.baselines`` may name any of them."""
     load_models()

@@ -34,6 +34,7 @@ import tfvrec  # noqa: E402,F401
 
 from tfvrec import benchmark_report  # noqa: E402
 from tfvrec import config as config_lib  # noqa: E402
+from tfvrec.runs import Run  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = os.path.join(REPO, "runs", "bench_cdl")
@@ -87,10 +88,9 @@ def _record(name, seconds, load):
 def train(name, split, args, sets=None, key=None):
     """Train (or reuse) one row's run with ``tfvrec train``; returns (seconds, load at start), recorded
     when the run was trained (by this or an earlier invocation), else (None, None)."""
-    from tfvrec.training import trainer
     key = key or name
     model_dir = os.path.join(RUNS, key)
-    if trainer.is_finished(model_dir):
+    if Run(model_dir).finished:
         return tuple(_timings().get(key, (None, None)))
     command = [sys.executable, "-m", "tfvrec", "train", "--config", CONFIG]
     for s in (run_sets(name, split, args) if sets is None else sets):
@@ -104,11 +104,10 @@ def train(name, split, args, sets=None, key=None):
 
 def quality(split, args, timings):
     from tfvrec.evaluation import evaluator
-    from tfvrec.training import trainer
     from tfvrec import registry
     scorers, configs = {}, {}
     for name in VARIANTS:
-        config, dataset, model = trainer.load_run(os.path.join(RUNS, name))
+        config, dataset, model = Run(os.path.join(RUNS, name)).load()
         scorers[name], configs[name] = model, config
     config = configs["CDL-CE"]
     test = dataset.split("test")

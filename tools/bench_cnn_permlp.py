@@ -28,6 +28,7 @@ import tfvrec  # noqa: F401
 
 from tfvrec import benchmark_report
 from tfvrec import config as config_lib
+from tfvrec.runs import Run
 from tfvrec.evaluation import significance
 from tfvrec.training import trainer
 
@@ -65,7 +66,7 @@ def run(dataset, name, sets, seed, root, tag=""):
                                             f"runtime.model_dir={model_dir}", "trainer.verbose=0"])
     start = time.time()
     cached = os.path.join(model_dir, "bench_rows.pkl")  # a finished run's table (with per-post values)
-    if trainer.is_finished(model_dir) and os.path.exists(cached):
+    if Run(model_dir).finished and os.path.exists(cached):
         with open(cached, "rb") as f:
             rows, load = pickle.load(f)
     else:

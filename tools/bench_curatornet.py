@@ -37,6 +37,7 @@ import tfvrec  # noqa: E402,F401
 
 from tfvrec import benchmark_report  # noqa: E402
 from tfvrec import config as config_lib  # noqa: E402
+from tfvrec.runs import OtherRunError  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = os.path.join(REPO, "runs", "bench_curatornet")
@@ -96,9 +97,7 @@ def train_or_resume(config):
     from tfvrec.training import trainer
     try:
         return trainer.train(config)
-    except config_lib.ConfigError as e:
-        if "holds a run with a different" not in str(e):
-            raise
+    except OtherRunError:  # the directory holds this row's run of other settings: it is this tool's to redo
         shutil.rmtree(config.runtime.model_dir)
         return trainer.train(config)
 

@@ -38,6 +38,7 @@ import tfvrec  # noqa: E402,F401
 
 from tfvrec import benchmark_report  # noqa: E402
 from tfvrec import config as config_lib  # noqa: E402
+from tfvrec import runs  # noqa: E402
 from tfvrec.data.resolve import shared_data_dir  # noqa: E402
 from tfvrec.evaluation.protocols import EvalResult  # noqa: E402
 
@@ -96,7 +97,7 @@ class Run:
         """``{protocol: EvalResult}``, training (or finishing) the run first if needed."""
         metrics = os.path.join(self.model_dir, "metrics.json")
         from tfvrec.training import trainer
-        if not (trainer.is_finished(self.model_dir) and os.path.exists(metrics)):
+        if not (runs.Run(self.model_dir).finished and os.path.exists(metrics)):
             log(f"training {self.name} in {self.model_dir}")
             trainer.train(self.config())
         payload = json.load(open(metrics))
@@ -170,8 +171,7 @@ def cell(result, metric):
 
 def two_stage(run, sizes=(50, 100, 200, 500, 1000), k=10):
     from tfvrec.models.hasc.retrieval import two_stage_recall
-    from tfvrec.training import trainer
-    _, dataset, model = trainer.load_run(run.model_dir)
+    _, dataset, model = runs.Run(run.model_dir).load()
     exclude = dataset.train_items_by_user()
     users = np.arange(dataset.num_users)
     out = []
@@ -185,13 +185,12 @@ def two_stage(run, sizes=(50, 100, 200, 500, 1000), k=10):
 def time_epoch(run, steps=300):
     """Steps/s of HASC training over the full training set at the run's settings (no validation)."""
     import tensorflow as tf
-    from tfvrec.data.resolve import resolve_dataset
     from tfvrec.training import trainer
     config = run.config()
     # Timing needs no trained initialisation (the step costs the same from any starting values).
     config.model.hasc.init_from_bpr = False
     config.model.hasc.auxiliary_init = "random"
-    dataset = resolve_dataset(config.data)
+    dataset = runs.prepare_dataset(config)
     model = trainer.build_model(config, dataset, tf.distribute.get_strategy())
     ds, steps_per_epoch = model.make_train_dataset(dataset, config.trainer, 0)
     model.fit(ds, steps_per_epoch=20, epochs=1, verbose=0)  # trace and warm up
@@ -214,17 +213,17 @@ def shipped(args):
     from tfvrec.training import trainer
     run = args.shipped_run
     config = config_lib.load_config(HASC_CONFIG, [f"runtime.model_dir={run}", "trainer.verbose=2"])
-    if not trainer.is_finished(run):
+    if not runs.Run(run).finished:
         log(f"training the shipped config into {run}")
         trainer.train(config)
     state = json.load(open(os.path.join(run, "training_state.json")))
-    _, dataset, hasc = trainer.load_run(run)
+    _, dataset, hasc = runs.Run(run).load()
     scorers = {"HASC U+S+C ATT (configs/hasc_flickr_fs.yaml)": hasc,
-               f"BPR-MF D={config.model.hasc.embedding_dim} (its init)": trainer.load_run(
-                   os.path.join(run, "bpr_init"))[2]}
+               f"BPR-MF D={config.model.hasc.embedding_dim} (its init)": runs.Run(
+                   os.path.join(run, "bpr_init")).load()[2]}
     tuned = os.path.join(REPO, "runs", "bench_bpr_flickr_fs")
-    if trainer.is_finished(tuned):
-        scorers["BPR-MF D=64 (make bench-bpr)"] = trainer.load_run(tuned)[2]
+    if runs.Run(tuned).finished:
+        scorers["BPR-MF D=64 (make bench-bpr)"] = runs.Run(tuned).load()[2]
     scorers.update(evaluator.baseline_scorers(["popularity"], dataset, config, None))
     heldout = evaluator.heldout_by_user(dataset.split("validation"))
     rows = evaluator.evaluate_scorers(scorers, dataset, heldout, ["sampled:100", "sampled:1000"], [5, 10], 10, 0,

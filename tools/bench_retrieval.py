@@ -24,6 +24,7 @@ import tfvrec  # noqa: E402,F401
 
 from tfvrec import benchmark_report  # noqa: E402
 from tfvrec import config as config_lib  # noqa: E402
+from tfvrec.runs import Run  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = os.path.join(REPO, "runs", "bench_retrieval")
@@ -60,12 +61,12 @@ def run_pair(name, args):
         if name == "posters":
             from bench_curatornet import LITE0_FEATURES, LITE0_MODEL, ensure_poster_features
             ensure_poster_features(config, LITE0_FEATURES, LITE0_MODEL)
-        if not trainer.is_finished(model_dir):
+        if not Run(model_dir).finished:
             log(f"training {name} with loss {loss} into {model_dir}")
             trainer.train(config)
         state = json.load(open(os.path.join(model_dir, "training_state.json")))
         seconds[loss] = state.get("train_seconds", float("nan"))
-        config, dataset, models[loss] = trainer.load_run(model_dir)
+        config, dataset, models[loss] = Run(model_dir).load()
     judged = config.eval.split if config.eval.split in dataset.interactions else "validation"
     heldout = evaluator.heldout_by_user(dataset.split(judged))
     rows = evaluator.evaluate_scorers({"pairwise (logistic)": models["logistic"],

@@ -78,7 +78,7 @@ def checkpoint_tensors(prefix):
 
 def outcome(model_dir):
     import tensorflow as tf
-    from tfvrec.training import runstate
+    from tfvrec.runs import state as runstate
     state = runstate.read_state(model_dir)
     listed = [os.path.basename(p) for p in
               tf.train.get_checkpoint_state(os.path.join(model_dir, "checkpoints")).all_model_checkpoint_paths]

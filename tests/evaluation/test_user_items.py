@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from tfvrec.runs import Run
 from tfvrec import config as config_lib
 from tfvrec.data import splits
 from tfvrec.evaluation import evaluator, user_items
@@ -22,7 +23,7 @@ def test_train_holdout_run_is_judged_the_same_at_training_time_and_when_reloaded
         "eval.protocols=[sampled:20]", "eval.repeats=2", "eval.baselines=[popularity, random]"])
     trainer.train(config)
     at_training = json.load(open(os.path.join(model_dir, "metrics.json")))
-    _, dataset, model = trainer.load_run(model_dir)
+    _, dataset, model = Run(model_dir).load()
     # The reloaded run carved the same one-like-per-user holdout out of train ...
     holdout = dataset.split(splits.HOLDOUT_SPLIT)
     assert len(holdout) == dataset.num_users

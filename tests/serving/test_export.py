@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfvrec.runs import Run
 from tfvrec import cli
 from tfvrec import config as config_lib
 from tfvrec import registry
@@ -56,7 +57,7 @@ def tiny_run(tmp_path_factory, name="bpr"):
 def tiny_model(tmp_path_factory, name="bpr"):
     """``(config, dataset, model)`` of the tiny run (loaded once per session; do not mutate)."""
     if name not in _LOADED:
-        _LOADED[name] = trainer.load_run(tiny_run(tmp_path_factory, name))
+        _LOADED[name] = Run(tiny_run(tmp_path_factory, name)).load()
     return _LOADED[name]
 
 

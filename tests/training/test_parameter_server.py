@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfvrec.runs import Run
 from tfvrec.data.dataset import load_dataset
 from tfvrec.training import trainer
 
@@ -67,13 +68,13 @@ def test_parameter_servers_shard_the_tables_and_learn_like_one_process(tmp_path)
             tf.distribute.cluster_resolver.TFConfigClusterResolver(),
             variable_partitioner=tf.distribute.experimental.partitioners.FixedShardsPartitioner(1))
         restored = trainer.build_model(config, load_dataset(data), one_shard)
-        trainer.restore_best(restored, str(tmp_path / "ps"))
+        Run(str(tmp_path / "ps")).restore(restored)
         np.testing.assert_allclose(restored.score(users, items), expected, rtol=1e-6)
     finally:
         os.environ.pop("TF_CONFIG", None)
         del servers
     # No cluster at all: the run loads under the default strategy.
-    _, _, loaded = trainer.load_run(str(tmp_path / "ps"))
+    _, _, loaded = Run(str(tmp_path / "ps")).load()
     np.testing.assert_allclose(loaded.score(users, items), expected, rtol=1e-6)
 
 

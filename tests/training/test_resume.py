@@ -1,6 +1,6 @@
 """Exact resume (issue 16): a run killed at any moment ends like an uninterrupted one.
 
-Kills come at failpoints (`tfvrec.training.runstate.failpoint`), not after sleeps: in this
+Kills come at failpoints (`tfvrec.runs.state.failpoint`), not after sleeps: in this
 process a hook raises `SimulatedKill` (the trainer persists nothing on the way out, so the
 disk is left as a SIGKILL there would leave it); in a child process ``TFVREC_FAILPOINTS``
 sends the real SIGKILL or SIGTERM. Every resumed run must end with one history entry and
@@ -19,7 +19,10 @@ import pytest
 import tensorflow as tf
 
 from tfvrec import config as config_lib
-from tfvrec.training import runstate, trainer
+from tfvrec.evaluation import engine as evaluation
+from tfvrec.runs import Run
+from tfvrec.runs import state as runstate
+from tfvrec.training import trainer
 
 from conftest import REPO
 from planted import planted_dataset
@@ -199,9 +202,9 @@ def test_unfinished_run_needs_allow_unfinished(planted, tmp_path):
     model_dir = str(tmp_path / "run")
     assert not run(config(planted, model_dir), kill=("publish:done", 2, 0))
     with pytest.raises(config_lib.ConfigError, match="unfinished: 2 epochs done.*--allow-unfinished"):
-        trainer.load_run(model_dir, allow_unfinished=False)
-    cfg, dataset, model = trainer.load_run(model_dir, allow_unfinished=True)
-    rows = trainer.evaluate_run(cfg, dataset, model)
+        Run(model_dir).load(allow_unfinished=False)
+    cfg, dataset, model = Run(model_dir).load(allow_unfinished=True)
+    rows = evaluation.evaluate_run(cfg, dataset, model, note=Run(model_dir).note)
     assert rows
     title = json.load(open(os.path.join(model_dir, "metrics.json")))["title"]
     assert "UNFINISHED run (unfinished: 2 epochs done" in title
@@ -227,10 +230,11 @@ def test_real_sigkill_and_sigterm_in_child_processes(planted, reference, tmp_pat
     config_file.write_text("experiment: bpr\n")  # the defaults, as `config()` above
     command = child_command(planted, model_dir, config_file)
     killed = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
-                            env=dict(os.environ, TFVREC_FAILPOINTS="step@2:6"))
+                            env=dict(os.environ, TFVREC_FAILPOINTS="step@2:6", TFVREC_FAILPOINTS_ARMED="1"))
     assert killed.returncode == -9, killed.stderr[-2000:]
     termed = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
-                            env=dict(os.environ, TFVREC_FAILPOINTS="step@3:7!TERM"))
+                            env=dict(os.environ, TFVREC_FAILPOINTS="step@3:7!TERM",
+                                                     TFVREC_FAILPOINTS_ARMED="1"))
     assert termed.returncode == runstate.PREEMPTED_EXIT_CODE == 143, termed.stderr[-2000:]
     assert "resuming" in termed.stdout and "from epoch 2, step 4" in termed.stdout
     assert "SIGTERM: saved" in termed.stderr and "epoch 3, step 7" in termed.stderr

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfvrec.runs import Run
 from tfvrec import config as config_lib
 from tfvrec.data.dataset import load_dataset
 from tfvrec.models.bpr.model import BPRMF
@@ -64,7 +65,7 @@ def test_restored_run_scores_like_the_trained_model(trained_run, planted):
     """tfrs' save/restore check: the run restored from disk scores exactly like the model the
     engine trained and evaluated in memory."""
     model_dir, _ = trained_run
-    config, dataset, model = trainer.load_run(model_dir)
+    config, dataset, model = Run(model_dir).load()
     users = np.arange(dataset.num_users)
     np.testing.assert_array_equal(model.score_all(users), IN_MEMORY["bpr"].score_all(users))
     items = np.tile(np.arange(5), (len(users), 1))

@@ -33,13 +33,19 @@ def carve_train_holdout(dataset, seed):
     return dataset.interactions[HOLDOUT_SPLIT]
 
 
+def prepare_splits(config, dataset):
+    """Make the in-memory splits of a run (idempotent): the ``train_holdout`` carve when early stopping
+    reads it. Called once per loaded data set, by `tfvrec.runs.prepare_dataset` only."""
+    if config.trainer.validation_split == HOLDOUT_SPLIT and HOLDOUT_SPLIT not in dataset.interactions:
+        carve_train_holdout(dataset, config.runtime.seed)
+    return dataset
+
+
 def validation_frame(config, dataset):
-    """The interactions early stopping validates on (carving ``train_holdout`` when asked), or None."""
+    """The interactions early stopping validates on, or None (a getter: `prepare_splits` made them)."""
     name = config.trainer.validation_split
-    if name == HOLDOUT_SPLIT:
-        if HOLDOUT_SPLIT not in dataset.interactions:
-            carve_train_holdout(dataset, config.runtime.seed)
-        return dataset.split(HOLDOUT_SPLIT)
+    if name == HOLDOUT_SPLIT and HOLDOUT_SPLIT not in dataset.interactions:
+        raise ValueError(f"{dataset.path}: split '{HOLDOUT_SPLIT}' was not prepared (tfvrec.runs.prepare_dataset)")
     if name and name in dataset.interactions:
         return dataset.split(name)
     if name:

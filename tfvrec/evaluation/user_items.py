@@ -43,9 +43,10 @@ def make_validation(config, dataset, model, validation):
     return evaluate_validation
 
 
-def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, protocol_names=None,
+def evaluate_run(config, dataset, model, note="", heldout_frame=None, heldout_name=None, protocol_names=None,
                  write=True):
-    """Evaluate on the configured split (or an explicit held-out frame); print and write the table."""
+    """Evaluate on the configured split (or an explicit held-out frame); print and write the table
+    (``note``: said in its title, e.g. that the run is unfinished)."""
     ev = config.eval
     judged = None  # an explicit held-out frame is judged against every split of the data set
     if heldout_frame is None:
@@ -60,8 +61,9 @@ def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, 
     rows = evaluator.evaluate_scorers(scorers, dataset, heldout, protocol_names or ev.protocols, ev.ks,
                                       ev.repeats, ev.seed, judged=judged)
     title = f"{config.model.name} on {dataset.name}, {heldout_name} ({len(heldout)} users)"
-    if getattr(model, "evaluation_note", ""):  # e.g. what a content model's item vectors are
-        title += f"; {model.evaluation_note}"
+    for said in (note, getattr(model, "evaluation_note", "")):  # e.g. what a content model's items are
+        if said:
+            title += f"; {said}"
     results = [result for _, result in rows]
     labels = [name for name, _ in rows]
     columns = [m if m == "auc" else f"{m}@{k}" for m in ev.table_metrics for k in (ev.ks if m != "auc" else [0])]

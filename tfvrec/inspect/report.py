@@ -18,6 +18,7 @@ import numpy as np
 
 from tfvrec.errors import ConfigError
 from tfvrec.inspect.pictures import Thumbnails, data_uri
+from tfvrec.runs import Run
 
 CURVE_KS = tuple(range(1, 21))
 CURVE_SCORERS = ("popularity", "random")  # cheap baselines drawn beside the model
@@ -151,8 +152,7 @@ def build_report(run_dir, users=None, count=5, k=10, history=12):
     from tfvrec import registry
     from tfvrec.evaluation import evaluator, protocols
     from tfvrec.inspect.epoch import top_k
-    from tfvrec.training import trainer
-    config, dataset, model = trainer.load_run(run_dir)
+    config, dataset, model = Run(run_dir).load()
     spec = registry.model_spec(config.model.name)
     if spec.evaluation:
         raise ConfigError(f"{run_dir}: model '{spec.name}' does not rank a catalogue of items for users; "

@@ -40,6 +40,11 @@ class RecommenderModel(tfrs.models.Model):
       - optionally ``score_all_items(users)``: scores ``[B, num_items]``.
     """
 
+    def example_input(self):
+        """An input of the kind ``call`` takes (one user, one candidate): the registry builds the model
+        with it (`tfvrec.registry.create_model`), so every variable exists before a restore."""
+        return {"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)}
+
     def ranking_loss(self, scores, squared_norms=None, l2=0.0):
         """``self.task`` on score lists ``[positive, negative_1..n]`` ``[B, 1 + n]``, plus
         ``l2 × mean(squared_norms)`` (λ‖Θ‖² of each example's parameters, averaged over the

@@ -18,6 +18,7 @@ import time
 from absl import logging
 
 from tfvrec import registry
+from tfvrec.runs import Run
 from tfvrec.serving.model_config import METADATA_FILE, existing_versions, export_metadata, update_models_config
 from tfvrec.serving.module import PAD_SCORE, ServingModule
 from tfvrec.serving.parts import ExportError, ServingParts
@@ -53,8 +54,9 @@ def model_name_of(out_dir):
 # ----------------------------------------------------------------------------- entry points
 
 def export_model(config, dataset, model, out_dir, version=None, models_config=None, new_items=None,
-                 replace_items=False, run_dir="", verify=True):
-    """Export an in-memory model; returns a dict describing the written version."""
+                 replace_items=False, run_dir="", verify=True, run_state=None):
+    """Export an in-memory model; returns a dict describing the written version (``run_state``: the
+    `RunState` of the run it comes from, recorded in the version's metadata)."""
     name = model_name_of(out_dir)
     start = time.time()
     module = serving_module(config, dataset, model, new_items=new_items, replace_items=replace_items)
@@ -62,9 +64,8 @@ def export_model(config, dataset, model, out_dir, version=None, models_config=No
     metadata = {"model_name": name, "model": config.model.name, "run": os.path.abspath(run_dir) if run_dir else "",
                 "dataset": getattr(dataset, "name", "")}
     metadata.update(module.describe())
-    state = getattr(model, "run_state", None)  # (set by trainer.load_run)
-    if state is not None:
-        metadata.update(run_finished=bool(state.done), run_state=state.describe())
+    if run_state is not None:
+        metadata.update(run_finished=bool(run_state.done), run_state=run_state.describe())
     metadata.update(module_build_seconds=round(build_seconds, 3),
                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     version, path = write_version(module, out_dir, version=version, metadata=metadata, verify=verify)
@@ -118,8 +119,8 @@ def export_run(run_dir, out_dir, version=None, index=None, max_k=None, sets=(), 
 
     An unfinished run is refused with ``allow_unfinished=False`` (the CLI's default) and
     exported with a warning otherwise; the version's metadata records the run's state."""
-    from tfvrec.training import trainer
-    config, dataset, model = trainer.load_run(run_dir, allow_unfinished=allow_unfinished)
+    run = Run(run_dir)
+    config, dataset, model = run.load(allow_unfinished=allow_unfinished)
     if new_items_path is not None:  # `tfvrec index`: keep the export settings of the version it follows
         versions = existing_versions(os.path.abspath(out_dir))
         previous = export_metadata(os.path.join(os.path.abspath(out_dir), str(versions[-1]))) if versions else {}
@@ -135,4 +136,5 @@ def export_run(run_dir, out_dir, version=None, index=None, max_k=None, sets=(), 
         from tfvrec.data.features import load_features
         new_items = load_features(new_items_path)
     return export_model(config, dataset, model, out_dir, version=version, models_config=models_config,
-                        new_items=new_items, replace_items=replace_items, run_dir=run_dir, verify=verify)
+                        new_items=new_items, replace_items=replace_items, run_dir=run_dir, verify=verify,
+                        run_state=run.state)

@@ -1,7 +1,7 @@
 """The epoch/step loop of the trainer, with the exact-resume machinery around it.
 
 `Loop` trains with the model's own ``train_step`` (Keras' train function), validates after
-each epoch, stops early, and commits the run state (`tfvrec.training.runstate`) every
+each epoch, stops early, and commits the run state (`tfvrec.runs.state`) every
 ``trainer.checkpoint_every_steps`` steps and at each epoch end; `_Publisher` derives
 ``checkpoints/ckpt-N``, ``checkpoints/best/`` and ``training_state.json`` from each record,
 idempotently; `SigtermFlag` turns SIGTERM into a save at the next step boundary.
@@ -18,9 +18,11 @@ from absl import logging
 from tensorflow.python.checkpoint import checkpoint_management
 
 from tfvrec.errors import ConfigError
-from tfvrec.training import runstate
+from tfvrec.evaluation import engine as evaluation
+from tfvrec.inspect.epoch import make_epoch_summaries
+from tfvrec.runs import state as runstate
+from tfvrec.runs.state import Preempted, RunState, failpoint
 from tfvrec.training.distribution import num_workers
-from tfvrec.training.runstate import Preempted, RunState, failpoint
 
 TENSORBOARD_EVERY = 50  # steps between training-loss scalars
 
@@ -123,7 +125,7 @@ class Loop:
     """The epoch/step loop: trains with the model's own ``train_step`` (Keras' train function),
     validates, stops early, and commits the run state."""
 
-    def __init__(self, config, dataset, model, strategy, chief, write_dir, validation, sigterm, evaluation):
+    def __init__(self, config, dataset, model, strategy, chief, write_dir, validation, sigterm):
         self.config, self.dataset, self.model, self.strategy = config, dataset, model, strategy
         self.chief, self.write_dir, self.sigterm = chief, write_dir, sigterm
         self.trainer = config.trainer
@@ -138,7 +140,6 @@ class Loop:
         self.writers = {}
         self.epoch_summaries = None
         if chief:
-            from tfvrec.inspect.epoch import make_epoch_summaries
             self.epoch_summaries = make_epoch_summaries(config, dataset, model, validation, write_dir)
 
     def _writer(self, kind):

@@ -23,6 +23,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
+from tfvrec.runs.state import RunState
 from tfvrec.training.loop import Loop
 
 
@@ -38,7 +39,6 @@ class ParameterServerLoop(Loop):
         trainer, model = self.trainer, self.model
         state, prefix = self.store.load()
         if state is None:
-            from tfvrec.training.runstate import RunState
             _, steps = model.make_train_dataset(self.dataset, trainer, self.config.runtime.seed)
             state = RunState(steps_per_epoch=steps)
         else:

@@ -17,6 +17,8 @@ import dataclasses
 import hashlib
 import json
 
+from tfvrec.runs import prepare_dataset
+
 _BUILT = {}  # config key → the heavy parts, once per process (Beam's DoFns of one worker share them)
 
 
@@ -25,12 +27,8 @@ def config_key(config):
 
 
 def training_dataset(config):
-    """The data set as the trainer samples from it (with ``train_holdout`` carved when the config asks)."""
-    from tfvrec.data import splits
-    from tfvrec.data.resolve import resolve_dataset
-    dataset = resolve_dataset(config.data)
-    splits.validation_frame(config, dataset)
-    return dataset
+    """The data set as the trainer samples from it (with the splits of its run)."""
+    return prepare_dataset(config)
 
 
 class TripletSource:

@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from peers import REPO, FactorScorer, log, ratio, select_on_holdout
+from tfvrec.runs import Run
 
 SECTION = "peers_bpr"
 TITLE = "BPR-MF against cornac and implicit on Flickr F.S, and HASC on the strongest BPR-MF"
@@ -88,13 +89,13 @@ def trained_run(config, what):
     """Train ``config`` unless its run is finished; ``(model, train seconds, pairs, epochs)``."""
     from tfvrec.training import trainer
     model_dir = config.runtime.model_dir
-    if not trainer.is_finished(model_dir):
+    if not Run(model_dir).finished:
         log(f"training {what} into {model_dir}")
         trainer.train(config)
     state = json.load(open(os.path.join(model_dir, "training_state.json")))
     steps = sum(1 for _ in state["history"]) * state["steps_per_epoch"]
     pairs = steps * config.trainer.batch_size * config.trainer.negatives_per_positive
-    _, _, model = trainer.load_run(model_dir)
+    _, _, model = Run(model_dir).load()
     return model, state["train_seconds"], pairs, len(state["history"])
 
 

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from tfvrec.runs import Run
 from tfvrec import config as config_lib
 from tfvrec.data.errors import DataError
 from tfvrec.data.resolve import resolve_dataset
@@ -134,7 +135,7 @@ def test_loss_decreases_and_distance_weights_stay_non_negative(trained):
 
 def test_restored_run_scores_like_the_trained_model(trained):
     _, model, config = trained["ce"]
-    _, _, restored = trainer.load_run(config.runtime.model_dir)
+    _, _, restored = Run(config.runtime.model_dir).load()
     users, items = np.arange(6), np.tile(np.arange(40), (6, 1))
     np.testing.assert_allclose(restored.score(users, items), model.score(users, items), rtol=1e-5, atol=1e-5)
 
@@ -151,7 +152,7 @@ def _predict(stub, **inputs):
 def test_export_answers_the_official_grpc_stub_like_the_model(trained, tmp_path):
     from test_server import start_server
     _, model, config = trained["ce"]
-    config_, dataset, _ = trainer.load_run(config.runtime.model_dir)
+    config_, dataset, _ = Run(config.runtime.model_dir).load()
     out = tmp_path / "models" / "cdl"
     export.export_model(config_, dataset, model, str(out), verify=False, run_dir=config.runtime.model_dir)
     update_models_config(str(tmp_path / "models.config"), "cdl", str(out))

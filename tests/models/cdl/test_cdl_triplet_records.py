@@ -8,7 +8,7 @@ import pytest
 
 from tfvrec import config as config_lib
 from tfvrec.data.errors import DataError
-from tfvrec.models import create_model
+from tfvrec.registry import create_model
 from tfvrec.models.cdl import triplet_records
 from tfvrec.models.cdl import model as cdl_model
 from tfvrec.triplets import generate, shards

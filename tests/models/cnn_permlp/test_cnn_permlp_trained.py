@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from tfvrec.runs import Run
 from tfvrec import config as config_lib
 from tfvrec.data.errors import DataError
 from tfvrec.models.cnn_permlp import tagger as tagger_lib
@@ -82,7 +83,7 @@ def test_loss_decreases(trained):
 def test_save_restore_gives_the_trained_models_tag_scores(trained):
     model = trained["model"]
     rows = model.posts.rows("test")[:50]
-    _, _, restored = trainer.load_run(str(trained["tmp"] / "cnn_permlp"))
+    _, _, restored = Run(str(trained["tmp"] / "cnn_permlp")).load()
     np.testing.assert_allclose(restored.score_posts(model.posts.user[rows], model.posts.item[rows]),
                                model.score_posts(model.posts.user[rows], model.posts.item[rows]), rtol=1e-5,
                                atol=1e-5)

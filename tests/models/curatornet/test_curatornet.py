@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from tfvrec.runs import Run
 from tfvrec import config as config_lib
 from tfvrec.data.dataset import load_dataset
 from tfvrec.data.features import save_features
@@ -253,7 +254,7 @@ def test_training_writes_metrics_with_the_papers_protocol(trained):
 def test_saved_run_reloads_with_the_trained_models_scores(trained):
     """tfrs' save/restore check: the run restored from disk against the model trained in memory."""
     model_dir, _ = trained["guidelines"]
-    _, dataset, model = trainer.load_run(model_dir)
+    _, dataset, model = Run(model_dir).load()
     users = np.arange(dataset.num_users)
     np.testing.assert_array_equal(model.score_all(users), IN_MEMORY["guidelines"].score_all(users))
 

@@ -16,7 +16,8 @@ from tfvrec.models.curatornet.triplet_source import plan
 from tfvrec.triplets import generate, shards
 from tfvrec.triplets.manifest import manifest_path
 from tfvrec.triplets.sources import training_dataset
-from tfvrec.training import runstate, trainer
+from tfvrec.runs import state as runstate
+from tfvrec.training import trainer
 
 from test_curatornet import art_store_world, world_config
 

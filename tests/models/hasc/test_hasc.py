@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from tfvrec.runs import Run
 from tfvrec import config as config_lib
 from tfvrec.models.hasc import explain as explain_lib
 from tfvrec.cli import main as cli_main
@@ -265,7 +266,7 @@ def test_social_drivers_get_more_social_attention_than_upload_drivers(trained, t
     truth = load_truth(world)
     shares, masks = [], []
     for model_dir in (trained[0], trained_again):
-        _, dataset, model = trainer.load_run(model_dir)
+        _, dataset, model = Run(model_dir).load()
         test = dataset.split("test")
         out = explain_lib.attention_arrays(model, test["user"].values, test["item"].values)
         # Only users with both aspects, so masking (a user without uploads) plays no part.
@@ -283,7 +284,7 @@ def test_social_drivers_get_more_social_attention_than_upload_drivers(trained, t
 
 def test_p_and_w_start_from_the_bpr_run(trained, world):
     model_dir, _ = trained
-    _, dataset, bpr = trainer.load_run(os.path.join(model_dir, "bpr_init"))
+    _, dataset, bpr = Run(os.path.join(model_dir, "bpr_init")).load()
     config = config_lib.read_params(model_dir)
     fresh = hasc.create(config, dataset)
     fresh({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
@@ -318,7 +319,7 @@ def test_p_and_w_start_from_the_bpr_run(trained, world):
 def test_restored_run_scores_and_explains_like_the_trained_model(trained):
     """tfrs' save/restore check: the run restored from disk against the model trained in memory."""
     model_dir, _ = trained
-    _, dataset, model = trainer.load_run(model_dir)
+    _, dataset, model = Run(model_dir).load()
     again = IN_MEMORY["hasc"]
     users = np.arange(0, dataset.num_users, 37)
     np.testing.assert_array_equal(model.score_all(users), again.score_all(users))
@@ -332,7 +333,7 @@ def test_restored_run_scores_and_explains_like_the_trained_model(trained):
 
 def test_explain_api_and_cli(trained, capsys):
     model_dir, _ = trained
-    _, dataset, model = trainer.load_run(model_dir)
+    _, dataset, model = Run(model_dir).load()
     creators = set(dataset.item_creator[dataset.item_creator >= 0])
     followers = set(dataset.social["user"])
     user = next(u for u in range(dataset.num_users) if u in creators and u in followers)
@@ -371,7 +372,7 @@ def test_explain_api_and_cli(trained, capsys):
 
 def test_two_stage_retrieval(trained):
     model_dir, _ = trained
-    _, dataset, model = trainer.load_run(model_dir)
+    _, dataset, model = Run(model_dir).load()
     users = np.arange(0, dataset.num_users, 5)
     exclude = dataset.train_items_by_user()
     # Retrieving the whole catalogue re-ranks everything: exactly the full-scoring top-k.

@@ -10,7 +10,8 @@ tuning effort the model gets from the trainer, on the same validation rule.
 import copy
 import dataclasses
 
-from tfvrec import registry
+from tfvrec import config as config_lib
+from tfvrec import registry, runs
 
 _VALIDATION_KEYS = ("validation_split", "validation_protocol", "validation_metric", "validation_max_users",
                     "early_stopping_patience", "checkpoint_every_steps", "verbose")
@@ -18,7 +19,6 @@ _VALIDATION_KEYS = ("validation_split", "validation_protocol", "validation_metri
 
 def baseline_config(config):
     """The BPR-MF run behind the ``bpr`` baseline of run ``config``."""
-    from tfvrec import config as config_lib
     bpr = config_lib.get_experiment("bpr")
     bpr.data = copy.deepcopy(config.data)
     bpr.runtime = copy.deepcopy(config.runtime)
@@ -26,14 +26,10 @@ def baseline_config(config):
     for key in _VALIDATION_KEYS:
         setattr(bpr.trainer, key, getattr(config.trainer, key))
     bpr.eval = dataclasses.replace(config.eval, baselines=[])
-    bpr.runtime.model_dir = config_lib.baseline_run_dir(config.runtime.model_dir, bpr, "bpr")
+    bpr.runtime.model_dir = runs.baseline_run_dir(config.runtime.model_dir, bpr, "bpr")
     return bpr
 
 
 @registry.register_baseline("bpr")
 def _bpr(dataset, config, heldout):
-    from tfvrec.training import trainer
-    run = baseline_config(config)
-    if not trainer.is_finished(run.runtime.model_dir):
-        trainer.train(run)
-    return trainer.load_run(run.runtime.model_dir)[2]
+    return runs.ensure_trained(baseline_config(config)).load(dataset=dataset)[2]

@@ -18,6 +18,9 @@ import dataclasses
 
 import numpy as np
 
+from tfvrec import config as config_lib
+from tfvrec import runs
+from tfvrec.models.cdl import images
 from tfvrec.registry import register_baseline
 
 
@@ -61,38 +64,31 @@ def _borda_features(dataset, config, heldout):
     if config.data.features:
         vectors = dataset.features(config.data.features)
     else:
-        from tfvrec.models.cdl import images
         vectors, _ = images.backbone_features(dataset, config.data.cache_dir, skip_bad=config.model.cdl.skip_bad_images)
     return BordaScorer(vectors, _profiles(dataset))
 
 
 @register_baseline("borda_colour")
 def _borda_colour(dataset, config, heldout):
-    from tfvrec.models.cdl import images
     size = min(config.model.cdl.image_size, 128)
     pixels, _, _ = images.load_pixels(dataset, size, config.data.cache_dir, skip_bad=config.model.cdl.skip_bad_images)
     return BordaScorer(colour_histograms(pixels), _profiles(dataset))
 
 
 def twonets_config(config):
-    """The TwoNets run behind the ``twonets`` baseline of CDL run ``config``."""
-    from tfvrec import config as config_lib
+    """The TwoNets run behind the ``twonets`` baseline of CDL run ``config`` (of any model: CDL's
+    default experiment on the run's data, seed and directory when the run is not CDL's)."""
+    if config.model.name != "cdl":
+        base = config_lib.get_experiment("cdl")
+        base.data, base.runtime = copy.deepcopy(config.data), copy.deepcopy(config.runtime)
+        config = base
     run = copy.deepcopy(config)
     run.model.cdl.objective = "pointwise"
     run.eval = dataclasses.replace(config.eval, baselines=[])
-    run.runtime.model_dir = config_lib.baseline_run_dir(config.runtime.model_dir, run, "twonets")
+    run.runtime.model_dir = runs.baseline_run_dir(config.runtime.model_dir, run, "twonets")
     return run
 
 
 @register_baseline("twonets")
 def _twonets(dataset, config, heldout):
-    from tfvrec.training import trainer
-    if config.model.name != "cdl":
-        from tfvrec import config as config_lib
-        base = config_lib.get_experiment("cdl")
-        base.data, base.runtime = copy.deepcopy(config.data), copy.deepcopy(config.runtime)
-        config = base
-    run = twonets_config(config)
-    if not trainer.is_finished(run.runtime.model_dir):
-        trainer.train(run)
-    return trainer.load_run(run.runtime.model_dir)[2]
+    return runs.ensure_trained(twonets_config(config)).load(dataset=dataset)[2]

@@ -124,8 +124,8 @@ def make_validation(config, dataset, model, validation):
     return evaluate_validation
 
 
-def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, protocol_names=None, write=True,
-                 split="test"):
+def evaluate_run(config, dataset, model, note="", heldout_frame=None, heldout_name=None, protocol_names=None,
+                 write=True, split="test"):
     if heldout_frame is not None:
         raise ConfigError("cnn_permlp is evaluated on its own leave-posts-out split (model.cnn_permlp.test_posts / "
                           "test_fraction); --heldout files of user–item pairs do not apply")
@@ -133,8 +133,9 @@ def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, 
     rows = evaluate_posts(scorers_of(config, model), posts, split)
     title = (f"{config.model.name} on {dataset.name}: {len(posts.rows(split))} {split} posts of "
              f"{len(set(posts.user[posts.rows(split)]))} users, {posts.num_tags} tags")
-    if getattr(model, "evaluation_note", ""):
-        title += f"; {model.evaluation_note}"
+    for said in (note, getattr(model, "evaluation_note", "")):
+        if said:
+            title += f"; {said}"
     results, labels = [r for _, r in rows], [n for n, _ in rows]
     columns = [f"{m}@{k}" for m in ("f1", "precision", "recall") for k in TABLE_KS]
     if results:

@@ -121,18 +121,17 @@ class CNNPerMLP(RecommenderModel):
     def _visual_key(self):
         return "patch" if self.uses_pixels else "item"
 
-    def call(self, inputs, training=False):
-        """ŷ' for ``{"user": [B], "patch": [B, d, d, 3]}`` (or ``"item": [B]``) → ``[B, |T|]``.
-        The engine's build call ``{"user", "items": [B, C]}`` scores a blank patch / item ``items[:, 0]``."""
-        user = tf.cast(inputs["user"], tf.int64)
-        if self._visual_key() in inputs:
-            visual = inputs[self._visual_key()]
-        elif self.uses_pixels:
+    def example_input(self):
+        """One post: a user and one patch of an image (or an item, without pixels)."""
+        if self.uses_pixels:
             d = self.section.patch_size
-            visual = tf.zeros([tf.shape(user)[0], d, d, 3], tf.uint8)
-        else:
-            visual = tf.cast(inputs["items"][:, 0], tf.int64)
-        return self.network({"user": user, self._visual_key(): visual}, training=training)
+            return {"user": tf.zeros([1], tf.int64), "patch": tf.zeros([1, d, d, 3], tf.uint8)}
+        return {"user": tf.zeros([1], tf.int64), "item": tf.zeros([1], tf.int64)}
+
+    def call(self, inputs, training=False):
+        """ŷ' for ``{"user": [B], "patch": [B, d, d, 3]}`` (or ``"item": [B]``) → ``[B, |T|]``."""
+        key = self._visual_key()
+        return self.network({"user": tf.cast(inputs["user"], tf.int64), key: inputs[key]}, training=training)
 
     def score_patches(self, users, patches):
         """Eq. 2: users ``[B]``, patches ``[B, Q, d, d, 3]`` → tag scores ``[B, |T|]`` averaged over Q."""

@@ -19,18 +19,18 @@ import numpy as np
 
 from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
+from tfvrec.runs import Run
 
 
 class Tagger:
     def __init__(self, run_dir):
         from tfvrec import config as config_lib
-        from tfvrec.training import trainer
         config = config_lib.read_params(run_dir)
         if config.model.name != "cnn_permlp":
             raise ConfigError(f"{run_dir}: a {config.model.name!r} run; `tfvrec tags` needs a cnn_permlp run "
                               "(for user–item models: tfvrec recommend)")
         self.run_dir = run_dir
-        self.config, self.dataset, self.model = trainer.load_run(run_dir)
+        self.config, self.dataset, self.model = Run(run_dir).load()
         self.posts = self.model.posts
         self.user_ids = np.asarray(self.dataset.user_ids).astype(str)
         self.item_ids = np.asarray(self.dataset.item_ids).astype(str)

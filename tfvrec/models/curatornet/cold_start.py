@@ -34,6 +34,7 @@ import numpy as np
 from tfvrec.catalogue import merge_catalogue
 from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
+from tfvrec.runs import Run
 
 _LOADED = {}
 
@@ -42,9 +43,8 @@ class ColdStartRecommender:
     """A trained content model, loaded once, that ranks for any profile and any extra items."""
 
     def __init__(self, run_dir):
-        from tfvrec.training import trainer
         self.run_dir = run_dir
-        self.config, self.dataset, self.model = trainer.load_run(run_dir)
+        self.config, self.dataset, self.model = Run(run_dir).load()
         if not hasattr(self.model, "encode_profiles"):
             raise ConfigError(f"{run_dir}: model '{self.config.model.name}' has per-user parameters; cold-start "
                               "recommendation needs a content model such as curatornet")

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
+from tfvrec.runs import Run
 from tfvrec.models.embedding import gather
 
 ASPECT_LABELS = {"upload": "upload coherence", "social": "social influence", "creator": "creator admiration"}
@@ -178,6 +179,5 @@ def explain_run(run_dir, user, item, top=5):
     if params.model.name != "hasc":
         raise ConfigError(f"{os.path.join(run_dir, 'params.yaml')}: explanations need a HASC run; "
                                      f"this run's model.name is {params.model.name!r}")
-    from tfvrec.training import trainer
-    _, dataset, model = trainer.load_run(run_dir)
+    _, dataset, model = Run(run_dir).load()
     return explain(model, dataset, user, item, top=top)

@@ -30,19 +30,28 @@ One trainer per run directory: `RunLock` holds an exclusive ``flock`` on
 so a killed run never leaves a stale lock.
 
 Failpoints (`failpoint`) mark the moments between the steps above; tests and
-``tools/chaos_train.py`` kill the trainer exactly there (``TFVREC_FAILPOINTS``).
+``tools/chaos_train.py`` kill the trainer exactly there (``TFVREC_FAILPOINTS``, honoured only
+with the second switch ``TFVREC_FAILPOINTS_ARMED=1``, which normal use never sets: a stray
+``TFVREC_FAILPOINTS`` in a shell must not kill a real run).
+
+Nothing read from the run directory is trusted as written: ``CURRENT`` must name a record
+inside ``state/``, a record's counters must be consistent (`RunState.check`), and a damaged
+file ends in one error naming it.
 """
 import dataclasses
 import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 from typing import List, Optional
 
+from tfvrec import atomic
 from tfvrec.errors import ConfigError
 
 STATE_DIR = "state"
@@ -77,13 +86,24 @@ class SimulatedKill(BaseException):
 
 HOOKS = []  # callables hook(name, **where): tests register them
 _ENV = "TFVREC_FAILPOINTS"
+_ARMED = "TFVREC_FAILPOINTS_ARMED"  # the second switch: only a test or a chaos tool sets it
+_warned = []
 
 
 def _env_points():
     """``TFVREC_FAILPOINTS="step@2:5,commit:written@3,step@4:1!TERM"`` → [(name, epoch, step, signal)]
-    (epoch and step optional; the signal SIGKILL unless ``!TERM``)."""
+    (epoch and step optional; the signal SIGKILL unless ``!TERM``), when ``TFVREC_FAILPOINTS_ARMED=1``."""
+    text = os.environ.get(_ENV, "")
+    if not text.strip():
+        return []
+    if os.environ.get(_ARMED) != "1":
+        if not _warned:
+            _warned.append(True)
+            print(f"tfvrec: ignoring {_ENV} (failpoints kill the process at chosen moments; they are armed only "
+                  f"with {_ARMED}=1, for tests)", file=sys.stderr, flush=True)
+        return []
     points = []
-    for item in filter(None, (p.strip() for p in os.environ.get(_ENV, "").split(","))):
+    for item in filter(None, (p.strip() for p in text.split(","))):
         item, _, action = item.partition("!")
         name, _, where = item.partition("@")
         epoch, _, step = where.partition(":")
@@ -133,7 +153,39 @@ class RunState:
         names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ConfigError(f"{source}: not a tfvrec run state (format {FORMAT})")
-        return cls(**{k: v for k, v in data.items() if k in names})
+        state = cls(**{k: v for k, v in data.items() if k in names})
+        state.check(source)
+        return state
+
+    def check(self, source):
+        """Refuse a record whose counters cannot have been written by the trainer (edited or damaged)."""
+        def fail(what):
+            raise ConfigError(f"{source}: damaged run state ({what}); it was not written by tfvrec as it is. "
+                              "Delete the run directory to train again")
+        counters = ("sequence", "completed_epochs", "step", "steps_per_epoch", "batches_consumed", "wait",
+                    "resumes")
+        for name in counters:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                fail(f"'{name}' is {value!r}, not a count")
+        for name in ("done", "stopped_early"):
+            if not isinstance(getattr(self, name), bool):
+                fail(f"'{name}' is {getattr(self, name)!r}, not true or false")
+        # step = steps_per_epoch: the epoch is trained, not yet validated (a SIGTERM after its last step).
+        if self.steps_per_epoch and self.step > self.steps_per_epoch:
+            fail(f"step {self.step} is beyond steps_per_epoch {self.steps_per_epoch}")
+        if self.steps_per_epoch and self.batches_consumed != self.completed_epochs * self.steps_per_epoch \
+                + self.step and self.format == FORMAT:
+            fail(f"batches_consumed {self.batches_consumed} ≠ {self.completed_epochs} epochs × "
+                 f"{self.steps_per_epoch} steps + {self.step}")
+        if not isinstance(self.history, list) or len(self.history) != self.completed_epochs:
+            fail(f"{len(self.history) if isinstance(self.history, list) else 'no'} history entries for "
+                 f"{self.completed_epochs} completed epochs")
+        if self.done and self.step:
+            fail(f"marked done in the middle of an epoch (step {self.step})")
+        if self.best_epoch is not None and not (isinstance(self.best_epoch, int)
+                                                and 1 <= self.best_epoch <= self.completed_epochs):
+            fail(f"best_epoch {self.best_epoch!r} is not one of the {self.completed_epochs} completed epochs")
 
     def describe(self):
         if self.done:
@@ -143,28 +195,15 @@ class RunState:
                 f"{self.step} of {self.steps_per_epoch}")
 
 
-def _fsync_path(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_RECORD_NAME = re.compile(r"commit-\d{8}")  # the only names CURRENT may hold: a record inside state/
 
 
-def _write_json_atomically(path, payload):
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+def _read_json(path):
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_path(directory)
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(f"{path}: not valid JSON (damaged?); delete the run directory to train again") from None
 
 
 class StateStore:
@@ -178,12 +217,12 @@ class StateStore:
         path = os.path.join(self.directory, CURRENT)
         if not os.path.exists(path):
             return None
-        with open(path) as f:
-            try:
-                name = json.load(f)["commit"]
-            except (ValueError, KeyError, TypeError):
-                raise ConfigError(f"{path}: unreadable (not written by tfvrec?); delete the run directory "
-                                  "to start again") from None
+        data = _read_json(path)
+        name = data.get("commit") if isinstance(data, dict) else None
+        if not isinstance(name, str) or not _RECORD_NAME.fullmatch(name):
+            # A path here would make the trainer read (and later delete) another directory.
+            raise ConfigError(f"{path}: names {str(name)[:100]!r}, not a record of this run (commit-NNNNNNNN); "
+                              "delete the run directory to start again")
         if not os.path.isdir(os.path.join(self.directory, name)):
             raise ConfigError(f"{path}: names {name}, which is missing; the run state was changed by hand")
         return name
@@ -197,8 +236,9 @@ class StateStore:
         if name is None:
             return None, None
         path = os.path.join(self.directory, name, STATE_JSON)
-        with open(path) as f:
-            state = RunState.from_json(json.load(f), path)
+        if not os.path.isfile(path):
+            raise ConfigError(f"{path}: missing; the run state was changed by hand")
+        state = RunState.from_json(_read_json(path), path)
         return state, os.path.join(self.directory, name, "ckpt")
 
     def clean(self):
@@ -230,10 +270,10 @@ class StateStore:
         if os.path.exists(final):  # a record of this number that was never named CURRENT (a kill)
             shutil.rmtree(final)
         os.rename(tmp, final)
-        _fsync_path(self.directory)
+        atomic.fsync_path(self.directory)
         failpoint("commit:written", **where)
         previous = self.current_name()
-        _write_json_atomically(os.path.join(self.directory, CURRENT), {"commit": name})
+        atomic.write_json(os.path.join(self.directory, CURRENT), {"commit": name})
         failpoint("commit:switched", **where)
         if previous and previous != name:
             shutil.rmtree(os.path.join(self.directory, previous), ignore_errors=True)
@@ -248,12 +288,8 @@ def read_state(model_dir):
         return state
     view = os.path.join(model_dir, VIEW_FILE)
     if os.path.exists(view):
-        try:
-            with open(view) as f:
-                data = json.load(f)
-        except ValueError:
-            raise ConfigError(f"{view}: not valid JSON") from None
-        if "format" not in data:  # written by the Keras-callback trainer of tfvrec 0.1.0
+        data = _read_json(view)
+        if isinstance(data, dict) and "format" not in data:  # written by the Keras-callback trainer of tfvrec 0.1.0
             return RunState(completed_epochs=data.get("completed_epochs", 0), done=bool(data.get("done")),
                             best_value=data.get("best_value"), best_epoch=data.get("best_epoch"),
                             wait=data.get("wait", 0), history=data.get("history", []),
@@ -265,7 +301,7 @@ def publish_view(model_dir, state):
     """``training_state.json``: the record, for people and tools (never read back to resume)."""
     view = dict(state.to_json())
     view.pop("loss_sums", None)
-    _write_json_atomically(os.path.join(model_dir, VIEW_FILE), view)
+    atomic.write_json(os.path.join(model_dir, VIEW_FILE), view)
 
 
 # ----------------------------------------------------------------------------- the lock
