@@ -469,6 +469,12 @@ def validate(config, source="<config>", provenance=None):
                               f"{list(table)}, got {quote(metric)}")
     if not ev.protocols:
         raise ConfigError(f"{where('eval.protocols')}: key 'eval.protocols' is empty; e.g. [sampled:100, full]")
+    for name, model_spec in registry.models.items():  # each section's loss: one its model can take
+        section = getattr(config.model, name)
+        if hasattr(section, "loss") and section.loss not in model_spec.losses:
+            key = f"model.{name}.loss"
+            raise ConfigError(f"{where(key)}: key '{key}' must be one of {list(model_spec.losses)} (the objectives "
+                              f"{name} can take), got {quote(section.loss)}")
     spec = registry.model_spec(config.model.name, source)
     if spec.check is not None:  # the model package's own value checks
         try:

@@ -6,12 +6,15 @@
 * ``hinge`` — pairwise max(0, m − (s⁺ − s⁻)), ``margin`` = m;
 * ``retrieval`` — tfrs' retrieval objective (`tfvrec.tasks.retrieval`): a softmax of each
   query over the positives of the whole global batch (in-batch negatives, gathered across
-  replicas) plus the example's sampled negatives, with the options of `RetrievalConfig`.
+  replicas) plus the example's sampled negatives, with the options of `RetrievalConfig`;
+* ``pointwise`` — binary cross-entropy per (query, item) with a learned offset (CDL's TwoNets).
+
+The tasks themselves are `tfvrec.tasks` (`tfvrec.tasks.build`).
 """
 import dataclasses
 
 PAIRWISE = ("logistic", "hinge")
-LOSSES = PAIRWISE + ("retrieval",)
+LOSSES = PAIRWISE + ("retrieval", "pointwise")  # each model takes those its ModelSpec.losses names
 
 
 @dataclasses.dataclass

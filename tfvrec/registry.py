@@ -83,7 +83,8 @@ class ModelSpec:
     - ``cold_start``: ``run_cli(args)`` answering ``tfvrec recommend --items ...`` for a new
       user (content models; `tfvrec.inference`);
     - ``triplets``: a module whose ``source(config)`` gives the model's training triplets as a
-      `tfvrec.triplets.sources.TripletSource` (``tfvrec triplets`` writes them as records).
+      `tfvrec.triplets.sources.TripletSource` (``tfvrec triplets`` writes them as records);
+    - ``inputs``: the training stream's builder (see ``input_kind``).
     """
 
     name: str
@@ -102,6 +103,16 @@ class ModelSpec:
     # ``summaries(model, dataset, users) -> {name: array}`` (e.g. HASC's γ and attention entropy).
     summaries: str = ""
     summary: str = ""  # one line: the paper
+    # The training stream (`tfvrec.inputs`): "pairs" (LearnBPR's bootstrap, built by the input layer),
+    # "triplets" or "posts"; ``inputs`` names the package's builder ``build(config, dataset, model, seed)
+    # -> (tf.data.Dataset, steps_per_epoch)`` for any kind the input layer does not build alone.
+    input_kind: str = "pairs"
+    inputs: str = ""
+    # The objectives ``model.<name>.loss`` may name (`tfvrec.tasks.build`).
+    losses: tuple = ("logistic", "hinge", "retrieval")
+    # Triplet samplers the package lends to other models, by name: ``{name: "module:function"}``,
+    # ``function(config, dataset, guidelines) -> sampler`` (``sampler.batches(seed, n, batch_size)``).
+    samplers: Dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -127,6 +138,7 @@ models = Registry("model")
 experiments = Registry("experiment")
 baselines = Registry("baseline")
 commands = Registry("command module")
+samplers = Registry("sampler")
 
 
 def register_model(spec: ModelSpec):
@@ -136,6 +148,8 @@ def register_model(spec: ModelSpec):
         experiments.register(name, overrides)
     if spec.commands:
         commands.register(spec.name, spec.commands)
+    for name, reference in spec.samplers.items():
+        samplers.register(name, reference)
     return spec
 
 

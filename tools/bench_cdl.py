@@ -45,7 +45,7 @@ VARIANTS = {  # row -> overrides of configs/cdl_posters.yaml
     "CDL-CE": [],
     "CDL-hinge": ["model.cdl.loss=hinge"],
     "CDL-pretrained": ["model.cdl.backbone=efficientnet_lite0", "model.cdl.fc_units=[512]", "model.cdl.augment=false"],
-    "TwoNets": ["model.cdl.objective=pointwise"],
+    "TwoNets": ["model.cdl.loss=pointwise"],
     "CDL-retrieval": ["model.cdl.loss=retrieval"],  # tfrs' softmax over −D (issue: the retrieval objective)
 }
 

@@ -13,6 +13,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.plugins.projector import projector_config_pb2
 from google.protobuf import text_format
 
+from tfvrec.inputs import bootstrap_pairs
 from tfvrec.data.dataset import load_dataset
 from tfvrec.models.bpr.model import BPRMF
 from tfvrec import config as config_lib
@@ -93,7 +94,7 @@ def test_bpr_reports_its_l2_term_as_regularisation_loss(tmp_path):
     config = config_lib.load_config(None, ["trainer.batch_size=32"])
     model = BPRMF(dataset.num_users, dataset.num_items, embedding_dim=4, l2=0.1)
     model.compile(optimizer=tf.keras.optimizers.SGD(0.0))
-    batch = next(iter(model.make_train_dataset(dataset, config.trainer, seed=0)[0]))
+    batch = next(iter(bootstrap_pairs(dataset, config.trainer, seed=0)[0]))
     logs = model.train_step(batch)
     assert float(logs["regularization_loss"]) > 0
     np.testing.assert_allclose(float(logs["loss"]) + float(logs["regularization_loss"]), float(logs["total_loss"]),

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfvrec.inputs import bootstrap_pairs
 from tfvrec.runs import Run
 from tfvrec import config as config_lib
 from tfvrec.data.dataset import load_dataset
@@ -170,7 +171,7 @@ def test_mixed_precision_trains_with_float32_loss(planted):
     try:
         model = BPRMF(dataset.num_users, dataset.num_items, embedding_dim=8, l2=1e-4)
         model.compile(optimizer=trainer.make_optimizer(config_lib.TrainerConfig(learning_rate=0.05)))
-        ds, _ = model.make_train_dataset(dataset, config_lib.TrainerConfig(batch_size=32), seed=0)
+        ds, _ = bootstrap_pairs(dataset, config_lib.TrainerConfig(batch_size=32), seed=0)
         history = model.fit(ds, steps_per_epoch=20, epochs=3, verbose=0).history
         assert model.user_model.weights[0].dtype == tf.float32
         assert model(({"user": tf.constant([0], tf.int64), "items": tf.constant([[1]], tf.int64)})).dtype == tf.float16

@@ -17,9 +17,12 @@ def names():
 
 def get(name, **options):
     """The loss called ``name``, built with those of ``options`` its constructor takes
-    (e.g. ``get("hinge", margin=0.5)``; ``margin`` is ignored by ``logistic``)."""
+    (e.g. ``get("hinge", margin=0.5)``; ``margin`` is ignored by ``logistic``; ``list_reduction`` is
+    every pairwise loss's)."""
     if name not in _BY_NAME:
         raise ValueError(f"unknown loss {name!r}; choices: {names()}")
     cls = _BY_NAME[name]
-    accepted = inspect.signature(cls.__init__).parameters
+    # Every keyword a constructor of the class or its bases names (``list_reduction`` is the base's).
+    accepted = {p for klass in cls.__mro__ if "__init__" in vars(klass)
+                for p in inspect.signature(klass.__init__).parameters}
     return cls(**{k: v for k, v in options.items() if k in accepted})

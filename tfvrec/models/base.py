@@ -1,28 +1,6 @@
 """The contract every tfvrec model follows (on top of ``tfrs.models.Model``)."""
-import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
-
-from tfvrec import losses
-from tfvrec.tasks import PairwiseRankingTask
-from tfvrec.tasks.retrieval import RetrievalTask
-
-
-def pairwise_task(section):
-    """The task of a model config section's ``loss``: a pairwise loss by name (and ``margin``),
-    or ``retrieval`` (`tfvrec.tasks.retrieval`, with ``section.retrieval``'s options)."""
-    if section.loss == "retrieval":
-        r = section.retrieval
-        return RetrievalTask(temperature=r.temperature, remove_accidental_hits=r.remove_accidental_hits,
-                             cross_replica=r.cross_replica)
-    return PairwiseRankingTask(loss=losses.get(section.loss, margin=section.margin))
-
-
-def item_frequency(dataset):
-    """Share of the training interactions on each item ``[num_items]`` (float32): how often the
-    bootstrap draws it as a positive, hence as an in-batch negative (the log-Q of retrieval)."""
-    counts = np.bincount(dataset.split("train")["item"].to_numpy(np.int64), minlength=dataset.num_items)
-    return (counts / max(1, counts.sum())).astype(np.float32)
 
 
 class RecommenderModel(tfrs.models.Model):
@@ -30,9 +8,9 @@ class RecommenderModel(tfrs.models.Model):
 
     Subclasses implement:
       - ``call({"user": [B], "items": [B, C]})``: candidate scores ``[B, C]``;
-      - ``compute_loss(inputs, training)`` (the tfrs contract), its objective a tfrs task
-        (``self.task``; `pairwise_task` builds the one a config section names, and
-        `ranking_loss` applies it to score lists with the L2 term);
+      - ``training_scores(inputs, training)`` (and, for ``loss: retrieval``, ``training_vectors``):
+        what the task (``self.task``, passed in: `tfvrec.tasks.build`) needs of a training batch;
+        `compute_loss` is written once, here;
       - ``make_train_dataset(dataset, trainer_config, seed)``: an infinite, globally
         batched ``tf.data.Dataset`` of training examples, plus ``steps_per_epoch``;
       - ``score_candidates(users, items)``: scores ``[B, C]`` for users ``[B]``,
@@ -45,45 +23,33 @@ class RecommenderModel(tfrs.models.Model):
         with it (`tfvrec.registry.create_model`), so every variable exists before a restore."""
         return {"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)}
 
-    def ranking_loss(self, scores, squared_norms=None, l2=0.0):
-        """``self.task`` on score lists ``[positive, negative_1..n]`` ``[B, 1 + n]``, plus
-        ``l2 × mean(squared_norms)`` (λ‖Θ‖² of each example's parameters, averaged over the
-        global batch like the ranking loss)."""
-        labels = tf.concat([tf.ones_like(scores[:, :1]), tf.zeros_like(scores[:, 1:])], axis=1)
-        return self._with_l2(self.task(labels, scores), squared_norms, l2)
-
-    def _with_l2(self, loss, squared_norms, l2):
-        """``loss + l2 × mean(squared_norms)``; the L2 term is remembered for `train_step`'s
-        ``regularization_loss`` (TensorBoard shows the two parts apart, for every model)."""
-        if l2 and squared_norms is not None:
-            self._l2_term = l2 * tf.nn.compute_average_loss(squared_norms)
+    def compute_loss(self, inputs, training=False):
+        """The tfrs contract, written once for every model: the task (passed in, `tfvrec.tasks.build`)
+        of what the model gives for the batch — score lists (`training_scores`) or, for the retrieval
+        objective, queries and candidates (`training_vectors`) — plus the batch's L2 term."""
+        if self.task.needs == "vectors":
+            batch = self.training_vectors(inputs, training=training)
+        else:
+            batch = self.training_scores(inputs, training=training)
+        loss = self.task.compute(batch)
+        terms = []
+        if batch.l2 and batch.squared_norms is not None:  # λ‖Θ‖², averaged over the global batch like the loss
+            terms.append(batch.l2 * tf.nn.compute_average_loss(batch.squared_norms))
+        if batch.penalty is not None:
+            terms.append(batch.penalty)
+        if terms:
+            # Remembered for `train_step`, which reports it as regularization_loss (TensorBoard shows it apart).
+            self._l2_term = tf.add_n(terms)
             loss += self._l2_term
         return loss
 
-    def retrieval_loss(self, query, positives, positive_ids, negatives=None, negative_ids=None, squared_norms=None,
-                       l2=0.0, options=None, frequency=None):
-        """``self.task`` (a `RetrievalTask`) on queries ``[B, d]`` and their positives ``[B, d]``,
-        with the examples' sampled negatives ``[B, n, d]`` as extra candidates when
-        ``options.extra_negatives``, plus ``l2 × mean(squared_norms)``.
+    def training_scores(self, inputs, training=False):
+        """A `tfvrec.tasks.ScoredBatch` of the training batch ``inputs`` (the model's input kind)."""
+        raise NotImplementedError
 
-        With ``options.logq_correction``, each candidate's logit is corrected by log Q(i): the
-        candidate pool mixes positives drawn ∝ ``frequency`` (per item) and n uniform
-        negatives per positive, so Q(i) ∝ frequency_i + n / num_items.
-        """
-        extra = None
-        k = 0
-        if options.extra_negatives and negatives is not None:
-            k = tf.shape(negative_ids)[1]
-            extra = [tf.reshape(negatives, [-1, tf.shape(negatives)[-1]]), tf.reshape(negative_ids, [-1]), None]
-        probability = None
-        if options.logq_correction and frequency is not None:
-            uniform = tf.cast(k, tf.float32) / tf.cast(tf.size(frequency), tf.float32)
-            probability = tf.gather(frequency, positive_ids) + uniform
-            if extra is not None:
-                extra[2] = tf.gather(frequency, extra[1]) + uniform
-        loss = self.task(query, positives, positive_ids, candidate_sampling_probability=probability,
-                         extra=tuple(extra) if extra is not None else None)
-        return self._with_l2(loss, squared_norms, l2)
+    def training_vectors(self, inputs, training=False):
+        """A `tfvrec.tasks.EmbeddedBatch` (models that can take ``loss: retrieval``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no query/candidate vectors for the retrieval objective")
 
     def train_step(self, inputs):
         # tfrs' train_step adds regularization losses on every replica, so gradients
@@ -120,31 +86,3 @@ class RecommenderModel(tfrs.models.Model):
         num_items = self.num_items
         items = tf.tile(tf.range(num_items, dtype=tf.int64)[tf.newaxis], [tf.shape(users)[0], 1])
         return self.score_candidates(users, items)
-
-
-def sample_negatives(users, num_items, num_negatives, positives, seed):
-    """Uniform negatives ``[B, n]`` avoiding each user's training positives.
-
-    ``positives`` is `positive_table`'s hash set of ``user * num_items + item`` over all
-    training pairs (a hash lookup: ``tf.searchsorted`` over the sorted keys costs ~10× as
-    much on CPU). Collisions are redrawn twice; the chance one survives is (density)³,
-    e.g. 1e-7 on Flickr F.S, which is the usual BPR approximation.
-    """
-    shape = tf.stack([tf.shape(users)[0], num_negatives])
-    negatives = tf.random.stateless_uniform(shape, seed=seed, minval=0, maxval=num_items, dtype=tf.int64)
-    for retry in range(2):
-        clash = tf.reshape(positives.lookup(tf.reshape(users[:, None] * num_items + negatives, [-1])), shape) > 0
-        redraw = tf.random.stateless_uniform(shape, seed=seed + retry + 1, minval=0, maxval=num_items,
-                                             dtype=tf.int64)
-        negatives = tf.where(clash, redraw, negatives)
-    return negatives
-
-
-def positive_keys(users, items, num_items):
-    return np.unique(np.asarray(users, np.int64) * num_items + np.asarray(items, np.int64))
-
-
-def positive_table(users, items, num_items):
-    """The training pairs ``user * num_items + item`` as a hash set (key → 1, else 0)."""
-    keys = tf.constant(positive_keys(users, items, num_items))
-    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys)), default_value=0)

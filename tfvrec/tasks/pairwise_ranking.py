@@ -20,6 +20,11 @@ class PairwiseAccuracy(tf.keras.metrics.Mean):
         return super().update_state(tf.boolean_mask(right + 0.5 * ties, pairs))
 
 
+def default_labels(scores):
+    """``[1, 0, …, 0]`` per list: one positive, then its negatives."""
+    return tf.concat([tf.ones_like(scores[:, :1]), tf.zeros_like(scores[:, 1:])], axis=1)
+
+
 class PairwiseRankingTask(tf.keras.layers.Layer, tfrs.tasks.Task):
     """Loss over score lists ``[positive, negative_1..n]`` plus ranking metrics.
 
@@ -28,6 +33,8 @@ class PairwiseRankingTask(tf.keras.layers.Layer, tfrs.tasks.Task):
     averaged over the *global* batch (``tf.nn.compute_average_loss``) so gradients
     summed across replicas under ``tf.distribute`` equal single-device gradients.
     """
+
+    needs = "scores"  # a `tfvrec.tasks.batches.ScoredBatch`
 
     def __init__(self, loss=None, metrics=None, name=None):
         super().__init__(name=name)
@@ -43,6 +50,10 @@ class PairwiseRankingTask(tf.keras.layers.Layer, tfrs.tasks.Task):
             for metric in self._ranking_metrics:
                 metric.update_state(labels, scores, sample_weight=sample_weight)
         return loss
+
+    def compute(self, batch):
+        labels = batch.labels if batch.labels is not None else default_labels(batch.scores)
+        return self(labels, batch.scores)
 
     @property
     def metrics(self):

@@ -37,11 +37,22 @@ def gather_across_replicas(values):
 
 
 class RetrievalTask(tf.keras.layers.Layer, tfrs.tasks.Task):
-    """``tfrs.tasks.Retrieval`` on the global batch's candidates, averaged over the global batch."""
+    """``tfrs.tasks.Retrieval`` on the global batch's candidates, averaged over the global batch.
 
-    def __init__(self, temperature=1.0, remove_accidental_hits=True, cross_replica=True, metrics=None, name=None):
+    ``extra_negatives``: the examples' sampled negatives join the candidates too. ``frequency``
+    ``[num_items]`` (the share of training interactions on each item; None: no correction): each
+    candidate's logit is corrected by log Q(i) (Yi et al., RecSys 2019), the candidate pool mixing
+    positives drawn ∝ frequency and n uniform negatives per positive, so Q(i) ∝ frequency_i + n / |I|.
+    """
+
+    needs = "vectors"  # a `tfvrec.tasks.batches.EmbeddedBatch`
+
+    def __init__(self, temperature=1.0, remove_accidental_hits=True, cross_replica=True, metrics=None,
+                 extra_negatives=True, frequency=None, name=None):
         super().__init__(name=name)
         self.cross_replica = cross_replica
+        self.extra_negatives = extra_negatives
+        self.frequency = None if frequency is None else tf.constant(frequency, tf.float32)
         self._retrieval = tfrs.tasks.Retrieval(
             loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True,
                                                          reduction=tf.keras.losses.Reduction.NONE),
@@ -68,3 +79,19 @@ class RetrievalTask(tf.keras.layers.Layer, tfrs.tasks.Task):
                                       candidate_sampling_probability=probability, candidate_ids=ids,
                                       compute_metrics=compute_metrics, compute_batch_metrics=False)
         return tf.nn.compute_average_loss(per_example)
+
+    def compute(self, batch):
+        """The loss of an `EmbeddedBatch`, with its negatives and the log-Q correction as configured."""
+        extra, k = None, 0
+        if self.extra_negatives and batch.negatives is not None:
+            k = tf.shape(batch.negative_ids)[1]
+            extra = [tf.reshape(batch.negatives, [-1, tf.shape(batch.negatives)[-1]]),
+                     tf.reshape(batch.negative_ids, [-1]), None]
+        probability = None
+        if self.frequency is not None:
+            uniform = tf.cast(k, tf.float32) / tf.cast(tf.size(self.frequency), tf.float32)
+            probability = tf.gather(self.frequency, batch.positive_ids) + uniform
+            if extra is not None:
+                extra[2] = tf.gather(self.frequency, extra[1]) + uniform
+        return self(batch.query, batch.positive, batch.positive_ids, candidate_sampling_probability=probability,
+                    extra=tuple(extra) if extra is not None else None)

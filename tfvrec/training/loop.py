@@ -17,6 +17,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.python.checkpoint import checkpoint_management
 
+from tfvrec import inputs
 from tfvrec.errors import ConfigError
 from tfvrec.evaluation import engine as evaluation
 from tfvrec.inspect.epoch import make_epoch_summaries
@@ -187,7 +188,7 @@ class Loop:
 
     def _restore(self):
         """The committed record (restored into the model and optimizer), or a new one."""
-        train_ds, steps = self.model.make_train_dataset(self.dataset, self.trainer, self.config.runtime.seed)
+        train_ds, steps = inputs.training_stream(self.config, self.dataset, self.model, self.config.runtime.seed)
         options = tf.data.Options()
         # The inputs are generated, not read from files: each worker keeps its share of every batch.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -7,11 +7,11 @@ larger than one machine, sharded over parameter servers.
 variable is split over the parameter servers by a `MinSizePartitioner` (at least
 ``runtime.ps_min_shard_bytes`` per shard, at most one shard per server), so BPR-MF's P and
 Q and HASC's P, Q, W, X live in pieces on the servers, and the workers run the training
-steps on batches from the model's own ``make_train_dataset`` (built on each worker).
+steps on batches from the model's training stream (`tfvrec.inputs`, built on each worker).
 
 What differs from the other strategies (`tfvrec.training.loop`): training is asynchronous
 (workers update the servers' variables without waiting for each other), so a run is not
-bit-for-bit reproducible and an epoch's input is ``make_train_dataset`` with the seed
+bit-for-bit reproducible and an epoch's input is the training stream with the seed
 ``runtime.seed + epoch`` on every worker (each worker draws its own batches). The run state
 is committed at each epoch end only — a killed run resumes at the last finished epoch,
 retraining the interrupted one. Checkpoints hold every table as one variable (the shards
@@ -23,6 +23,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
+from tfvrec import inputs
 from tfvrec.runs.state import RunState
 from tfvrec.training.loop import Loop
 
@@ -39,7 +40,7 @@ class ParameterServerLoop(Loop):
         trainer, model = self.trainer, self.model
         state, prefix = self.store.load()
         if state is None:
-            _, steps = model.make_train_dataset(self.dataset, trainer, self.config.runtime.seed)
+            _, steps = inputs.training_stream(self.config, self.dataset, model, self.config.runtime.seed)
             state = RunState(steps_per_epoch=steps)
         else:
             self.checkpoint.read(prefix).assert_existing_objects_matched()
@@ -60,7 +61,7 @@ class ParameterServerLoop(Loop):
             seed = self.config.runtime.seed + epoch
 
             def dataset_fn(context, seed=seed):
-                return model.make_train_dataset(self.dataset, trainer, seed)[0]
+                return inputs.training_stream(self.config, self.dataset, model, seed)[0]
             started = time.time()
             history = model.fit(tf.keras.utils.experimental.DatasetCreator(dataset_fn), epochs=1,
                                 steps_per_epoch=steps, verbose=0)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfvrec.inputs import bootstrap_pairs
 from tfvrec import config as config_lib
 from tfvrec.models.bpr.model import BPRMF, create
 
@@ -16,7 +17,7 @@ def hand_set_model(l2=0.0, loss="logistic", margin=1.0):
     config.model.bpr.loss, config.model.bpr.margin = loss, margin
     dataset = type("Sizes", (), {"num_users": 2, "num_items": 2})()
     model = create(config, dataset)
-    model({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
+    model(model.example_input())
     model.user_model.get_layer("user_embedding").embeddings.assign([[1.0, 2.0], [0.0, -1.0]])
     model.item_model.get_layer("item_embedding").embeddings.assign([[3.0, -1.0], [0.5, 0.5]])
     model.item_model.get_layer("item_bias").embeddings.assign([[0.5], [-1.0]])
@@ -51,13 +52,13 @@ def test_save_and_restore_give_the_trained_models_scores(tmp_path):
     tf.keras.utils.set_random_seed(0)
     model = create(config, dataset)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
-    ds, _ = model.make_train_dataset(dataset, config.trainer, seed=0)
+    ds, _ = bootstrap_pairs(dataset, config.trainer, seed=0)
     history = model.fit(ds, steps_per_epoch=30, epochs=2, verbose=0).history["loss"]
     assert history[1] < history[0]
     trained = model.score_all(np.arange(dataset.num_users))
     path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
     restored = create(config, dataset)
-    restored({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
+    restored(restored.example_input())
     assert not np.array_equal(restored.score_all(np.arange(dataset.num_users)), trained)
     tf.train.Checkpoint(model=restored).restore(path).expect_partial()
     np.testing.assert_array_equal(restored.score_all(np.arange(dataset.num_users)), trained)
@@ -74,7 +75,6 @@ def _bootstrap(seed, num_items=1000, batch_size=64, negatives=4):
 
     import pandas as pd
 
-    from tfvrec.models.bpr.model import bootstrap_pairs
     # User 0 likes items 0-2 of 1000; users 1-3 like one item each.
     train = pd.DataFrame({"user": [0, 0, 0, 1, 2, 3], "item": [0, 1, 2, 5, 6, 7]})
     dataset = types.SimpleNamespace(split=lambda name: train, num_items=num_items)

@@ -15,7 +15,9 @@ from tfvrec.runs import Run
 from tfvrec import config as config_lib
 from tfvrec.data.errors import DataError
 from tfvrec.data.resolve import resolve_dataset
+from tfvrec.models.cdl import model as cdl_model
 from tfvrec.models.cdl.protocol import write_paper_split
+from tfvrec.models.cdl.sampling import TripletSampler
 from tfvrec.serving import export
 from tfvrec.serving.model_config import update_models_config
 from tfvrec.training import trainer
@@ -233,10 +235,11 @@ def test_train_stream_is_a_pure_function_of_the_seed(trained):
     dataset = resolve_dataset(config.data)
 
     def first(seed, n=3):
-        ds, steps = model.make_train_dataset(dataset, config.trainer, seed)
+        ds, steps = cdl_model.training_inputs(config, dataset, model, seed)
         return [b for b in ds.take(n)], steps
     (a, steps), (b, _), (c, _) = first(5), first(5), first(6)
-    assert steps == -(-model.sampler.triplets_per_epoch // config.trainer.batch_size)
+    sampler = TripletSampler(dataset, config.model.cdl, model.usable)
+    assert steps == -(-sampler.triplets_per_epoch // config.trainer.batch_size)
     for x, y in zip(a, b):
         for key in x:
             np.testing.assert_array_equal(x[key].numpy(), y[key].numpy())

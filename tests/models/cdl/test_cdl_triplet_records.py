@@ -70,9 +70,9 @@ def test_the_trainer_streams_the_records_as_the_in_process_batches(root):
     generate.write_triplets(config, out, runner="beam", num_shards=2)
     dataset = training_dataset(config)
     model = create_model(config, dataset)
-    sampled, steps = model.make_train_dataset(dataset, config.trainer, config.runtime.seed)
-    model.c.triplets_path = out
-    streamed, same_steps = model.make_train_dataset(dataset, config.trainer, config.runtime.seed)
+    sampled, steps = cdl_model.training_inputs(config, dataset, model, config.runtime.seed)
+    config.model.cdl.triplets_path = out
+    streamed, same_steps = cdl_model.training_inputs(config, dataset, model, config.runtime.seed)
     assert same_steps == steps
     count = 0
     for a, b in zip(sampled.take(2 * steps), streamed):  # across the epoch boundary, to the records' end
@@ -106,5 +106,5 @@ def test_records_for_another_batch_size_or_too_few_epochs_are_refused(root):
         other = config_of(root, "run", *sets, f"model.cdl.triplets_path={out}")
         model = cdl_model.create(other, dataset)
         with pytest.raises(DataError) as raised:
-            model.make_train_dataset(dataset, other.trainer, other.runtime.seed)
+            cdl_model.training_inputs(other, dataset, model, other.runtime.seed)
         assert raised.value.path == manifest_path(out) and raised.value.key == key, str(raised.value)

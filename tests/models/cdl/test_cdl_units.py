@@ -139,8 +139,9 @@ def test_config_checks():
     config = config_lib.load_config(None, ["model.cdl.embedding_dim=8"], experiment="cdl")
     assert config.trainer.optimizer == "sgd" and config.trainer.momentum == 0.9 and config.trainer.batch_size == 128
     assert config_lib.get_experiment("cdl_paper").model.cdl.image_size == 256
-    with pytest.raises(ConfigError, match="model.cdl.objective"):
-        config_lib.load_config(None, ["model.cdl.objective=listwise"], experiment="cdl")
+    with pytest.raises(ConfigError, match="model.cdl.loss' must be one of \\['logistic', 'hinge', 'retrieval', "
+                       "'pointwise'\\]"):
+        config_lib.load_config(None, ["model.cdl.loss=listwise"], experiment="cdl")
     with pytest.raises(ConfigError, match="conv_filters"):
         config_lib.load_config(None, ["model.cdl.conv_filters=[1,2]"], experiment="cdl")
 

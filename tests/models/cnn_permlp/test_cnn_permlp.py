@@ -10,6 +10,7 @@ from tfvrec import config as config_lib
 from tfvrec.models.cnn_permlp import evaluation, patches
 from tfvrec.models.cnn_permlp.config import CNNPerMLPConfig
 from tfvrec.models.cnn_permlp.layers import ColourHistogram, PersonalizedDense
+from tfvrec.models.cnn_permlp import model as cnn_permlp_model
 from tfvrec.models.cnn_permlp.model import CNNPerMLP
 from tfvrec.models.cnn_permlp.posts import Posts, split_posts
 
@@ -75,7 +76,7 @@ def tiny_model(features="histogram"):
     rng = np.random.default_rng(0)
     table = rng.integers(0, 256, size=(3, 3, 2, 2, 3)).astype(np.uint8)
     model = CNNPerMLP(section, tiny_posts(), table, np.arange(3))
-    model({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
+    model(model.example_input())
     return model
 
 
@@ -103,13 +104,13 @@ def test_postwise_bpr_loss_is_the_mean_over_each_posts_pairs():
 
 def test_training_batches_hold_one_patch_a_post_its_tags_and_sampled_negatives():
     model = tiny_model("cnn")
-    trainer = config_lib.get_experiment("cnn_permlp").trainer
-    trainer.batch_size = 8
+    config = config_lib.get_experiment("cnn_permlp")
+    config.trainer.batch_size = 8
     model.section.negatives = 3
-    ds, steps = model.make_train_dataset(None, trainer, seed=3)
+    ds, steps = cnn_permlp_model.training_inputs(config, None, model, seed=3)
     assert steps == 1
     batch = next(iter(ds))
-    again = next(iter(model.make_train_dataset(None, trainer, seed=3)[0]))
+    again = next(iter(cnn_permlp_model.training_inputs(config, None, model, seed=3)[0]))
     np.testing.assert_array_equal(batch["patch"].numpy(), again["patch"].numpy())  # a pure function of the seed
     assert batch["patch"].shape == (8, 2, 2, 3) and batch["tags"].shape == (8, 2 + 3)
     users, tags, labels = batch["user"].numpy(), batch["tags"].numpy(), batch["labels"].numpy()

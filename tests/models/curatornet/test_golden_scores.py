@@ -1,10 +1,8 @@
-"""CuratorNet and VBPR scores on hand-set weights, worked out by hand."""
+"""CuratorNet scores on hand-set weights, worked out by hand."""
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfvrec.models.curatornet.model import CuratorNet
-from tfvrec.models.curatornet.vbpr import VBPR
 
 SELU = 1.0507009873554805  # selu(x) = λx for x > 0 (Klambauer et al. 2017)
 
@@ -15,7 +13,7 @@ def test_curatornet_score_on_one_unit_towers_worked_by_hand():
     # the profile tower gives λ·λ·λ·(1·Φ + 1·Φ) = 2 λ³ Φ; the score is Φ(P)·Φ(f_i) (eq. 2).
     content = np.array([[2.0], [4.0]], np.float32)
     model = CuratorNet(content, profile_splits=[0, 1], profile_items=[0], item_units=1, profile_units=1, l2=0.0)
-    model({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
+    model(model.example_input())
     for tower, name, kernel in ((model.item_model, "item_dense_1", [[0.5]]), (model.item_model, "item_dense_2", [[1]]),
                                 (model.profile_model, "profile_dense_1", [[1], [1]]),
                                 (model.profile_model, "profile_dense_2", [[1]]),
@@ -28,18 +26,3 @@ def test_curatornet_score_on_one_unit_towers_worked_by_hand():
     np.testing.assert_allclose(model.score(np.array([0]), np.array([[0, 1]])), [[user * phi[0], user * phi[1]]],
                                rtol=1e-6)
     assert model.score(np.array([0]), np.array([[1]]))[0, 0] == pytest.approx(4 * SELU ** 7, rel=1e-6)
-
-
-def test_vbpr_score_worked_by_hand():
-    # x_ui = β_i + γ_uᵀγ_i + θ_uᵀ(E f_i) + β'ᵀ f_i (VBPR eq. 2; α, β_u cancel in BPR):
-    # γ_u = 2, θ_u = 3, γ_i = 0.5, E = [1, 2]ᵀ, f_i = [1, 1], β_i = 0.25, β' = [0.1, 0.2]
-    # → 0.25 + 2·0.5 + 3·(1 + 2) + (0.1 + 0.2) = 10.55
-    model = VBPR(1, np.array([[1.0, 1.0]], np.float32), latent_dim=1, visual_dim=1)
-    model({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
-    model.user_model.get_layer("user_factors").embeddings.assign([[2.0, 3.0]])
-    model.item_model.get_layer("item_factors").embeddings.assign([[0.5]])
-    model.item_model.get_layer("E").kernel.assign([[1.0], [2.0]])
-    model.item_model.get_layer("item_bias").embeddings.assign([[0.25]])
-    model.item_model.get_layer("beta_prime").kernel.assign([[0.1], [0.2]])
-    assert model.score(np.array([0]), np.array([[0]]))[0, 0] == pytest.approx(10.55, abs=1e-5)
-    assert model.score_all(np.array([0]))[0, 0] == pytest.approx(10.55, abs=1e-5)

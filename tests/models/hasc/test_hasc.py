@@ -47,7 +47,7 @@ def _config(data_path, *sets, model_dir="/nonexistent"):
 
 def _model(dataset, *sets):
     model = hasc.create(_config(dataset.path, *sets), dataset)
-    model({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
+    model(model.example_input())
     return model
 
 
@@ -185,7 +185,7 @@ def test_visual_features_enter_the_attention_through_a_learned_projection(tiny, 
     features_lib.save_features(os.path.join(path, "features", "pixels.npz"), tiny.item_ids, vectors)
     dataset = load_dataset(path)
     model = hasc.create(_config(path, "data.features=pixels", "model.hasc.embedding_dim=3"), dataset)
-    model({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
+    model(model.example_input())
     assert model.visual_projection.kernel.shape == (5, 3)  # E: features → D
     # F_a (eq. 6) is the mean feature of the user's liked images.
     u0 = _index(dataset, "u0")[0]
@@ -287,7 +287,7 @@ def test_p_and_w_start_from_the_bpr_run(trained, world):
     _, dataset, bpr = Run(os.path.join(model_dir, "bpr_init")).load()
     config = config_lib.read_params(model_dir)
     fresh = hasc.create(config, dataset)
-    fresh({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
+    fresh(fresh.example_input())
     trainer.run_warm_starts(config, dataset, fresh)  # what the engine does before training
     user = bpr.user_model.get_layer("user_embedding").embeddings.numpy()
     item = bpr.item_model.get_layer("item_embedding").embeddings.numpy()
@@ -302,7 +302,7 @@ def test_p_and_w_start_from_the_bpr_run(trained, world):
     for aspects in (["creator"], ["social"], ["upload"]):
         config.model.hasc.aspects = aspects
         single = hasc.create(config, dataset)
-        single({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
+        single(single.example_input())
         trainer.run_warm_starts(config, dataset, single)
         np.testing.assert_array_equal(single.base_user.embeddings.numpy(), user)
         np.testing.assert_array_equal(single.auxiliary_user.embeddings.numpy(), user)
@@ -388,6 +388,6 @@ def test_two_stage_retrieval(trained):
     config.model.hasc.aspects = ["upload", "social"]
     config.model.hasc.init_from_bpr, config.model.hasc.auxiliary_init = False, "random"
     no_creator = hasc.create(config, dataset)
-    no_creator({"user": tf.zeros([1], tf.int64), "items": tf.zeros([1, 1], tf.int64)})
+    no_creator(no_creator.example_input())
     np.testing.assert_allclose(no_creator.query_vectors(users).numpy() @ no_creator.candidate_vectors().numpy().T,
                                no_creator.score_all(users), rtol=1e-4, atol=1e-5)

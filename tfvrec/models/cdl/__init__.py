@@ -13,7 +13,8 @@ from tfvrec.models.cdl.config import EXPERIMENTS, CDLConfig, check
 
 registry.register_model(registry.ModelSpec(
     name="cdl", config=CDLConfig, experiments=EXPERIMENTS, check=check,
-    create="tfvrec.models.cdl.model:create", serving="tfvrec.models.cdl.serving:build",
+    create="tfvrec.models.cdl.model:create", input_kind="triplets", inputs="tfvrec.models.cdl.model:training_inputs",
+    losses=("logistic", "hinge", "retrieval", "pointwise"), serving="tfvrec.models.cdl.serving:build",
     baselines="tfvrec.models.cdl.baselines", commands="tfvrec.models.cdl.cli",
     summaries="tfvrec.models.cdl.model:summaries", triplets="tfvrec.models.cdl.triplet_source",
     summary="Lei et al., Comparative Deep Learning of Hybrid Representations for Image Recommendation, CVPR 2016"))

@@ -1,9 +1,9 @@
 """The baselines of CDL's experiments (Lei et al., §6.1.2), as evaluation scorers (``eval.baselines``).
 
 * ``twonets`` — the same image and user towers and distance, trained pointwise: each pair
-  (U, I, y) with p = σ(−D(U, I)) and binary cross-entropy, on the positive and negative
+  (U, I, y) with p = σ(b − D(U, I)) and binary cross-entropy, on the positive and negative
   images of the same triplets, the same optimiser, epochs and validation rule as the run
-  (model ``cdl`` with ``objective: pointwise``), trained once into
+  (model ``cdl`` with ``loss: pointwise``, p = σ(b − D) with a learned offset b), trained once into
   ``<model_dir>/baselines/twonets-<digest>/`` and reused.
 * ``borda_features`` — Borda count over pretrained CNN features: every training image of the
   user ranks the candidates by Euclidean distance to itself; a candidate earns C − 1 − rank
@@ -83,7 +83,7 @@ def twonets_config(config):
         base.data, base.runtime = copy.deepcopy(config.data), copy.deepcopy(config.runtime)
         config = base
     run = copy.deepcopy(config)
-    run.model.cdl.objective = "pointwise"
+    run.model.cdl.loss = "pointwise"
     run.eval = dataclasses.replace(config.eval, baselines=[])
     run.runtime.model_dir = runs.baseline_run_dir(config.runtime.model_dir, run, "twonets")
     return run

@@ -11,7 +11,6 @@ from typing import List
 from tfvrec.errors import ConfigError
 from tfvrec.objectives import RetrievalConfig
 
-OBJECTIVES = ("triplet", "pointwise")  # CDL's comparative loss | the TwoNets baseline's pointwise one
 BACKBONES = ("none", "efficientnet_lite0")
 TAG_VECTORS = ("ppmi_svd", "file")
 
@@ -36,12 +35,11 @@ class CDLConfig:
     user_units: List[int] = dataclasses.field(default_factory=list)
     # Distance net (§4): (φ − π)² → dropout → FC with non-negative weights → D.
     distance_dropout: float = 0.5
-    # Objective: "triplet" is CDL's o = D(U, I+) − D(U, I−) with `loss`: "logistic" = eq. 5's
-    # cross-entropy softplus(o), "hinge" = max(0, margin + o). "pointwise" is the TwoNets
-    # baseline: (U, I, 1/0) with p = σ(−D) and binary cross-entropy.
-    # "retrieval": tfrs' softmax of each user over −D to the batch's positives and the triplets'
-    # negatives (tfvrec.objectives; with `retrieval`'s options), the distance dropout off.
-    objective: str = "triplet"
+    # Objective (tfvrec.tasks): CDL's comparison o = D(U, I+) − D(U, I−) with "logistic" = eq. 5's
+    # cross-entropy softplus(o), or "hinge" = max(0, margin + o); "pointwise" is the TwoNets baseline,
+    # (U, I, 1/0) with p = σ(b − D), b learned, and binary cross-entropy; "retrieval": tfrs' softmax of
+    # each user over −D to the batch's positives and the triplets' negatives (with `retrieval`'s
+    # options), the distance dropout off.
     loss: str = "logistic"
     margin: float = 1.0  # hinge only
     retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
@@ -94,9 +92,7 @@ def check(config, source="<config>"):
 
     def fail(key, message):
         raise ConfigError(f"{source}: key 'model.cdl.{key}' {message}")
-    for key, value, choices in (("objective", c.objective, OBJECTIVES), ("backbone", c.backbone, BACKBONES),
-                                ("tag_vectors", c.tag_vectors, TAG_VECTORS),
-                                ("loss", c.loss, ("logistic", "hinge", "retrieval"))):
+    for key, value, choices in (("backbone", c.backbone, BACKBONES), ("tag_vectors", c.tag_vectors, TAG_VECTORS)):
         if value not in choices:
             fail(key, f"must be one of {list(choices)}, got {value!r}")
     if len(c.conv_filters) != 5 or len(c.conv_kernels) != 5:

@@ -23,9 +23,10 @@ Recommendation*, CVPR 2016.
   triplets (the trainer's settings of the experiments); triplets from
   `tfvrec.models.cdl.sampling` (§5).
 
-The TwoNets baseline of the paper (§6.1.2; objective ``pointwise``) is the same two towers and
-distance trained on single pairs: p(like | U, I) = σ(−D(U, I)) with binary cross-entropy,
-on the positive and the negative image of the same triplets.
+The TwoNets baseline of the paper (§6.1.2; ``loss: pointwise``) is the same two towers and
+distance trained on single pairs: p(like | U, I) = σ(b − D(U, I)) with binary cross-entropy,
+on the positive and the negative image of the same triplets; the offset b (`tfvrec.tasks.PointwiseTask`)
+lets p exceed ½, as §6.1.2's sigmoid of the re-scaled distance does (with σ(−D) and D ≥ 0 it never could).
 
 Scores for ranking are −D (higher is better). Since w ≥ 0, D is the squared L2 distance
 between √w ⊙ φ(U) and √w ⊙ π(I), which is what the serving index holds (`serving.py`).
@@ -36,10 +37,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvrec.models.base import RecommenderModel, pairwise_task
+from tfvrec import tasks
+from tfvrec.models.base import RecommenderModel
 from tfvrec.models.cdl import images as images_lib
 from tfvrec.models.cdl.sampling import TripletSampler, describe
+from tfvrec.models.cdl.triplet_records import record_triplets
 from tfvrec.models.cdl.user_vectors import build_user_vectors
+from tfvrec.tasks import EmbeddedBatch, ScoredBatch
 
 BACKBONE_FEATURES = 1280  # EfficientNet-Lite0's pooled features
 
@@ -137,8 +141,7 @@ class CDL(RecommenderModel):
         self.user_model = user_tower(self.num_clusters, c)
         self.distance_model = distance_net(c.embedding_dim, c.distance_dropout)
         self.triple = triple_network(self.image_model, self.user_model, self.distance_model, c, self.num_clusters)
-        self.task = task if task is not None else pairwise_task(c)
-        self.sampler = None  # set by create()
+        self.task = task if task is not None else tasks.PairwiseRankingTask()
         self._cache = (None, None)
 
     # -- inputs --------------------------------------------------------------------------
@@ -197,26 +200,20 @@ class CDL(RecommenderModel):
              + tf.reduce_sum(w * pi * pi, -1)[None])
         return tf.where(tf.constant(self.usable)[None], -d, -np.inf)
 
-    def compute_loss(self, inputs, training=False):
+    def training_scores(self, inputs, training=False):
+        """Scores s = −D of the triplets' positive and negative images: eq. 3-5 with a pairwise loss
+        (s+ − s− = −o, so the logistic loss is softplus(o), the hinge max(0, m + o)); TwoNets' pairs
+        with the pointwise task."""
         user = tf.gather(self.user_vectors, inputs["user"])
-        if self.c.loss == "retrieval" and self.c.objective == "triplet":
-            return self._retrieval_loss(user, inputs, training)
         d_pos, d_neg = self.triple([user, inputs["positive_image"], inputs["negative_image"]], training=training)
-        if self.c.objective == "pointwise":  # TwoNets: p = σ(−D), (U, I+, 1) and (U, I−, 0)
-            logits = tf.stack([-d_pos, -d_neg], axis=1)
-            labels = tf.concat([tf.ones_like(logits[:, :1]), tf.zeros_like(logits[:, 1:])], axis=1)
-            per_pair = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits), axis=1)
-            for metric in getattr(self.task, "_ranking_metrics", []):  # CDL's pairwise accuracy (D+ < D−)
-                metric.update_state(labels, logits)
-            return tf.nn.compute_average_loss(per_pair)
-        # eq. 3-5: scores s = −D, so s+ − s− = −o and the pairwise losses give softplus(o) / max(0, m + o).
-        return self.ranking_loss(tf.stack([-d_pos, -d_neg], axis=1))
+        return ScoredBatch(tf.stack([-d_pos, -d_neg], axis=1))
 
-    def _retrieval_loss(self, user, inputs, training):
+    def training_vectors(self, inputs, training=False):
         """tfrs' retrieval softmax over −D. −D(U, I) = −Σ w φ² + 2 Σ w φ π − Σ w π², and the first term is
         the same for every candidate of a user, so the dot product of q = [2 w ⊙ φ, 1] with
         c = [π, −Σ w π²] gives each user's logits up to a constant (the softmax is exact). No √w: its
         gradient is infinite where the non-negativity constraint has set a weight to 0."""
+        user = tf.gather(self.user_vectors, inputs["user"])
         w = self.distance_weights()
         phi = self.user_model(user, training=training)
         both = self.image_model(tf.concat([inputs["positive_image"], inputs["negative_image"]], axis=0),
@@ -226,16 +223,8 @@ class CDL(RecommenderModel):
         def candidate(pi):
             return tf.concat([pi, -tf.reduce_sum(w * pi * pi, axis=-1, keepdims=True)], axis=-1)
         query = tf.concat([2.0 * w * phi, tf.ones_like(phi[:, :1])], axis=-1)
-        return self.retrieval_loss(query, candidate(pi_pos), inputs["positive"], negatives=candidate(pi_neg)[:, None],
-                                   negative_ids=inputs["negative"][:, None], options=self.c.retrieval)
-
-    def make_train_dataset(self, dataset, trainer, seed):
-        steps = trainer.steps_per_epoch or max(1, math.ceil(self.sampler.triplets_per_epoch / trainer.batch_size))
-        if self.c.triplets_path:  # triplets written by `tfvrec triplets`: the same batches, read from files
-            from tfvrec.models.cdl.triplet_records import record_triplets
-            triplets = record_triplets(self, dataset, trainer, seed, steps)
-            return triplet_dataset(self, trainer.batch_size, steps, seed, triplets=triplets), steps
-        return triplet_dataset(self, trainer.batch_size, steps, seed), steps
+        return EmbeddedBatch(query, candidate(pi_pos), inputs["positive"], candidate(pi_neg)[:, None],
+                             inputs["negative"][:, None])
 
     @property
     def evaluation_note(self):
@@ -244,14 +233,14 @@ class CDL(RecommenderModel):
 
 # ----------------------------------------------------------------------------- inputs
 
-def triplet_dataset(model, batch_size, steps, seed, triplets=None):
+def triplet_dataset(model, sampler, batch_size, steps, seed, triplets=None):
     """Batches of triplets with their images gathered (and augmented): an infinite ``tf.data.Dataset``
     (``triplets``: the same tuples read from records, `tfvrec.models.cdl.triplet_records`)."""
     inputs, augment = model.item_inputs, model.c.augment and model.c.backbone == "none"
     shape = inputs.shape[1:]
 
     def generate():
-        for users, positives, negatives, batch_seed in model.sampler.batches(seed, batch_size, steps):
+        for users, positives, negatives, batch_seed in sampler.batches(seed, batch_size, steps):
             yield users, positives, negatives, inputs[positives], inputs[negatives], batch_seed
 
     spec = (tf.TensorSpec([batch_size], tf.int64), tf.TensorSpec([batch_size], tf.int64),
@@ -270,6 +259,20 @@ def triplet_dataset(model, batch_size, steps, seed, triplets=None):
     return triplets.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
+def training_inputs(config, dataset, model, seed):
+    """CDL's training stream (`tfvrec.inputs`): §5's triplets with their images, sampled in process or read
+    from the records `tfvrec triplets` wrote (the same batches)."""
+    c, trainer = config.model.cdl, config.trainer
+    sampler = TripletSampler(dataset, c, model.usable)
+    logging.info("CDL triplets: %d per epoch; negatives: %s", sampler.triplets_per_epoch,
+                 describe(sampler.pools, dataset.num_users))
+    steps = trainer.steps_per_epoch or max(1, math.ceil(sampler.triplets_per_epoch / trainer.batch_size))
+    triplets = None
+    if c.triplets_path:  # triplets written by `tfvrec triplets`: the same batches, read from files
+        triplets = record_triplets(model, dataset, trainer, seed, steps)
+    return triplet_dataset(model, sampler, trainer.batch_size, steps, seed, triplets=triplets), steps
+
+
 def item_inputs(dataset, config):
     """``(inputs, usable, description)``: the catalogue as the image tower takes it."""
     c = config.model.cdl
@@ -286,11 +289,9 @@ def create(config, dataset):
     c = config.model.cdl
     inputs, usable, description = item_inputs(dataset, config)
     vectors = build_user_vectors(dataset, c, seed=config.runtime.seed)
-    model = CDL(c, vectors.user_vectors, inputs, usable=usable, description=description)
+    model = CDL(c, vectors.user_vectors, inputs, usable=usable, description=description, task=tasks.build(c, dataset))
     model.tag_clusters = vectors
-    model.sampler = TripletSampler(dataset, c, usable)
-    logging.info("CDL (%s, %s loss): %s; %d triplets per epoch; negatives: %s", c.objective, c.loss, description,
-                 model.sampler.triplets_per_epoch, describe(model.sampler.pools, dataset.num_users))
+    logging.info("CDL (%s loss): %s", c.loss, description)
     return model
 
 

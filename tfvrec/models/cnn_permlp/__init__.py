@@ -12,6 +12,8 @@ from tfvrec.models.cnn_permlp.config import EXPERIMENTS, CNNPerMLPConfig, check
 
 registry.register_model(registry.ModelSpec(
     name="cnn_permlp", config=CNNPerMLPConfig, experiments=EXPERIMENTS, check=check,
-    create="tfvrec.models.cnn_permlp.model:create", serving="tfvrec.models.cnn_permlp.serving:build",
+    create="tfvrec.models.cnn_permlp.model:create", input_kind="posts",
+    inputs="tfvrec.models.cnn_permlp.model:training_inputs", losses=("logistic", "hinge"),
+    serving="tfvrec.models.cnn_permlp.serving:build",
     evaluation="tfvrec.models.cnn_permlp.evaluation", commands="tfvrec.models.cnn_permlp.cli",
     summary="Nguyen et al., Personalized Deep Learning for Tag Recommendation, PAKDD 2017"))

@@ -45,6 +45,9 @@ class CNNPerMLPConfig:
     embedding_dim: int = 128  # features=embedding: the item vector z_i; architecture=pitf: factor size
     histogram_bins: int = 4  # per channel: 4 → 64 colour bins (CH-PerMLP)
     negatives: int = 100  # N tags sampled from the rest for each post (eq. 8)
+    # Eq. 8's pairwise loss, averaged over each post's (t+, t−) pairs: "logistic" (post-wise BPR) or "hinge".
+    loss: str = "logistic"
+    margin: float = 1.0  # hinge only
     l2: float = 0.0  # λ on the embeddings a batch touches (PITF's regulariser; 0 for the networks)
     init_stddev: float = 0.01
     # The posts (user, item, tags) and the protocol (§4.1).

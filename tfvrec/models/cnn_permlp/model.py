@@ -39,13 +39,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvrec import losses
+from tfvrec import tasks
 from tfvrec.data.errors import DataError
 from tfvrec.models.base import RecommenderModel
 from tfvrec.models.cnn_permlp import patches as patches_lib
 from tfvrec.models.cnn_permlp.config import resolved, square_side
 from tfvrec.models.cnn_permlp.layers import ColourHistogram, PersonalizedDense
 from tfvrec.models.cnn_permlp.posts import build_posts
+from tfvrec.tasks import ScoredBatch
 
 
 # ----------------------------------------------------------------------------- the network (eqs. 3-7)
@@ -94,17 +95,11 @@ def build_network(section, num_users, num_items, num_tags, trained_users=None):
     return tf.keras.Model({"user": user, name: visual}, scores, name="cnn_permlp")
 
 
-def postwise_bpr_loss():
-    """Eq. 8 as a Keras loss: the mean over a post's (t+, t−) pairs of −ln σ(ŷ(t+) − ŷ(t−)),
-    per post (labels 1 for T+, 0 for T−, −1 for padding)."""
-    return losses.PairwiseLogisticLoss(list_reduction="mean", reduction=tf.keras.losses.Reduction.NONE)
-
-
 # ----------------------------------------------------------------------------- the model
 class CNNPerMLP(RecommenderModel):
     """The network, its training examples (Algorithm 1) and eq. 2's patch average."""
 
-    def __init__(self, section, posts, patch_table=None, image_row=None):
+    def __init__(self, section, posts, patch_table=None, image_row=None, task=None):
         super().__init__()
         self.section = resolved(section)
         self.posts = posts
@@ -114,7 +109,8 @@ class CNNPerMLP(RecommenderModel):
         self.image_row = image_row  # int [num_items]: row of each item's image in patch_table, -1 none
         self.network = build_network(self.section, self.num_users, self.num_items, self.num_tags,
                                      trained_users=posts.trained_users().astype(np.float32))
-        self.bpr = postwise_bpr_loss()
+        # Eq. 8, post-wise BPR: the mean over a post's (t+, t−) pairs of −ln σ(ŷ(t+) − ŷ(t−)).
+        self.task = task if task is not None else tasks.build(section, list_reduction="mean")
         self.evaluation_note = describe(self.section)
 
     # -- scores ---------------------------------------------------------------------------
@@ -156,62 +152,67 @@ class CNNPerMLP(RecommenderModel):
         return np.concatenate(out, 0) if out else np.zeros((0, self.num_tags), np.float32)
 
     # -- training (Algorithm 1, eq. 8) -----------------------------------------------------
-    def compute_loss(self, inputs, training=False):
-        scores = self({"user": inputs["user"], self._visual_key(): inputs[self._visual_key()]}, training=training)
+    def training_scores(self, inputs, training=False):
+        """Eq. 8's lists: a post's tags T+ then N sampled tags T− (labels 1 / 0, −1 padding), scored for
+        one random patch of its image; the task averages over the post's pairs (post-wise BPR)."""
+        key = self._visual_key()
+        scores = self({"user": inputs["user"], key: inputs[key]}, training=training)
         listed = tf.gather(scores, inputs["tags"], batch_dims=1)  # [B, |T+| + N]
-        per_post = self.bpr(inputs["labels"], listed)
-        loss = tf.nn.compute_average_loss(per_post)
-        if self.section.l2 and self.section.architecture == "pitf":
-            net = self.network
-            u = net.get_layer("user_factors")(tf.maximum(inputs["user"], 0))
-            i = net.get_layer("item_factors")(inputs["item"])
-            norms = tf.reduce_sum(u * u, -1) + tf.reduce_sum(i * i, -1)
-            loss += self.section.l2 * tf.nn.compute_average_loss(norms)
-            loss += self.section.l2 * (tf.reduce_sum(tf.square(net.get_layer("tag_user_factors").kernel)) +
-                                       tf.reduce_sum(tf.square(net.get_layer("tag_item_factors").kernel))) / \
-                tf.cast(self.num_tags, tf.float32) / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync,
-                                                             tf.float32)
-        return loss
+        if not (self.section.l2 and self.section.architecture == "pitf"):
+            return ScoredBatch(listed, labels=inputs["labels"])
+        net = self.network
+        u = net.get_layer("user_factors")(tf.maximum(inputs["user"], 0))
+        i = net.get_layer("item_factors")(inputs["item"])
+        # PITF's λ: on the post's user and item factors, and on the tag factor matrices once per step
+        # (divided over the replicas, whose losses are summed).
+        tag_factors = tf.reduce_sum(tf.square(net.get_layer("tag_user_factors").kernel)) + \
+            tf.reduce_sum(tf.square(net.get_layer("tag_item_factors").kernel))
+        replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
+        return ScoredBatch(listed, labels=inputs["labels"], squared_norms=tf.reduce_sum(u * u, -1) +
+                           tf.reduce_sum(i * i, -1), l2=self.section.l2,
+                           penalty=self.section.l2 * tag_factors / tf.cast(self.num_tags, tf.float32) / replicas)
 
-    def make_train_dataset(self, dataset, trainer_config, seed):
-        """Infinite batches of (post, one random patch, its tags, N sampled tags), a pure function
-        of ``seed``: batch b draws its posts, patches and negatives from stateless seeds (seed, b)."""
-        rows = self.posts.rows("train")
-        if not len(rows):
-            raise ValueError("no training posts")
-        batch, negatives, q = trainer_config.batch_size, self.section.negatives, self.section.num_patches
-        steps = trainer_config.steps_per_epoch or int(np.ceil(len(rows) / batch))
-        users = tf.constant(self.posts.user[rows], tf.int64)
-        items = tf.constant(self.posts.item[rows], tf.int64)
-        tags = tf.constant(self.posts.padded_tags(rows), tf.int32)
-        n, num_tags = len(rows), self.num_tags
-        table = tf.constant(self.patch_table) if self.uses_pixels else None
-        image_row = tf.constant(self.image_row, tf.int64) if self.uses_pixels else None
-        seed = int(seed)
+def training_inputs(config, dataset, model, seed):
+    """The training stream (`tfvrec.inputs`, Algorithm 1): infinite batches of (post, one random patch,
+    its tags, N sampled tags), a pure function of ``seed``: batch b draws its posts, patches and negatives
+    from stateless seeds (seed, b)."""
+    trainer_config = config.trainer
+    rows = model.posts.rows("train")
+    if not len(rows):
+        raise ValueError("no training posts")
+    batch, negatives, q = trainer_config.batch_size, model.section.negatives, model.section.num_patches
+    steps = trainer_config.steps_per_epoch or int(np.ceil(len(rows) / batch))
+    users = tf.constant(model.posts.user[rows], tf.int64)
+    items = tf.constant(model.posts.item[rows], tf.int64)
+    tags = tf.constant(model.posts.padded_tags(rows), tf.int32)
+    n, num_tags = len(rows), model.num_tags
+    table = tf.constant(model.patch_table) if model.uses_pixels else None
+    image_row = tf.constant(model.image_row, tf.int64) if model.uses_pixels else None
+    seed = int(seed)
 
-        def example_batch(step):
-            pick = tf.random.stateless_uniform([batch], seed=tf.stack([seed, step]), maxval=n, dtype=tf.int64)
-            negative = tf.random.stateless_uniform([batch, negatives], seed=tf.stack([seed + 1, step]),
-                                                   maxval=num_tags, dtype=tf.int32)
-            positive = tf.gather(tags, pick)
-            # Only as many positive columns as this batch's largest post needs (exact, and the pairs are fewer).
-            width = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(positive >= 0, tf.int32), axis=1)), 1)
-            positive = positive[:, :width]
-            clash = tf.reduce_any(negative[:, :, None] == positive[:, None, :], axis=-1)
-            labels = tf.concat([tf.where(positive >= 0, 1.0, -1.0), tf.where(clash, -1.0, 0.0)], axis=1)
-            out = {"user": tf.gather(users, pick), "labels": labels,
-                   "tags": tf.concat([tf.maximum(positive, 0), negative], axis=1)}
-            item = tf.gather(items, pick)
-            if table is not None:
-                patch = tf.random.stateless_uniform([batch], seed=tf.stack([seed + 2, step]), maxval=q,
-                                                    dtype=tf.int64)
-                out["patch"] = tf.gather_nd(table, tf.stack([tf.gather(image_row, item), patch], axis=1))
-            else:
-                out["item"] = item
-            return out
+    def example_batch(step):
+        pick = tf.random.stateless_uniform([batch], seed=tf.stack([seed, step]), maxval=n, dtype=tf.int64)
+        negative = tf.random.stateless_uniform([batch, negatives], seed=tf.stack([seed + 1, step]),
+                                               maxval=num_tags, dtype=tf.int32)
+        positive = tf.gather(tags, pick)
+        # Only as many positive columns as this batch's largest post needs (exact, and the pairs are fewer).
+        width = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(positive >= 0, tf.int32), axis=1)), 1)
+        positive = positive[:, :width]
+        clash = tf.reduce_any(negative[:, :, None] == positive[:, None, :], axis=-1)
+        labels = tf.concat([tf.where(positive >= 0, 1.0, -1.0), tf.where(clash, -1.0, 0.0)], axis=1)
+        out = {"user": tf.gather(users, pick), "labels": labels,
+               "tags": tf.concat([tf.maximum(positive, 0), negative], axis=1)}
+        item = tf.gather(items, pick)
+        if table is not None:
+            patch = tf.random.stateless_uniform([batch], seed=tf.stack([seed + 2, step]), maxval=q,
+                                                dtype=tf.int64)
+            out["patch"] = tf.gather_nd(table, tf.stack([tf.gather(image_row, item), patch], axis=1))
+        else:
+            out["item"] = item
+        return out
 
-        ds = tf.data.Dataset.counter().map(example_batch, num_parallel_calls=1, deterministic=True)
-        return ds.prefetch(2), steps
+    ds = tf.data.Dataset.counter().map(example_batch, num_parallel_calls=1, deterministic=True)
+    return ds.prefetch(2), steps
 
 
 def describe(section):
@@ -255,4 +256,4 @@ def create(config, dataset):
     r = resolved(section)
     if r.architecture == "permlp" and r.features != "embedding":
         table, image_row = load_images(dataset, posts, section)
-    return CNNPerMLP(section, posts, table, image_row)
+    return CNNPerMLP(section, posts, table, image_row, task=tasks.build(section, list_reduction="mean"))

@@ -19,25 +19,6 @@ SAMPLING = ("guidelines", "random")
 
 
 @dataclasses.dataclass
-class VBPRConfig:
-    """The VBPR baseline (He & McAuley, AAAI 2016), trained when a table lists ``vbpr``.
-
-    The paper (§4.3) gives VBPR "the same embedding size as CuratorNet (200)": here
-    100 non-visual factors γ plus 100 visual factors θ.
-    """
-    latent_dim: int = 100  # γ_u, γ_i
-    visual_dim: int = 100  # θ_u and the projection E: content → visual factors
-    l2: float = 1e-4  # λ_Θ on the parameters a batch touches, and on E, β'
-    train_triplets: int = 2_000_000  # training budget (triplets seen)
-    batch_size: int = 512
-    learning_rate: float = 1e-3
-    # "guidelines": D3 + D4 triplets (the paper's VBPR setting, §5.1); "random": BPR's
-    # uniform (u, i) with uniform unobserved negatives.
-    sampling: str = "guidelines"
-    seed: int = 0
-
-
-@dataclasses.dataclass
 class CuratorNetConfig:
     item_units: int = 200  # shared item tower Φ: Dense(200, selu) → Dense(200, selu)
     profile_units: int = 300  # profile tower: [mean ‖ max] → 300 → 200 → 200 (selu)
@@ -80,8 +61,6 @@ class CuratorNetConfig:
     cluster_restarts: int = 20
     silhouette_sample: int = 0
 
-    vbpr: VBPRConfig = dataclasses.field(default_factory=VBPRConfig)
-
 
 EXPERIMENTS = {"curatornet": {
     "model": {"name": "curatornet"},
@@ -99,7 +78,7 @@ def check(config, source="<config>"):
     c = config.model.curatornet
     for key, value, choices in (("item_content", c.item_content, ITEM_CONTENT),
                                 ("feature_normalization", c.feature_normalization, FEATURE_NORMALIZATION),
-                                ("sampling", c.sampling, SAMPLING), ("vbpr.sampling", c.vbpr.sampling, SAMPLING)):
+                                ("sampling", c.sampling, SAMPLING)):
         if value not in choices:
             raise ConfigError(f"{source}: key 'model.curatornet.{key}' must be one of {list(choices)}, got {value!r}")
     unknown = [g for g in c.guidelines if g not in GUIDELINES]

@@ -29,13 +29,15 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvrec.errors import ConfigError
-from tfvrec.models.base import RecommenderModel, item_frequency, pairwise_task
+from tfvrec import tasks
+from tfvrec.data import content as content_lib
+from tfvrec.models.base import RecommenderModel
 from tfvrec.models.curatornet.config import check
 from tfvrec.models.curatornet.clusters import visual_clusters
 from tfvrec.models.curatornet.history import PurchaseHistory
 from tfvrec.models.curatornet.sampling import TripletSampler, describe
-from tfvrec.tasks import PairwiseRankingTask
+from tfvrec.models.curatornet.triplet_records import record_dataset
+from tfvrec.tasks import EmbeddedBatch, ScoredBatch
 
 
 # ----------------------------------------------------------------------------- layers and towers
@@ -122,9 +124,7 @@ class CuratorNet(RecommenderModel):
         self.item_model = item_tower(self.content_dim, item_units, l2,
                                      feature_normalization(normalization, item_content))
         self.profile_model = profile_tower(item_units, profile_units, l2)
-        self.task = task if task is not None else PairwiseRankingTask()
-        self.experiment_config = None  # set by create(): the sampler's settings
-        self.retrieval, self.item_frequency = None, None  # set by create() for ``loss: retrieval``
+        self.task = task if task is not None else tasks.PairwiseRankingTask()
 
     # -- towers on ids ------------------------------------------------------------------
     def encode_items(self, ids):
@@ -169,8 +169,9 @@ class CuratorNet(RecommenderModel):
         vectors = self.item_vectors()
         return tf.matmul(self.user_vectors(users, vectors), vectors, transpose_b=True)
 
-    def compute_loss(self, inputs, training=False):
-        # profile: [B, L] item ids, left-aligned, -1 after each profile's end.
+    def _triplet_vectors(self, inputs):
+        """Φ(P_u), Φ(f_i), Φ(f_j) of a batch of triplets (profile [B, L] item ids, left-aligned, -1
+        after each profile's end; positive [B]; negative [B])."""
         profile, positive, negative = inputs["profile"], inputs["positive"], inputs["negative"]
         lengths = tf.reduce_sum(tf.cast(profile >= 0, tf.int64), axis=1)
         profiles = tf.RaggedTensor.from_tensor(profile, lengths=lengths)
@@ -181,25 +182,19 @@ class CuratorNet(RecommenderModel):
         in_profiles, of_positives, of_negatives = tf.split(
             position, tf.stack([tf.size(profiles.values), tf.size(positive), tf.size(negative)]))
         user = self.profile_model(profiles.with_values(tf.gather(vectors, in_profiles)))
-        if self.retrieval is not None:  # tfrs' softmax over the batch's positives (and the triplets' j)
-            return self.retrieval_loss(user, tf.gather(vectors, of_positives), positive,
-                                       tf.gather(vectors, of_negatives)[:, None], negative[:, None],
-                                       options=self.retrieval, frequency=self.item_frequency)
-        x_ui = tf.reduce_sum(user * tf.gather(vectors, of_positives), axis=-1)
-        x_uj = tf.reduce_sum(user * tf.gather(vectors, of_negatives), axis=-1)
-        # λ‖Θ‖² comes from the layers' regularizers.
-        return self.ranking_loss(tf.stack([x_ui, x_uj], axis=1))
+        return user, tf.gather(vectors, of_positives), tf.gather(vectors, of_negatives)
 
-    def make_train_dataset(self, dataset, trainer, seed):
-        c = self.experiment_config.model.curatornet
-        steps = trainer.steps_per_epoch or max(1, math.ceil(c.num_triplets / trainer.batch_size))
-        if c.triplets_path:  # D_S written by `tfvrec triplets`: the same batches, no sampler built here
-            from tfvrec.models.curatornet.triplet_records import record_dataset
-            logging.info("CuratorNet triplets: streamed from the records in %s", c.triplets_path)
-            return record_dataset(self.experiment_config, dataset, trainer.batch_size, seed), steps
-        sampler = build_sampler(dataset, self.experiment_config)
-        logging.info("CuratorNet triplets: %s", describe(sampler))
-        return triplet_dataset(sampler, c, trainer.batch_size, seed), steps
+    def training_scores(self, inputs, training=False):
+        """Eq. 6's pairs [x_ui, x_uj]; λ‖Θ‖² comes from the layers' regularizers."""
+        user, positive, negative = self._triplet_vectors(inputs)
+        x_ui = tf.reduce_sum(user * positive, axis=-1)
+        x_uj = tf.reduce_sum(user * negative, axis=-1)
+        return ScoredBatch(tf.stack([x_ui, x_uj], axis=1))
+
+    def training_vectors(self, inputs, training=False):
+        """tfrs' softmax over the batch's positives (and the triplets' j)."""
+        user, positive, negative = self._triplet_vectors(inputs)
+        return EmbeddedBatch(user, positive, inputs["positive"], negative[:, None], inputs["negative"][:, None])
 
     @property
     def evaluation_note(self):
@@ -211,20 +206,9 @@ class CuratorNet(RecommenderModel):
 
 def item_content(dataset, config):
     """``(content float32 [num_items, d], description)`` for ``model.curatornet.item_content``."""
-    c = config.model.curatornet
     check(config)
-    if c.item_content == "artist_onehot":
-        has = dataset.item_artist >= 0
-        if not has.any():
-            raise ConfigError(f"{dataset.path}: model.curatornet.item_content is 'artist_onehot' but no item has "
-                              "an artist (items.tsv has no artist column)")
-        content = np.zeros((dataset.num_items, len(dataset.artist_ids)), dtype=np.float32)
-        content[np.flatnonzero(has), dataset.item_artist[has]] = 1.0
-        note = (f"items use artist one-hot content ({len(dataset.artist_ids)} artists, "
-                f"{int((~has).sum())} items without one); no image embeddings")
-        return content, note
-    content = dataset.features(config.data.features)
-    return content, f"items use features '{config.data.features}' ({content.shape[1]}-d)"
+    return content_lib.item_content(dataset, config.model.curatornet.item_content, config.data.features,
+                                    key="model.curatornet.item_content")
 
 
 _CLUSTER_CACHE = {}
@@ -258,6 +242,12 @@ def build_sampler(dataset, config, sampling=None, guidelines=None):
                           max_profile_items=c.max_profile_items)
 
 
+def guideline_sampler(config, dataset, guidelines):
+    """The guidelines sampler (§3.5) lent to other models (``ModelSpec.samplers``: VBPR's D3 + D4, the
+    paper's VBPR setting), with ``model.curatornet``'s clusters and profiles."""
+    return build_sampler(dataset, config, sampling="guidelines", guidelines=list(guidelines))
+
+
 def triplet_dataset(sampler, c, batch_size, seed):
     """The sampler's infinite stream of globally batched triplets as a ``tf.data.Dataset``."""
     spec = {"profile": tf.TensorSpec([batch_size, None], tf.int64),
@@ -269,17 +259,26 @@ def triplet_dataset(sampler, c, batch_size, seed):
         output_signature=spec).prefetch(4)
 
 
+def training_inputs(config, dataset, model, seed):
+    """CuratorNet's training stream (`tfvrec.inputs`): D_S of §3.5 sampled in process, or read from the
+    records `tfvrec triplets` wrote (the same batches)."""
+    c, trainer = config.model.curatornet, config.trainer
+    steps = trainer.steps_per_epoch or max(1, math.ceil(c.num_triplets / trainer.batch_size))
+    if c.triplets_path:  # D_S written by `tfvrec triplets`: the same batches, no sampler built here
+        logging.info("CuratorNet triplets: streamed from the records in %s", c.triplets_path)
+        return record_dataset(config, dataset, trainer.batch_size, seed), steps
+    sampler = build_sampler(dataset, config)
+    logging.info("CuratorNet triplets: %s", describe(sampler))
+    return triplet_dataset(sampler, c, trainer.batch_size, seed), steps
+
+
 def create(config, dataset):
     c = config.model.curatornet
     content, description = item_content(dataset, config)
     splits, items = purchase_history(dataset).recent_profiles(c.max_profile_items)
     normalization = c.feature_normalization if c.item_content == "features" else "none"
     model = CuratorNet(content, splits, items, item_units=c.item_units, profile_units=c.profile_units, l2=c.l2,
-                       normalization=normalization, description=description, task=pairwise_task(c))
-    model.experiment_config = config
-    if c.loss == "retrieval":
-        model.retrieval, model.item_frequency = c.retrieval, tf.constant(item_frequency(dataset))
+                       normalization=normalization, description=description, task=tasks.build(c, dataset))
     logging.info("CuratorNet: %s; profiles = the most recent %s training items", description,
                  c.max_profile_items or "all")
     return model
-

@@ -48,12 +48,12 @@ N ≫ K candidates, which are re-ranked with the exact score.
 import numpy as np
 import tensorflow as tf
 
-from tfvrec.models.base import RecommenderModel, pairwise_task
-from tfvrec.models.bpr.model import bootstrap_pairs
+from tfvrec import tasks
+from tfvrec.models.base import RecommenderModel
 from tfvrec.models.embedding import Embedding, gather
 from tfvrec.models.hasc.config import ASPECTS, ATTENTION_INPUTS, check
 from tfvrec.models.hasc.inputs import neighbour_lists, visual_features
-from tfvrec.tasks import PairwiseRankingTask
+from tfvrec.tasks import ScoredBatch
 
 _MASKED_LOGIT = -1e9  # exp underflows to exactly 0: masked elements get no weight, never NaN
 
@@ -154,7 +154,7 @@ class HASC(RecommenderModel):
             self.upload_attention = AttentionNet(attention_dim, name="upload_attention")  # Θ_u
             self.social_attention = AttentionNet(attention_dim, name="social_attention")  # Θ_s
             self.aspect_attention = AttentionNet(attention_dim, name="aspect_attention")  # Θ_a
-        self.task = task if task is not None else PairwiseRankingTask()
+        self.task = task if task is not None else tasks.PairwiseRankingTask()
 
     # -- attention inputs ---------------------------------------------------------------------
     def _visual_of_items(self, items):
@@ -319,11 +319,13 @@ class HASC(RecommenderModel):
         return scores
 
     # -- training -------------------------------------------------------------------------------
-    def compute_loss(self, inputs, training=False):
+    def training_scores(self, inputs, training=False):
+        """Eq. 13's lists [R̂_ai, R̂_aj…] of a batch of bootstrap pairs (5 negatives in the paper), with
+        λ‖P, Q, W, X‖² of each example."""
         items = tf.concat([inputs["positive"][:, None], inputs["negatives"]], axis=1)
         ctx = self.user_context(inputs["user"])
         scores, parts = self.score_with_context(ctx, items)
-        return self.ranking_loss(scores, self._squared_norms(ctx, parts), self.l2)
+        return ScoredBatch(scores, squared_norms=self._squared_norms(ctx, parts), l2=self.l2)
 
     def _squared_norms(self, ctx, parts):
         """λ‖P, Q, W, X‖² of one training example: its user's P_a, Q_a, the candidates' W_i (and
@@ -338,10 +340,6 @@ class HASC(RecommenderModel):
             norms += tf.reduce_sum(sq(parts["q_creator"]) * tf.cast(parts["creator_present"], tf.float32), -1)
         norms += ctx["upload_square"] + ctx["social_square"]
         return norms
-
-    def make_train_dataset(self, dataset, trainer, seed):
-        """LearnBPR's bootstrap pairs with ``trainer.negatives_per_positive`` negatives (5 in the paper)."""
-        return bootstrap_pairs(dataset, trainer, seed)
 
     def load_bpr_weights(self, bpr_model, auxiliary_too=False):
         """P ← BPR's user factors, W ← its item factors, b ← its item bias (the paper's §4.1:
@@ -396,4 +394,4 @@ def create(config, dataset):
                 embedding_dim=c.embedding_dim, attention_dim=c.attention_dim, l2=c.l2, aspects=c.aspects,
                 attention=c.attention, attention_inputs=c.attention_inputs, item_features=item_features,
                 user_features=user_features, use_item_bias=c.use_item_bias, init_stddev=c.init_stddev,
-                task=pairwise_task(c))
+                task=tasks.build(c, dataset))

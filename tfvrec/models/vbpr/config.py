@@ -1,0 +1,56 @@
+"""Config section ``model.vbpr`` (He & McAuley, *VBPR: Visual Bayesian Personalized Ranking from
+Implicit Feedback*, AAAI 2016). TensorFlow-free."""
+import dataclasses
+from typing import List
+
+from tfvrec.data.content import ITEM_CONTENT
+from tfvrec.errors import ConfigError
+
+SAMPLING = ("bootstrap", "guidelines")
+FEATURE_NORMALIZATION = ("none", "standardize")
+
+
+@dataclasses.dataclass
+class VBPRConfig:
+    """x̂_ui = β_i + γ_uᵀγ_i + θ_uᵀ(E f_i) + β'ᵀ f_i (eq. 2; α and β_u cancel under BPR).
+
+    CuratorNet's paper (§4.3) gives VBPR "the same embedding size as CuratorNet (200)": here
+    100 non-visual factors γ plus 100 visual factors θ.
+    """
+    latent_dim: int = 100  # γ_u, γ_i
+    visual_dim: int = 100  # θ_u and the projection E: content → visual factors
+    l2: float = 1e-4  # λ_Θ on the parameters a batch touches, and on E, β'
+    init_stddev: float = 0.01
+    loss: str = "logistic"  # BPR-Opt's −ln σ(x̂_ui − x̂_uj); or "hinge"
+    margin: float = 1.0  # hinge only
+    # f_i: "features" (data.features, frozen CNN embeddings) or "artist_onehot" (`tfvrec.data.content`).
+    item_content: str = "features"
+    # "standardize": per-dimension z-score of f_i over the catalogue (an affine change of f_i, the same
+    # model class, better conditioned for Adam); "none": as they are.
+    feature_normalization: str = "none"
+    # Training pairs: "bootstrap" — LearnBPR's uniform (u, i) with uniform unobserved j (the VBPR paper);
+    # "guidelines" — the triplets of CuratorNet's sampling guidelines `guidelines` (the CuratorNet paper's
+    # VBPR setting, §5.1: D3 + D4), drawn by the sampler registered under that name, with its own section's
+    # clusters and profiles.
+    sampling: str = "bootstrap"
+    guidelines: List[str] = dataclasses.field(default_factory=lambda: ["D3", "D4"])
+    num_triplets: int = 2_000_000  # guidelines: distinct triplets per pass of the sampler
+
+
+# The VBPR paper's setting; the trainer's budget as CuratorNet's baseline used it (Adam, 1e-3, 512).
+EXPERIMENTS = {"vbpr": {"model": {"name": "vbpr"},
+                        "trainer": {"optimizer": "lazy_adam", "learning_rate": 1e-3, "batch_size": 512, "epochs": 10}}}
+
+
+def check(config, source="<config>"):
+    c = config.model.vbpr
+    for key, value, choices in (("item_content", c.item_content, ITEM_CONTENT), ("sampling", c.sampling, SAMPLING),
+                                ("feature_normalization", c.feature_normalization, FEATURE_NORMALIZATION)):
+        if value not in choices:
+            raise ConfigError(f"{source}: key 'model.vbpr.{key}' must be one of {list(choices)}, got {value!r}")
+    for key in ("latent_dim", "visual_dim", "num_triplets"):
+        if getattr(c, key) < 1:
+            raise ConfigError(f"{source}: key 'model.vbpr.{key}' must be ≥ 1, got {getattr(c, key)}")
+    if c.item_content == "features" and not config.data.features and config.model.name == "vbpr":
+        raise ConfigError(f"{source}: model.vbpr.item_content is 'features' but data.features is empty; name a "
+                          "feature set of the data set (features/<name>.npz) or use item_content: artist_onehot")
