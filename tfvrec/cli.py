@@ -94,6 +94,8 @@ def _data_validate(args):
     print(f"  users {dataset.num_users:,}  items {dataset.num_items:,}  artists {len(dataset.artist_ids):,}")
     for split, frame in dataset.interactions.items():
         print(f"  {split:<10} {len(frame):,} interactions, {frame['user'].nunique():,} users")
+    interacted = set().union(*(frame["item"].unique() for frame in dataset.interactions.values()))
+    print(f"  items without any interaction {dataset.num_items - len(interacted):,} (kept: content-only items)")
     for name, frame in (("social", dataset.social), ("post_tags", dataset.post_tags), ("groups", dataset.groups)):
         if frame is not None:
             print(f"  {name:<10} {len(frame):,} rows")
