@@ -64,6 +64,17 @@ class DataConfig:
     # A table whose last row has no final newline (a truncated copy): "error" refuses it;
     # "drop" drops that row and reports it (never trained on half a file silently).
     truncated_rows: str = "error"
+    # Which interactions train, validate and test (tfvrec/data/splits.py, `prepare_splits`):
+    # "as_imported": the data set's own splits. "new_items": an item-disjoint split of all its
+    # interactions pooled: a `test_item_fraction` of the items with interactions become test
+    # items and a disjoint `validation_item_fraction` validation items, chosen by a hash of
+    # (`split_seed`, item id); their interactions form `test` / `validation`, the rest `train`,
+    # so no held-out item is ever trained on. Items nobody interacted with stay in the catalogue,
+    # in no split; post tags on held-out items are held out too (dataset.heldout_post_tags).
+    split: str = "as_imported"
+    test_item_fraction: float = 0.15  # new_items: share of the items with interactions held out as test
+    validation_item_fraction: float = 0.15  # new_items: another, disjoint share for validation (0: none)
+    split_seed: int = 0  # new_items: which items are held out
     synthetic: SyntheticWorldConfig = dataclasses.field(default_factory=SyntheticWorldConfig)
 
 
@@ -428,6 +439,7 @@ def validate(config, source="<config>", provenance=None):
                           "empty")
     if not config.data.cache_dir.strip():
         raise ConfigError(f"{where('data.cache_dir')}: key 'data.cache_dir' is empty")
+    _check_split(config, where)
     trainer, ev, export = config.trainer, config.eval, config.export
     for key, value, low in (("trainer.epochs", trainer.epochs, 1), ("trainer.batch_size", trainer.batch_size, 1),
                             ("trainer.negatives_per_positive", trainer.negatives_per_positive, 1),
@@ -496,6 +508,30 @@ def validate(config, source="<config>", provenance=None):
                           "hr@10 or ndcg@20")
 
 
+def _check_split(config, where):
+    from tfvrec.data.splits import SPLIT_KINDS  # (numpy and pandas only)
+    data = config.data
+    if data.split not in SPLIT_KINDS:
+        raise ConfigError(f"{where('data.split')}: key 'data.split' must be one of {list(SPLIT_KINDS)}, got "
+                          f"{quote(data.split)}")
+    for key in ("test_item_fraction", "validation_item_fraction"):
+        value = getattr(data, key)
+        if not 0 <= value < 1:
+            raise ConfigError(f"{where('data.' + key)}: key 'data.{key}' must be in [0, 1), got {value}")
+    if data.split == "new_items":
+        if data.test_item_fraction <= 0:
+            raise ConfigError(f"{where('data.test_item_fraction')}: key 'data.test_item_fraction' must be > 0 with "
+                              "data.split new_items (the share of items held out as new)")
+        total = data.test_item_fraction + data.validation_item_fraction
+        if total >= 1:
+            key = "data.validation_item_fraction"
+            raise ConfigError(f"{where(key)}: data.test_item_fraction + data.validation_item_fraction must be < 1 "
+                              f"(some items must stay for training), got {total:g}")
+    if not SEED_RANGE[0] <= data.split_seed <= SEED_RANGE[1]:
+        raise ConfigError(f"{where('data.split_seed')}: key 'data.split_seed' must be in [0, 2**32 - 1], got "
+                          f"{data.split_seed}")
+
+
 def to_dict(config):
     return dataclasses.asdict(config)
 
@@ -534,6 +570,9 @@ def baseline_run_dir(parent_dir, run, name):
     keyed by what the baseline learns from (its data, model and trainer sections and seed), so a changed
     baseline config trains a new run instead of reusing a stale one."""
     payload = {k: dataclasses.asdict(getattr(run, k)) for k in ("data", "model", "trainer")}
+    if payload["data"]["split"] == "as_imported":  # the split keys unused: the digest of before they existed
+        for key in ("split", "test_item_fraction", "validation_item_fraction", "split_seed"):
+            payload["data"].pop(key)
     payload["seed"] = run.runtime.seed
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return os.path.join(parent_dir, "baselines", f"{name}-{digest}")
