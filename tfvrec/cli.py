@@ -154,7 +154,7 @@ def build_parser():
     p.add_argument("--run", required=True, help="run directory (runtime.model_dir of the training run)")
     p.add_argument("--test", help="held-out interactions: 'user<TAB>item' rows (header optional), "
                                   "ids as in the data set; never seen in training")
-    p.add_argument("--protocol", action="append", metavar="full|sampled:N|candidates:N",
+    p.add_argument("--protocol", action="append", metavar="full|new_items|sampled:N|candidates:N",
                    help="evaluation protocol (repeatable); default: the run's eval.protocols")
     p.add_argument("--repeats", type=int, default=0, help="repeats of the sampled protocol (default: config)")
     p.add_argument("--allow-unfinished", action="store_true",

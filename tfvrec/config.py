@@ -124,6 +124,8 @@ class RuntimeConfig:
 @dataclasses.dataclass
 class EvalConfig:
     split: str = "test"  # held-out split evaluated after training (falls back to validation)
+    # full | new_items | sampled:N | candidates:N (tfvrec/evaluation/protocols.py); new_items ranks the
+    # held-out items among the items without a training interaction (with data.split: new_items).
     protocols: List[str] = dataclasses.field(default_factory=lambda: ["sampled:100", "full"])
     ks: List[int] = dataclasses.field(default_factory=lambda: [5, 10, 20])
     repeats: int = 10

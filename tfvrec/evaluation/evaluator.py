@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 
 from tfvrec import registry
-from tfvrec.data.splits import known_splits
+from tfvrec.data.splits import known_splits, training_items
 from tfvrec.evaluation import baselines, comparison, protocols
 
 
@@ -29,6 +29,16 @@ def exclusions(dataset, heldout, judged=None):
         seen = np.asarray(by_user.get(user, np.empty(0, np.int64)), dtype=np.int64)
         out[user] = np.setdiff1d(seen, items)
     return out
+
+
+def candidate_pool(dataset, protocol):
+    """The items ``protocol`` may rank (`protocols.evaluate`'s ``candidate_pool``): for ``new_items``,
+    every catalogue item without an interaction in ``train`` or ``train_holdout`` (sorted indices:
+    the held-out items of an item-disjoint split, and items nobody has interacted with); None (the
+    whole catalogue) for the other protocols."""
+    if protocols.parse_protocol(protocol).kind != protocols.NEW_ITEMS:
+        return None
+    return np.setdiff1d(np.arange(dataset.num_items, dtype=np.int64), training_items(dataset), assume_unique=True)
 
 
 # The engine's own baselines; model packages register their papers' (``ModelSpec.baselines``).
@@ -58,8 +68,9 @@ def evaluate_scorers(scorers, dataset, heldout, protocol_names, ks, repeats, see
     exclude = exclusions(dataset, heldout, judged)
     rows = []
     for protocol in protocol_names:
+        pool = candidate_pool(dataset, protocol)
         for name, scorer in scorers.items():
             result = protocols.evaluate(scorer, heldout, exclude, dataset.num_items, protocol, ks=tuple(ks),
-                                        repeats=repeats, seed=seed, per_user=True)
+                                        repeats=repeats, seed=seed, per_user=True, candidate_pool=pool)
             rows.append((name, result))
     return comparison.compare(rows)

@@ -35,11 +35,13 @@ def make_validation(config, dataset, model, validation):
     users = set(subset_users(heldout, trainer.validation_max_users, config.runtime.seed))
     heldout = {u: v for u, v in heldout.items() if u in users}
     exclude = evaluator.exclusions(dataset, heldout, judged=trainer.validation_split)
+    pool = evaluator.candidate_pool(dataset, trainer.validation_protocol)
 
     def evaluate_validation():
         # Deterministic (hash-seeded), so every worker takes the same early-stopping decision.
         return protocols.evaluate(model, heldout, exclude, dataset.num_items, trainer.validation_protocol,
-                                  ks=validation_ks(trainer.validation_metric), repeats=1, seed=config.runtime.seed)
+                                  ks=validation_ks(trainer.validation_metric), repeats=1, seed=config.runtime.seed,
+                                  candidate_pool=pool)
     return evaluate_validation
 
 
