@@ -131,6 +131,10 @@ class EvalConfig:
     repeats: int = 10
     seed: int = 0
     baselines: List[str] = dataclasses.field(default_factory=lambda: ["popularity", "random"])
+    # metadata_knn / visual_knn (tfvrec/evaluation/content_baselines.py): score(u, i) sums the cosine
+    # similarities between i and the user's knn_k most similar training items; 0 = all of them (the
+    # profile direction), the best of 0/5/10/20/50 on the posters likes' new-items validation items.
+    knn_k: int = 0
     # Columns of the printed table (each expanded over `ks`, except "auc"); metrics.json
     # always holds every metric. Choices: hr, ndcg, precision, recall, f1, auc.
     table_metrics: List[str] = dataclasses.field(default_factory=lambda: ["hr", "ndcg", "auc"])
@@ -453,7 +457,8 @@ def validate(config, source="<config>", provenance=None):
                             ("trainer.tensorboard_users", trainer.tensorboard_users, 0),
                             ("trainer.tensorboard_k", trainer.tensorboard_k, 1),
                             ("runtime.logical_cpus", config.runtime.logical_cpus, 0),
-                            ("eval.repeats", ev.repeats, 1), ("export.max_k", export.max_k, 1),
+                            ("eval.repeats", ev.repeats, 1), ("eval.knn_k", ev.knn_k, 0),
+                            ("export.max_k", export.max_k, 1),
                             ("export.default_k", export.default_k, 1),
                             ("export.rerank_candidates", export.rerank_candidates, 1),
                             ("export.scann_num_leaves", export.scann_num_leaves, 0),
@@ -483,6 +488,9 @@ def validate(config, source="<config>", provenance=None):
         if metric not in table:
             raise ConfigError(f"{where('eval.table_metrics')}: key 'eval.table_metrics[{n}]' must be one of "
                               f"{list(table)}, got {quote(metric)}")
+    if "visual_knn" in ev.baselines and not config.data.features:
+        raise ConfigError(f"{where('eval.baselines')}: eval.baselines lists visual_knn, which compares items by "
+                          "their visual features, but data.features is empty; name a feature set of the data set")
     if not ev.protocols:
         raise ConfigError(f"{where('eval.protocols')}: key 'eval.protocols' is empty; e.g. [sampled:100, full]")
     spec = registry.model_spec(config.model.name, source)

@@ -53,6 +53,10 @@ def _random(dataset, config, heldout):
     return baselines.RandomScorer(seed=config.eval.seed, num_items=dataset.num_items)
 
 
+# The content baselines (metadata_knn, visual_knn) register themselves on import.
+from tfvrec.evaluation import content_baselines  # noqa: E402,F401
+
+
 def baseline_scorers(names, dataset, config, heldout):
     """``{name: scorer}`` of the ``eval.baselines`` rows (any model package's baselines may be named)."""
     try:
