@@ -33,7 +33,8 @@ def _four(path, tags=True):
 
 def _config(k=0, features="lite"):
     config = config_lib.ExperimentConfig()
-    config.eval.knn_k, config.data.features = k, features
+    config.eval.metadata_knn_k = config.eval.visual_knn_k = k
+    config.data.features = features
     return config
 
 
@@ -93,8 +94,10 @@ def test_visual_knn_golden_scores(tmp_path, k, expected_u0):
 def test_configuration_mistakes():
     with pytest.raises(ConfigError, match="lists visual_knn.*data.features is empty"):
         config_lib.load_config(sets=["eval.baselines=[popularity, visual_knn]"])
-    with pytest.raises(ConfigError, match=r"key 'eval.knn_k' must be ≥ 0, got -1"):
-        config_lib.load_config(sets=["eval.knn_k=-1"])
+    with pytest.raises(ConfigError, match=r"key 'eval.metadata_knn_k' must be ≥ 0, got -1"):
+        config_lib.load_config(sets=["eval.metadata_knn_k=-1"])
+    with pytest.raises(ConfigError, match=r"key 'eval.visual_knn_k' must be ≥ 0, got -3"):
+        config_lib.load_config(sets=["eval.visual_knn_k=-3"])
     with pytest.raises(ValueError, match="k must be an integer ≥ 0"):
         ItemKNNScorer(np.eye(2), [[0]], k=-2)
 

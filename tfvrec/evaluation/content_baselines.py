@@ -10,8 +10,9 @@ Both are `ItemKNNScorer`: the content rows L2-normalised, and
 
     score(u, i) = Σ cos(i, h) over the user's ``k`` training items h most similar to i
 
-(``eval.knn_k``; 0 means every training item of the user, which ranks like the cosine between
-i and the user's profile — the sum of their unit content vectors — the "genre profile").
+(``eval.metadata_knn_k`` / ``eval.visual_knn_k``; 0 means every training item of the user, which
+ranks like the cosine between i and the user's profile — the sum of their unit content vectors —
+the "genre profile").
 They score an item nobody has interacted with from its content alone, so under the
 ``new_items`` protocol they show what content by itself is worth; popularity and random are
 the floor there. Registered like the engine's popularity and random (``eval.baselines``).
@@ -70,20 +71,16 @@ class ItemKNNScorer:
             np.zeros((0, self.num_items))
 
 
-def _k(config):
-    return int(config.eval.knn_k)
-
-
 def _describe_k(k):
     return "all history items (the profile direction)" if k == 0 else f"the {k} most similar history items"
 
 
 @registry.register_baseline("metadata_knn")
 def _metadata_knn(dataset, config, heldout):
-    kind = content_lib.metadata_kind(dataset, "auto")
+    kind, k = content_lib.metadata_kind(dataset, "auto"), config.eval.metadata_knn_k
     note = (f"metadata_knn: content k-NN on item metadata — {content_lib.DESCRIPTIONS[kind]}; cosine, sum over "
-            f"{_describe_k(_k(config))}; no learning")
-    return ItemKNNScorer(content_lib.metadata_matrix(dataset, kind), dataset.train_items_by_user(), _k(config), note)
+            f"{_describe_k(k)}; no learning")
+    return ItemKNNScorer(content_lib.metadata_matrix(dataset, kind), dataset.train_items_by_user(), k, note)
 
 
 @registry.register_baseline("visual_knn")
@@ -91,7 +88,8 @@ def _visual_knn(dataset, config, heldout):
     if not config.data.features:
         raise ConfigError("eval.baselines lists visual_knn, which compares items by their visual features, but "
                           "data.features is empty; name a feature set of the data set")
+    k = config.eval.visual_knn_k
     note = (f"visual_knn: content k-NN on visual features '{config.data.features}' (L2-normalised); cosine, sum "
-            f"over {_describe_k(_k(config))}; no learning")
+            f"over {_describe_k(k)}; no learning")
     return ItemKNNScorer(content_lib.feature_matrix(dataset, config.data.features), dataset.train_items_by_user(),
-                         _k(config), note)
+                         k, note)
