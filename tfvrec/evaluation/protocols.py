@@ -21,7 +21,7 @@ The protocols of the papers in the zoo, and the new-items one:
     items among 100, a random ranking has P@K = 0.2. Repeated like ``sampled``.
 
 ``new_items``
-    The regime of new content (issue 27; CuratorNet's one-of-a-kind art, CDL's §5): each
+    The regime of new content (CuratorNet's one-of-a-kind art, CDL's §5 new images): each
     user's held-out items ranked, as in ``full``, among the catalogue items that have no
     training interaction (``train`` or ``train_holdout``) — the images nobody has seen a
     reaction to yet. Held-out items that did have one are dropped. It is ``full`` within a
