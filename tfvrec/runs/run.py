@@ -219,6 +219,9 @@ def baseline_run_dir(parent_dir, config, name):
     keyed by what the baseline learns from (its data, model and trainer sections and seed), so a changed
     baseline config trains a new run instead of reusing a stale one."""
     payload = {k: dataclasses.asdict(getattr(config, k)) for k in ("data", "model", "trainer")}
+    if payload["data"]["split"] == "as_imported":  # the split keys unused: the digest of before they existed
+        for key in ("split", "test_item_fraction", "validation_item_fraction", "split_seed"):
+            payload["data"].pop(key)
     payload["seed"] = config.runtime.seed
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return os.path.join(parent_dir, "baselines", f"{name}-{digest}")
