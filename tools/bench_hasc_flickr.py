@@ -38,7 +38,7 @@ import tfvrec  # noqa: E402,F401
 
 from tfvrec import benchmark_report  # noqa: E402
 from tfvrec import config as config_lib  # noqa: E402
-from tfvrec import runs  # noqa: E402
+from tfvrec import inputs, runs  # noqa: E402
 from tfvrec.data.resolve import shared_data_dir  # noqa: E402
 from tfvrec.evaluation.protocols import EvalResult  # noqa: E402
 
@@ -192,7 +192,7 @@ def time_epoch(run, steps=300):
     config.model.hasc.auxiliary_init = "random"
     dataset = runs.prepare_dataset(config)
     model = trainer.build_model(config, dataset, tf.distribute.get_strategy())
-    ds, steps_per_epoch = model.make_train_dataset(dataset, config.trainer, 0)
+    ds, steps_per_epoch = inputs.training_stream(config, dataset, model, 0)
     model.fit(ds, steps_per_epoch=20, epochs=1, verbose=0)  # trace and warm up
     load = os.getloadavg()[0]
     wall, cpu = time.time(), time.process_time()

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tfvrec import config as config_lib
+from tfvrec import runs
 from tfvrec.data import splits
 from tfvrec.data.dataset import load_dataset, write_dataset
 from tfvrec.data.errors import DataError
@@ -166,10 +167,10 @@ def test_config_checks(sets, message):
 def test_baseline_run_dir_ignores_unused_split_keys():
     config = config_lib.load_config()
     reseeded = config_lib.load_config(sets=["data.split_seed=4"])
-    assert config_lib.baseline_run_dir("r", config, "b") == config_lib.baseline_run_dir("r", reseeded, "b")
+    assert runs.baseline_run_dir("r", config, "b") == runs.baseline_run_dir("r", reseeded, "b")
     a = config_lib.load_config(sets=["data.split=new_items"])
     b = config_lib.load_config(sets=["data.split=new_items", "data.split_seed=4"])
-    assert len({config_lib.baseline_run_dir("r", c, "b") for c in (config, a, b)}) == 3
+    assert len({runs.baseline_run_dir("r", c, "b") for c in (config, a, b)}) == 3
 
 
 def test_real_posters_likes_new_items_split(tmp_path):

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tfvrec.runs import Run
 from tfvrec import config as config_lib
 from tfvrec.data import splits
 from tfvrec.data.dataset import load_dataset, write_dataset
@@ -174,7 +175,7 @@ def test_a_run_on_the_new_items_split_and_tfvrec_evaluate_on_new_items(tmp_path,
     assert new["bpr"].info["heldout_outside_pool"] == 0 and new["bpr"].info["candidate_pool_size"] > 0
     # A file of interactions on items the run never trained on (its test items) and on warm ones.
     ds = load_dataset(data)
-    _, loaded, _ = trainer.load_run(model_dir)
+    _, loaded, _ = Run(model_dir).load()
     fresh, warm = loaded.heldout_items["test"], splits.training_items(loaded)
     lines = [f"{ds.user_ids[u]}\t{ds.item_ids[i]}\n" for u, i in [(0, fresh[0]), (1, fresh[1]), (2, warm[0])]]
     path = tmp_path / "new_posters.tsv"

@@ -11,8 +11,7 @@ class RecommenderModel(tfrs.models.Model):
       - ``training_scores(inputs, training)`` (and, for ``loss: retrieval``, ``training_vectors``):
         what the task (``self.task``, passed in: `tfvrec.tasks.build`) needs of a training batch;
         `compute_loss` is written once, here;
-      - ``make_train_dataset(dataset, trainer_config, seed)``: an infinite, globally
-        batched ``tf.data.Dataset`` of training examples, plus ``steps_per_epoch``;
+      - ``example_input()`` when ``call`` takes other inputs (the registry builds the model with it);
       - ``score_candidates(users, items)``: scores ``[B, C]`` for users ``[B]``,
         candidate items ``[B, C]`` (int indices);
       - optionally ``score_all_items(users)``: scores ``[B, num_items]``.
