@@ -73,7 +73,7 @@ def world_config(data_path, model_dir, *sets):
         "data.source=directory", f"data.path={data_path}", "data.features=visual", f"runtime.model_dir={model_dir}",
         "runtime.distribution_strategy=default", "model.curatornet.num_clusters=15",
         "model.curatornet.cluster_restarts=3", "model.curatornet.item_units=64", "model.curatornet.profile_units=96",
-        "model.curatornet.num_triplets=1000000", "model.vbpr.num_triplets=15000",
+        "model.curatornet.num_triplets=1000000", "model.vbpr.num_triplets=150000",
         "trainer.epochs=1", "trainer.steps_per_epoch=3000", "trainer.batch_size=256", "trainer.learning_rate=0.002",
         "trainer.verbose=0", "trainer.validation_split=", "eval.baselines=[]", *sets])
 

@@ -150,7 +150,7 @@ def training_inputs(config, dataset, model, seed):
             "negative": tf.TensorSpec([batch], tf.int64), "user": tf.TensorSpec([batch], tf.int64)}
     ds = tf.data.Dataset.from_generator(lambda: sampler.batches(seed, c.num_triplets, batch), output_signature=spec)
     ds = ds.map(lambda b: {"user": b["user"], "positive": b["positive"], "negatives": b["negative"][:, None]})
-    steps = trainer.steps_per_epoch or max(1, math.ceil(c.num_triplets / batch))
+    steps = trainer.steps_per_epoch or max(1, math.ceil(c.num_triplets / (batch * trainer.epochs)))
     return ds.prefetch(4), steps
 
 
