@@ -3,7 +3,7 @@
 A new item whose id is already a catalogue id *is* that item with new content (a
 re-photographed painting, a corrected embedding): its vector replaces the catalogue's.
 Any other id is appended. Used by ``tfvrec index`` (a new export version) and by
-cold-start recommendation (`tfvrec.models.curatornet.cold_start`), so both agree.
+cold-start recommendation in process (`tfvrec.inference`, through the same export adapters), so both agree.
 """
 import numpy as np
 

@@ -80,8 +80,6 @@ class ModelSpec:
     - ``evaluation``: a module with ``make_validation`` and ``evaluate_run`` for models
       that are not evaluated by the user–item protocols (e.g. tag recommenders);
     - ``commands``: a module with ``register_cli(subparsers)`` (model-specific verbs);
-    - ``cold_start``: ``run_cli(args)`` answering ``tfvrec recommend --items ...`` for a new
-      user (content models; `tfvrec.inference`);
     - ``triplets``: a module whose ``source(config)`` gives the model's training triplets as a
       `tfvrec.triplets.sources.TripletSource` (``tfvrec triplets`` writes them as records);
     - ``inputs``: the training stream's builder (see ``input_kind``).
@@ -97,7 +95,6 @@ class ModelSpec:
     warm_starts: str = ""
     evaluation: str = ""
     commands: str = ""
-    cold_start: str = ""
     triplets: str = ""
     # TensorBoard histograms of what the model learned, each epoch (`tfvrec.inspect.epoch`):
     # ``summaries(model, dataset, users) -> {name: array}`` (e.g. HASC's γ and attention entropy).
@@ -108,6 +105,9 @@ class ModelSpec:
     # -> (tf.data.Dataset, steps_per_epoch)`` for any kind the input layer does not build alone.
     input_kind: str = "pairs"
     inputs: str = ""
+    # Why an item is recommended (`tfvrec report`): ``explain(model, dataset, user_rows, item_rows) ->
+    # [{"weights": {name: value in [0, 1]}, "lines": [str]}]``, one entry per (user, item).
+    explain: str = ""
     # The objectives ``model.<name>.loss`` may name (`tfvrec.tasks.build`).
     losses: tuple = ("logistic", "hinge", "retrieval")
     # Triplet samplers the package lends to other models, by name: ``{name: "module:function"}``,

@@ -171,13 +171,13 @@ def cell(result, metric):
 
 def two_stage(run, sizes=(50, 100, 200, 500, 1000), k=10):
     from tfvrec.models.hasc.retrieval import two_stage_recall
-    _, dataset, model = runs.Run(run.model_dir).load()
+    config, dataset, model = runs.Run(run.model_dir).load()
     exclude = dataset.train_items_by_user()
     users = np.arange(dataset.num_users)
     out = []
     for n in sizes:
         start = time.time()
-        out.append((n, two_stage_recall(model, users, k=k, num_retrieve=n, exclude=exclude),
+        out.append((n, two_stage_recall(config, dataset, model, users, k=k, num_retrieve=n, exclude=exclude),
                     (time.time() - start) / len(users) * 1000))
     return out
 

@@ -81,16 +81,23 @@ def tiny_export(tmp_path_factory, name="bpr", index="brute_force"):
 def reference_top_k(model, dataset, users, k, exclude_seen=True, config=None):
     """In-memory top-K (external ids, scores) with the user's training items removed.
 
-    HASC recommends in two stages: its own `recommend` (retrieve
-    ``export.rerank_candidates``, re-rank exactly) is the reference.
+    A two-stage model (its index vectors only approximate its score: HASC) is the reference written out
+    here: the top ``export.rerank_candidates`` by index score, re-ranked by the exact score.
     """
     seen = dataset.train_items_by_user()
     item_ids = np.asarray(dataset.item_ids, str)
-    if config is not None and config.model.name == "hasc":
-        from tfvrec.models.hasc.retrieval import recommend
-        rows, scores = recommend(model, np.asarray(users), k=k, num_retrieve=config.export.rerank_candidates,
-                                 exclude=[seen[u] for u in users])
-        return item_ids[rows], scores
+    if config is not None and hasattr(model, "query_vectors"):
+        users = np.asarray(users)
+        index = model.query_vectors(users).numpy() @ model.candidate_vectors().numpy().T
+        rows, scores = [], []
+        for n, user in enumerate(users):
+            index[n, seen[user]] = -np.inf
+            candidates = np.argsort(-index[n], kind="stable")[:config.export.rerank_candidates]
+            exact = model.score(np.array([user]), candidates[None])[0]
+            order = np.argsort(-exact, kind="stable")[:k]
+            rows.append(candidates[order])
+            scores.append(exact[order])
+        return item_ids[np.array(rows)], np.array(scores)
     scores = model.score_all(np.asarray(users))
     if exclude_seen:
         for row, user in enumerate(users):

@@ -114,3 +114,13 @@ def item_content(dataset, kind, features_name, key="item_content"):
                           "(features/<name>.npz) or use artist_onehot")
     content = feature_matrix(dataset, features_name)
     return content, f"items use features '{features_name}' ({content.shape[1]}-d)"
+
+
+def artist_onehot(dataset, artists):
+    """The ``artist_onehot`` content ``[n, len(artist_ids)]`` of items by these (known) artists: new items of an
+    artist one-hot model (`item_content`)."""
+    position = {a: n for n, a in enumerate(np.asarray(dataset.artist_ids).astype(str))}
+    content = np.zeros((len(artists), len(position)), dtype=np.float32)
+    for row, artist in enumerate(artists):
+        content[row, position[str(artist)]] = 1.0
+    return content

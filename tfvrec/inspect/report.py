@@ -1,12 +1,13 @@
 """``tfvrec report``: one self-contained HTML page of what a run recommends, to look at.
 
 At the top, the run's results table (``metrics.json``: the model against its baselines)
-and an inline SVG plot of HR@K and R@K for K = 1..20 (the model, popularity and random,
-on the run's first evaluation protocol). Then, per user of the evaluated split: the
-images of their training history, the top-K recommended images with scores and the
-held-out hits outlined; for HASC each recommendation's explanation (the aspect
-importance γ as bars, the top uploads by α and followees by β); for a content model
-(CuratorNet) the nearest history item of each recommendation in the item-vector space.
+and an inline SVG plot of HR@K and R@K for K = 1..20 of every row of that table (the model
+and each of ``eval.baselines``, on the run's first evaluation protocol). Then, per user of
+the evaluated split: the images of their training history, the top-K recommended images —
+as the run's export serves them (`tfvrec.inference`) — with scores and the held-out hits
+outlined; each recommendation's explanation where the model has one (``ModelSpec.explain``:
+HASC's aspect importance γ as bars, its top uploads by α and followees by β); for a content
+model the nearest history item of each recommendation in the space of its index vectors.
 Images are embedded (PNG data URIs): the page works offline, from any folder, with no
 CDN. A data set without images gets tiles with ids and metadata, and the page says so.
 """
@@ -15,14 +16,17 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 
+from tfvrec import atomic, registry
 from tfvrec.errors import ConfigError
+from tfvrec.evaluation import evaluator, protocols
+from tfvrec.inference import Recommender
 from tfvrec.inspect.pictures import Thumbnails, data_uri
-from tfvrec.runs import Run
 
 CURVE_KS = tuple(range(1, 21))
-CURVE_SCORERS = ("popularity", "random")  # cheap baselines drawn beside the model
-COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -140,67 +144,60 @@ class _Tiles:
         return f'<br><img class="mini" src="{data_uri(self.thumbnails.tile(row))}" alt="{item}">'
 
 
-def _gamma_bars(gamma):
-    names = ("upload", "social", "creator")
-    return "<div class='bars'>" + "".join(
-        f"{n} {g:.2f}<div class='bar' style='width:{max(1, int(g * 100))}px'></div>" for n, g in zip(names, gamma)
-    ) + "</div>"
+def _explanation(explained):
+    """One recommendation's explanation (``ModelSpec.explain``): weights as bars, then lines of text."""
+    bars = "".join(f"{_e(name)} {value:.2f}<div class='bar' style='width:{max(1, int(value * 100))}px'></div>"
+                   for name, value in explained.get("weights", {}).items())
+    lines = "<br>".join(_e(line) for line in explained.get("lines", []))
+    return f"<div class='bars'>{bars}</div>" + (f"<div class='bars'>{lines}</div>" if lines else "")
 
 
 def build_report(run_dir, users=None, count=5, k=10, history=12):
     """The report page of run ``run_dir`` (an HTML string) and a summary dict."""
-    from tfvrec import registry
-    from tfvrec.evaluation import evaluator, protocols
-    from tfvrec.inspect.epoch import top_k
-    config, dataset, model = Run(run_dir).load()
+    rec = Recommender(run_dir)
+    config, dataset, model = rec.config, rec.dataset, rec.model
     spec = registry.model_spec(config.model.name)
-    if spec.evaluation:
-        raise ConfigError(f"{run_dir}: model '{spec.name}' does not rank a catalogue of items for users; "
-                          "tfvrec report shows user–item recommenders")
     judged = config.eval.split if config.eval.split in dataset.interactions else "validation"
     heldout = evaluator.heldout_by_user(dataset.split(judged)) if judged in dataset.interactions else {}
     rows = pick_users(dataset, heldout, users, count, config.eval.seed)
     exclude = evaluator.exclusions(dataset, {u: heldout.get(u, np.empty(0, np.int64)) for u in rows}, judged)
     seen = dataset.train_items_by_user()
     tiles = _Tiles(dataset)
-    # Curves: the model and the cheap baselines on the first protocol, K = 1..20.
+    # Curves: every row of the results table (the model and each of eval.baselines), first protocol, K = 1..20.
     curves_html = ""
     if heldout:
         scorers = {config.model.name: model}
-        scorers.update(evaluator.baseline_scorers(list(CURVE_SCORERS), dataset, config, heldout))
+        scorers.update(evaluator.baseline_scorers(config.eval.baselines, dataset, config, heldout))
         all_exclude = evaluator.exclusions(dataset, heldout, judged)
         protocol = config.eval.protocols[0]
+        pool = evaluator.candidate_pool(dataset, protocol)
         results = {name: protocols.evaluate(s, heldout, all_exclude, dataset.num_items, protocol, ks=CURVE_KS,
-                                            repeats=1, seed=config.eval.seed) for name, s in scorers.items()}
+                                            repeats=1, seed=config.eval.seed, candidate_pool=pool)
+                   for name, s in scorers.items()}
         curves_html = "".join(
             svg_curves({n: [r.metrics[f"{m}@{kk}"] for kk in CURVE_KS] for n, r in results.items()},
                        f"{label} on split '{judged}' ({protocol})") for m, label in (("hr", "HR@K"), ("recall", "R@K")))
-    explain = None
-    if config.model.name == "hasc":
-        from tfvrec.models.hasc.explain import attention_arrays
-        explain = attention_arrays
+    explain = registry.resolve(spec.explain) if spec.explain else None
+    module = rec.module()
+    parts = getattr(module, "parts", None)
     item_space = None
-    if spec.cold_start:  # a content model: its item vectors place any two items in one space
-        from tfvrec.inspect.projector import index_vectors
-        vectors = index_vectors(config, dataset, model)
-        if vectors is not None:
-            item_rows, item_vectors = vectors[0], np.asarray(vectors[1], np.float64)
-            space = np.zeros((dataset.num_items, item_vectors.shape[1]))
-            space[item_rows] = item_vectors
-            item_space = space / np.maximum(np.linalg.norm(space, axis=1, keepdims=True), 1e-12)
+    if parts is not None and parts.embed_items is not None:  # a content model: its index vectors place any two items
+        vectors = np.zeros((dataset.num_items, parts.item_vectors.shape[1]))
+        vectors[dataset.item_index([str(i) for i in parts.item_ids])] = parts.item_vectors
+        item_space = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     sections = []
     for u in rows:
-        recommended, top_scores = top_k(model, [u], k, [np.union1d(seen[u], exclude.get(u, []))])
-        recommended, top_scores = recommended[0], top_scores[0]
+        also = [str(dataset.item_ids[i]) for i in exclude.get(u, [])]  # known items of earlier splits
+        answer = module.signature_functions["serving_default"](
+            user=tf.constant([str(dataset.user_ids[u])]), k=tf.constant(k, tf.int32),
+            exclude=tf.constant([also], tf.string) if also else tf.zeros([1, 0], tf.string))
+        ids = [i for i in answer["item_ids"].numpy()[0].astype(str) if i]
+        recommended = dataset.item_index(ids) if ids else np.zeros(0, np.int64)
+        top_scores = answer["scores"].numpy()[0][:len(ids)]
         hits = set(int(i) for i in heldout.get(u, ()))
         extras = [""] * len(recommended)
-        if explain is not None:
-            out = explain(model, [u] * len(recommended), recommended, top=3)
-            for n in range(len(recommended)):
-                uploads = [dataset.item_ids[r] for r in out["uploads"][n] if r >= 0]
-                followees = [dataset.user_ids[r] for r in out["followees"][n] if r >= 0]
-                extras[n] = (_gamma_bars(out["gamma"][n]) + f"<div class='bars'>α: {_e(', '.join(uploads)) or '-'}"
-                             f"<br>β: {_e(', '.join(followees)) or '-'}</div>")
+        if explain is not None and len(recommended):
+            extras = [_explanation(e) for e in explain(model, dataset, [u] * len(recommended), recommended)]
         elif item_space is not None and len(seen[u]):
             history_rows = np.asarray(seen[u])
             for n, item in enumerate(recommended):
@@ -229,9 +226,5 @@ def build_report(run_dir, users=None, count=5, k=10, history=12):
 
 def write_report(run_dir, out, **options):
     page, summary = build_report(run_dir, **options)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    tmp = out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(tmp, out)
+    atomic.write_text(out, page)
     return summary

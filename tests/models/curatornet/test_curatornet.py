@@ -17,7 +17,7 @@ from tfvrec.data.features import save_features
 from tfvrec.data.resolve import dataset_path
 from tfvrec.models.curatornet.model import CuratorNet, MeanMaxPooling
 from tfvrec.models.curatornet.baselines import OracleScorer, VisRankScorer
-from tfvrec.models.curatornet.cold_start import ColdStartRecommender
+from tfvrec.inference import Recommender
 from tfvrec.training import trainer
 
 from conftest import REPO, shared_data
@@ -243,33 +243,35 @@ def test_saved_run_reloads_with_the_trained_models_scores(trained):
 
 def test_new_user_from_item_ids_or_embeddings_without_retraining(trained):
     model_dir, _ = trained["guidelines"]
-    rec = ColdStartRecommender(model_dir)
+    rec = Recommender(model_dir)
     user = 7
     profile_items = rec.dataset.train_items_by_user()[user]
     ids = list(rec.item_ids[profile_items])
-    # A brand-new user with user 7's history gets user 7's ranking.
+    # A brand-new user with user 7's history gets user 7's ranking (the whole history is the profile here).
     top = rec.recommend(profile_items=ids, k=20)
-    expected = rec.model.score_all(np.array([user]))[0]
+    profile = rec.model.profile_model(tf.ragged.constant([rec.model.item_model(
+        rec.model.item_content.numpy()[profile_items]).numpy()], ragged_rank=1)).numpy()[0]
+    expected = rec.model.item_vectors().numpy() @ profile
     expected[profile_items] = -np.inf
     assert [r["item"] for r in top] == list(rec.item_ids[np.argsort(-expected, kind="stable")[:20]])
     np.testing.assert_allclose([r["score"] for r in top], np.sort(expected)[::-1][:20], rtol=1e-4, atol=1e-4)
     # The same profile given as raw content vectors instead of ids.
     content = rec.dataset.features("visual")[profile_items]
-    by_embedding = rec.recommend(profile_embeddings=content, k=20, exclude_profile=False)
-    by_ids = rec.recommend(profile_items=ids, k=20, exclude_profile=False)
+    by_embedding = rec.recommend(profile_embeddings=content, k=20, exclude_seen=False)
+    by_ids = rec.recommend(profile_items=ids, k=20, exclude_seen=False)
     assert [r["item"] for r in by_embedding] == [r["item"] for r in by_ids]
 
 
 def test_new_items_become_recommendable_without_retraining(trained):
     model_dir, _ = trained["guidelines"]
-    rec = ColdStartRecommender(model_dir)
+    rec = Recommender(model_dir)
     features = rec.dataset.features("visual")
     profile = list(rec.item_ids[[10, 11, 12]])
     before = rec.recommend(profile_items=profile, k=5)
     best = int(np.flatnonzero(rec.item_ids == before[0]["item"])[0])
     rng = np.random.default_rng(0)
     new_items = {"new_twin": features[best], "new_other": rng.normal(size=features.shape[1]) * 10}
-    after = rec.recommend(profile_items=profile, k=6, extra_items=new_items)
+    after = rec.recommend(profile_items=profile, k=6, new_items=new_items)
     names = [r["item"] for r in after]
     # A new item with the best item's content ties with it at the top.
     assert set(names[:2]) == {"new_twin", before[0]["item"]}
@@ -277,16 +279,17 @@ def test_new_items_become_recommendable_without_retraining(trained):
     assert twin["new"] and twin["score"] == pytest.approx(before[0]["score"], rel=1e-5)
     # Any new embedding is scored by the trained towers: Φ(P)ᵀΦ(f).
     scores = {r["item"]: r["score"] for r in rec.recommend(profile_items=profile, k=rec.dataset.num_items + 2,
-                                                          extra_items=new_items)}
-    u = rec._profile_vector(rec._catalogue_vectors()[[10, 11, 12]])
+                                                          new_items=new_items)}
+    catalogue = rec.model.item_vectors().numpy()
+    u = rec.model.profile_model(tf.ragged.constant([catalogue[[10, 11, 12]]], ragged_rank=1)).numpy()[0]
     phi = rec.model.item_model(tf.constant(new_items["new_other"][None], tf.float32)).numpy()[0]
     assert scores["new_other"] == pytest.approx(float(u @ phi), rel=1e-4)
     # A profile may include a new item too.
-    assert rec.recommend(profile_items=["new_other"], k=3, extra_items=new_items)
+    assert rec.recommend(profile_items=["new_other"], k=3, new_items=new_items)
     # A new item that reuses a catalogue id is that item with new content (the rule of `tfvrec index`):
     # the best item, given the content of an item outside the top list, drops out; nothing is added.
-    worst = str(rec.item_ids[int(np.argmin(rec._catalogue_vectors() @ u))])
-    replaced = rec.recommend(profile_items=profile, k=rec.dataset.num_items, extra_items={
+    worst = str(rec.item_ids[int(np.argmin(catalogue @ u))])
+    replaced = rec.recommend(profile_items=profile, k=rec.dataset.num_items, new_items={
         before[0]["item"]: features[int(np.flatnonzero(rec.item_ids == worst)[0])]})
     assert len(replaced) == rec.dataset.num_items - len(profile) and not any(r["new"] for r in replaced)
     position = {r["item"]: r["score"] for r in replaced}
@@ -295,13 +298,13 @@ def test_new_items_become_recommendable_without_retraining(trained):
 
 def test_cold_start_input_errors_name_the_problem(trained):
     from tfvrec.data.errors import DataError
-    rec = ColdStartRecommender(trained["guidelines"][0])
+    rec = Recommender(trained["guidelines"][0])
     with pytest.raises(DataError, match="item 'nope' is neither in the run's catalogue"):
         rec.recommend(profile_items=["nope"])
     with pytest.raises(DataError, match="expected content vectors of dimension 48"):
-        rec.recommend(profile_items=[rec.item_ids[0]], extra_items={"x": np.zeros(7)})
+        rec.recommend(profile_items=[rec.item_ids[0]], new_items={"x": np.zeros(7)})
     with pytest.raises(DataError, match="new item ids must be unique"):
-        rec.recommend(profile_items=[rec.item_ids[0]], extra_items=(["a", "a"], np.zeros((2, 48))))
+        rec.recommend(profile_items=[rec.item_ids[0]], new_items=(["a", "a"], np.zeros((2, 48))))
 
 
 def run_cli(*args):

@@ -372,14 +372,16 @@ def test_explain_api_and_cli(trained, capsys):
 
 def test_two_stage_retrieval(trained):
     model_dir, _ = trained
-    _, dataset, model = Run(model_dir).load()
+    config, dataset, model = Run(model_dir).load()
     users = np.arange(0, dataset.num_users, 5)
     exclude = dataset.train_items_by_user()
     # Retrieving the whole catalogue re-ranks everything: exactly the full-scoring top-k.
-    assert hasc_retrieval.two_stage_recall(model, users, k=10, num_retrieve=dataset.num_items, exclude=exclude) == 1.0
-    recalls = [hasc_retrieval.two_stage_recall(model, users, k=10, num_retrieve=n, exclude=exclude) for n in (10, 100)]
+    assert hasc_retrieval.two_stage_recall(config, dataset, model, users, k=10, num_retrieve=dataset.num_items,
+                                           exclude=exclude) == 1.0
+    recalls = [hasc_retrieval.two_stage_recall(config, dataset, model, users, k=10, num_retrieve=n, exclude=exclude)
+               for n in (10, 100)]
     assert 0 < recalls[0] < 1 and recalls[0] <= recalls[1]
-    items, scores = hasc_retrieval.recommend(model, users[:4], k=10, num_retrieve=100,
+    items, scores = hasc_retrieval.recommend(config, dataset, model, users[:4], k=10, num_retrieve=100,
                                             exclude=[exclude[u] for u in users[:4]])
     assert not any(np.isin(row, exclude[u]).any() for row, u in zip(items, users[:4]))
     assert (np.diff(scores, axis=1) <= 0).all()

@@ -20,7 +20,7 @@ Art Images*.
 There are no per-user or per-item parameters: a user is their profile (here the
 most recent training purchases, at most ``max_profile_items``), an item is its
 content, so new users and new items are scored without retraining
-(`tfvrec.models.curatornet.cold_start`). Paper baselines (VisRank, VBPR, Oracle;
+(`tfvrec.inference`, as served). Paper baselines (VisRank, VBPR, Oracle;
 Random is built in) are `tfvrec.models.curatornet.baselines`.
 """
 import math

@@ -13,4 +13,5 @@ registry.register_model(registry.ModelSpec(
     create="tfvrec.models.hasc.model:create", serving="tfvrec.models.hasc.serving:build",
     warm_starts="tfvrec.models.hasc.warm_start:warm_starts", commands="tfvrec.models.hasc.cli",
     summaries="tfvrec.models.hasc.explain:summaries", losses=("logistic", "hinge"),
+    explain="tfvrec.models.hasc.explain:explanations",
     summary="Wu et al., Explainable Social Contextual Image Recommendation with Hierarchical Attention"))

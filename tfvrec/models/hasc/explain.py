@@ -118,6 +118,19 @@ def attention_arrays(model, users, items, top=0):
                                                  top).items()}
 
 
+def explanations(model, dataset, users, items, top=3):
+    """Per (user, item): the aspect importance γ (weights) and the top uploads by α and followees by β
+    (lines) — HASC's explanation of a recommendation, as `tfvrec report` shows it (``ModelSpec.explain``)."""
+    out = attention_arrays(model, users, items, top=top)
+    entries = []
+    for n in range(len(items)):
+        uploads = [str(dataset.item_ids[r]) for r in out["uploads"][n] if r >= 0]
+        followees = [str(dataset.user_ids[r]) for r in out["followees"][n] if r >= 0]
+        entries.append({"weights": dict(zip(("upload", "social", "creator"), map(float, out["gamma"][n]))),
+                        "lines": [f"α: {', '.join(uploads) or '-'}", f"β: {', '.join(followees) or '-'}"]})
+    return entries
+
+
 def summaries(model, dataset, users):
     """TensorBoard histograms of the attention for ``users`` (rows), each with one of their
     training images: the aspect importance γ and the entropy of α (uploads) and β (followees)."""
