@@ -1,6 +1,7 @@
 """``tfvrec report``: the page of a tiny run holds the users, their history and top-K images,
 hits outlined, HASC's explanations and CuratorNet's nearest history items, and renders in a
 real browser (headless Chromium) without console errors."""
+import json
 import os
 import re
 import shutil
@@ -106,7 +107,9 @@ def test_report_renders_in_headless_chromium(hasc_run, tmp_path):
         driver.quit()
     assert errors == []
     assert total == loaded == summary["images"] > 0
-    assert svgs == 2 * 3  # HR@K and R@K, each for the model, popularity and random
+    # HR@K and R@K, each with a curve for every row of the run's table (the model and each of eval.baselines).
+    rows = json.load(open(os.path.join(run_dir, "metrics.json")))["rows"]
+    assert svgs == 2 * len(set(rows)) == 2 * 2
     assert os.path.getsize(tmp_path / "report.png") > 10000
 
 
