@@ -130,3 +130,82 @@ def test_every_model_package_registers_itself_and_is_documented():
         assert os.path.exists(os.path.join(REPO, "docs", "models", f"{name}.md")), name
         assert os.path.exists(os.path.join(REPO, "configs", f"{name}_synthetic.yaml")), name
     assert "tfvrec/models/<name>/" in guide
+
+
+def package_graph(graph):
+    """The module graph collapsed to tfvrec's top-level packages and modules (tfvrec.models, tfvrec.training,
+    tfvrec.config, ...): an edge a → b when any module of a imports one of b."""
+    def top(module):
+        return ".".join(module.split(".")[:2])
+    out = {}
+    for module, targets in graph.items():
+        out.setdefault(top(module), set()).update(top(t) for t in targets if top(t) != top(module))
+    for targets in list(out.values()):
+        for t in targets:
+            out.setdefault(t, set())
+    return out
+
+
+def test_no_cycle_between_packages():
+    """tfvrec.models, tfvrec.training, tfvrec.inspect, tfvrec.runs, ...: the layers import downwards only,
+    function-level imports included (`import_graph` counts them)."""
+    packages = package_graph(import_graph(_modules()))
+    assert {"tfvrec.models", "tfvrec.training", "tfvrec.runs", "tfvrec.inspect", "tfvrec.serving"} <= set(packages)
+    assert cycles(packages) == []
+    # The run layer is below the models and the trainer and imports neither.
+    assert not {"tfvrec.models", "tfvrec.training"} & packages["tfvrec.runs"]
+    assert "tfvrec.models" not in packages["tfvrec.training"]
+
+
+def function_level_imports():
+    """``path:line`` of every ``import tfvrec…`` / ``from tfvrec… import`` inside a function."""
+    found = []
+    for name, path in _modules().items():
+        tree = ast.parse(open(path).read(), path)
+        for function in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+            for node in ast.walk(function):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+                if any(n == "tfvrec" or n.startswith("tfvrec.") for n in names):
+                    found.append(f"{os.path.relpath(path, REPO)}:{node.lineno}")
+    return sorted(set(found))
+
+
+def test_function_level_imports_are_few_and_say_why():
+    """Imports hidden in functions hide the shape of the package: at most 15, each with a comment saying why."""
+    found = function_level_imports()
+    assert len(found) <= 15, found
+    for place in found:
+        path, line = place.rsplit(":", 1)
+        text = open(os.path.join(REPO, path)).read().splitlines()[int(line) - 1]
+        assert "#" in text, f"{place}: a function-level import needs a comment saying why: {text.strip()}"
+
+
+def test_no_model_name_is_tested_for_outside_its_package():
+    """Model-specific behaviour is the model package's (ModelSpec hooks), not a name test elsewhere."""
+    names = "|".join(registry.load_models())
+    # A model's (or a row's) name compared: `config.model.name == "hasc"`, `kind == "curatornet"`, ... (an option
+    # value that happens to name a model, as HASC's `auxiliary_init: bpr`, is not a model's name).
+    pattern = re.compile(r"""(name|kind|baseline)\w*\)?\s*(==|!=|in)\s*\(?["'](%s)["']|["'](%s)["']\s*(==|!=)\s*"""
+                         r"""\w*(name|kind|baseline)""" % (names, names))
+    offending = []
+    for path in _text_files("tfvrec", "tools"):
+        if not path.endswith(".py"):
+            continue
+        relative = os.path.relpath(path, REPO)
+        own = relative.split(os.sep)[2] if relative.startswith(os.path.join("tfvrec", "models")) else None
+        for number, line in enumerate(open(path, encoding="utf-8"), 1):
+            found = pattern.search(line)
+            if found and (found.group(3) or found.group(4)) != own:
+                offending.append(f"{relative}:{number}: {line.strip()[:100]}")
+    assert not offending, "\n".join(offending)
+
+
+def test_tools_do_not_read_error_messages():
+    """A tool that matches an error's text breaks when the message is reworded: typed errors instead."""
+    offending = []
+    for path in _text_files("tools"):
+        for number, line in enumerate(open(path, encoding="utf-8"), 1):
+            if re.search(r"""["'][^"']{6,}["']\s+(not\s+)?in\s+str\((e|error|exc|err)\)""", line):
+                offending.append(f"{os.path.relpath(path, REPO)}:{number}: {line.strip()[:100]}")
+    assert not offending, "\n".join(offending)

@@ -14,6 +14,11 @@ import os
 import sys
 
 import tfvrec  # (selects tf-keras before TensorFlow is imported)
+from tfvrec import registry
+from tfvrec.data import importers
+from tfvrec.data.errors import DataError
+from tfvrec.errors import ConfigError, clean_tf_message, shorten
+from tfvrec.runs.state import Preempted
 
 EXIT_USAGE = 2  # a user mistake: the message says what to change
 EXIT_INTERNAL = 1  # a bug or an environment failure: the message says what happened
@@ -24,7 +29,6 @@ MESSAGE_LIMIT = 1500  # characters of one error message
 # ``func``); model packages add theirs through the registry (``ModelSpec.commands``).
 COMMAND_MODULES = (
     "tfvrec.features.extract",  # tfvrec features
-    "tfvrec.inference",  # tfvrec recommend
     "tfvrec.inspect.cli",  # tfvrec tensorboard | report
     "tfvrec.serving.cli",  # tfvrec export | serve | index
     "tfvrec.triplets.cli",  # tfvrec triplets
@@ -35,90 +39,22 @@ NOISE = ("functional_saver", "is slow compared to the batch time", "Logging befo
          "update_checkpoint_state", "checkpoint_management")
 
 
-def _train(args):
-    from tfvrec import config as config_lib
-    from tfvrec.training import trainer
-    sets = list(args.set)
-    if getattr(args, "skip_bad", False):  # models that read images: skip (and count) unreadable ones
-        sets.append(f"model.{_model_name(args, sets)}.skip_bad_images=true")
-    config = config_lib.load_config(config_lib.resolve_config_path(args.config), sets)
-    trainer.train(config)
-
-
-def _model_name(args, sets):
-    from tfvrec import config as config_lib
-    model = config_lib.load_config(config_lib.resolve_config_path(args.config), sets).model
-    name = model.name
-    section = getattr(model, name)
-    if not hasattr(section, "skip_bad_images"):
-        raise config_lib.ConfigError(f"--skip-bad: model {name!r} reads no image files")
-    return name
-
-
-def _protocols(values):
-    """``--protocol`` values, checked before any work (the valid forms in the message)."""
-    from tfvrec.errors import ConfigError, quote
-    from tfvrec.evaluation.protocols import parse_protocol
-    for value in values or ():
-        try:
-            parse_protocol(value)
-        except ValueError as e:
-            raise ConfigError(f"--protocol {quote(value)}: {e}") from None
-    return values or None
-
-
-def _evaluate(args):
-    from tfvrec.data.dataset import read_interactions
-    from tfvrec.errors import ConfigError
-    from tfvrec.runs import Run
-    from tfvrec.training import trainer
-    protocols = _protocols(args.protocol)
-    if args.repeats < 0:
-        raise ConfigError(f"--repeats {args.repeats}: must be ≥ 1 (or 0 for the run's eval.repeats)")
-    run = Run(args.run)
-    trainer.check_baselines(run.params, source=f"{args.run}/params.yaml")
-    run.check_finished(allow_unfinished=args.allow_unfinished)
-    config, dataset, model = run.load(allow_unfinished=True)
-    if args.repeats:
-        config.eval.repeats = args.repeats
-    frame, name = None, None
-    if args.test:
-        frame, name = read_interactions(args.test, dataset, allow_headerless=True,
-                                        truncated=config.data.truncated_rows), args.test
-    trainer.evaluation.evaluate_run(config, dataset, model, note=run.note, heldout_frame=frame, heldout_name=name,
-                                    protocol_names=protocols)
-
-
-def _data_validate(args):
-    from tfvrec.data.dataset import load_dataset
-    dataset = load_dataset(args.path, truncated="drop" if args.drop_truncated_rows else "error")
-    print(f"{dataset.path}: valid tfvrec data set '{dataset.name}'")
-    print(f"  users {dataset.num_users:,}  items {dataset.num_items:,}  artists {len(dataset.artist_ids):,}")
-    for split, frame in dataset.interactions.items():
-        print(f"  {split:<10} {len(frame):,} interactions, {frame['user'].nunique():,} users")
-    interacted = set().union(*(frame["item"].unique() for frame in dataset.interactions.values()))
-    print(f"  items without any interaction {dataset.num_items - len(interacted):,} (kept: content-only items)")
-    for name, frame in (("social", dataset.social), ("post_tags", dataset.post_tags), ("groups", dataset.groups)):
-        if frame is not None:
-            print(f"  {name:<10} {len(frame):,} rows")
-    for name in dataset.feature_names():
-        print(f"  features/{name}: {dataset.features(name).shape}")
-    for note in dataset.metadata.get("dropped_rows", []):
-        print(f"  dropped: {note}")
-
-
-def _data_synth(args):
-    from tfvrec import config as config_lib
-    from tfvrec.data import synthetic
-    world = synthetic.SyntheticWorldConfig()
-    for assignment in args.set:
-        config_lib.override(world, config_lib.parse_set(assignment), source=f"--set {assignment}")
-    try:
-        world.validate()
-    except ValueError as e:
-        raise config_lib.ConfigError(f"--set: {e}") from None
-    path = synthetic.write_world(args.out, world, overwrite=args.overwrite)
-    print(f"Wrote the synthetic world to {path}")
+def _recommend_arguments(subparsers):
+    parser = subparsers.add_parser("recommend", help="top-K for a known user (any model), or for a new user from "
+                                                     "liked items (content models), new items included")
+    parser.add_argument("--run", required=True, help="run directory of a trained model")
+    parser.add_argument("--user", help="a user id of the run's data set (users.tsv)")
+    parser.add_argument("--items", nargs="+", metavar="ID", help="cold start: liked item ids (space or comma "
+                                                                 "separated)")
+    parser.add_argument("--embeddings", metavar="FILE.npz", help="cold start: content vectors of liked items "
+                                                                 "(feature file: item, features)")
+    parser.add_argument("--new-items", metavar="FILE",
+                        help="cold start: new items to rank with the catalogue: a feature file (.npz), or a table "
+                             "with columns item, artist for artist one-hot models")
+    parser.add_argument("-k", "--k", type=int, default=10, help="number of recommendations (default 10)")
+    parser.add_argument("--include-profile", action="store_true", help="cold start: allow the profile's own items")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func="tfvrec.inference:run_cli")
 
 
 EPILOG = """examples:
@@ -150,7 +86,7 @@ def build_parser():
     p.add_argument("--skip-bad", action="store_true",
                    help="models that read image files (cdl): skip and count missing or undecodable images "
                         "instead of stopping at the first")
-    p.set_defaults(func=_train)
+    p.set_defaults(func="tfvrec.commands:train")
 
     p = sub.add_parser("evaluate", help="evaluate a trained run, optionally on an explicit held-out file")
     p.add_argument("--run", required=True, help="run directory (runtime.model_dir of the training run)")
@@ -162,11 +98,10 @@ def build_parser():
     p.add_argument("--allow-unfinished", action="store_true",
                    help="evaluate a run that has not finished training (its best checkpoint so far; the table "
                         "says so)")
-    p.set_defaults(func=_evaluate)
+    p.set_defaults(func="tfvrec.commands:evaluate")
 
     data = sub.add_parser("data", help="data sets: import, validate, synth").add_subparsers(
         dest="data_command", required=True, metavar="COMMAND")
-    from tfvrec.data import importers
     p = data.add_parser("import", help="import a real data set into the tfvrec format")
     importers.add_import_arguments(p)
     p.set_defaults(func=importers.run_import)
@@ -174,15 +109,15 @@ def build_parser():
     p.add_argument("path")
     p.add_argument("--drop-truncated-rows", action="store_true",
                    help="drop (and report) a last row cut short by a truncated copy instead of refusing the file")
-    p.set_defaults(func=_data_validate)
+    p.set_defaults(func="tfvrec.commands:data_validate")
     p = data.add_parser("synth", help="write the synthetic social image world")
     p.add_argument("--out", required=True)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a SyntheticWorldConfig field, e.g. --set num_users=500")
     p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=_data_synth)
+    p.set_defaults(func="tfvrec.commands:data_synth")
+    _recommend_arguments(sub)
 
-    from tfvrec import registry
     registry.load_models()
     for module_name in COMMAND_MODULES + tuple(reference for _, reference in registry.commands.items()):
         importlib.import_module(module_name).register_cli(sub)
@@ -210,7 +145,6 @@ def _quiet(verbose):
 
 
 def _message(error):
-    from tfvrec.errors import shorten
     text = " ".join(str(error).split()) or type(error).__name__
     return shorten(text, MESSAGE_LIMIT)
 
@@ -220,13 +154,13 @@ def main(argv=None):
     verbose = "--verbose" in argv
     argv = [a for a in argv if a != "--verbose"]
     _quiet(verbose)
-    from tfvrec.data.errors import DataError
-    from tfvrec.errors import ConfigError
-    from tfvrec.runs.state import Preempted
     args = build_parser().parse_args(argv)
     user_errors = (ConfigError, DataError, OSError, UnicodeDecodeError)
     try:
-        args.func(args)
+        # A verb's work is named by reference ("module:function") and imported only now, after the log
+        # settings above: building the parser imports no TensorFlow.
+        func = args.func if callable(args.func) else registry.resolve(args.func)
+        func(args)
     except Preempted as e:
         print(f"tfvrec {args.command}: {_message(e)}", file=sys.stderr)
         return e.exit_code
@@ -243,7 +177,6 @@ def main(argv=None):
             raise
         tf = sys.modules.get("tensorflow")
         if tf is not None and isinstance(e, tf.errors.OpError):
-            from tfvrec.errors import clean_tf_message
             print(f"tfvrec {args.command}: error: TensorFlow: {_message(clean_tf_message(e.message))}",
                   file=sys.stderr)
         else:

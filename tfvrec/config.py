@@ -24,8 +24,11 @@ from typing import Dict, List
 import yaml
 
 from tfvrec import registry
+from tfvrec.data.splits import SPLIT_KINDS
 from tfvrec.data.synthetic import SyntheticWorldConfig
 from tfvrec.errors import ConfigError, quote, shorten
+from tfvrec.evaluation.metrics import METRIC_PREFIXES
+from tfvrec.evaluation.protocols import parse_protocol
 from tfvrec.objectives import LOSSES  # the objectives a model section may name in its ``loss`` key
 
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "override", "parse_set", "read_params",
@@ -410,13 +413,11 @@ def _check_model_dir(path, where):
 
 
 def metric_choices():
-    from tfvrec.evaluation.metrics import METRIC_PREFIXES
     return [f"{p}@K" for p in METRIC_PREFIXES] + ["auc"]
 
 
 def check_metric_name(name):
     """Whether ``name`` is a user–item metric (``hr@10``, ``ndcg@5``, ``auc``, ...)."""
-    from tfvrec.evaluation.metrics import METRIC_PREFIXES
     if name == "auc":
         return True
     prefix, _, k = name.partition("@")
@@ -511,7 +512,6 @@ def validate(config, source="<config>", provenance=None):
             if origin != source and message.startswith(f"{source}: "):
                 message = f"{origin}: {message[len(source) + 2:]}"
             raise ConfigError(message) from None
-    from tfvrec.evaluation.protocols import parse_protocol  # import here: protocols import numpy only
     for key, protocols in (("eval.protocols", config.eval.protocols),
                            ("trainer.validation_protocol", [config.trainer.validation_protocol])):
         for protocol in protocols:
@@ -526,7 +526,6 @@ def validate(config, source="<config>", provenance=None):
 
 
 def _check_split(config, where):
-    from tfvrec.data.splits import SPLIT_KINDS  # (numpy and pandas only)
     data = config.data
     if data.split not in SPLIT_KINDS:
         raise ConfigError(f"{where('data.split')}: key 'data.split' must be one of {list(SPLIT_KINDS)}, got "

@@ -210,7 +210,8 @@ def _read_new_items(path, rec):
     return list(frame["item"]), content_lib.artist_onehot(rec.dataset, artists)
 
 
-def _run(args):
+def run_cli(args):
+    """``tfvrec recommend`` (its arguments: `tfvrec.cli`)."""
     if (args.user is None) == (args.items is None and args.embeddings is None):
         raise ConfigError("tfvrec recommend: give --user (a user of the run), or --items / --embeddings for a "
                           "new user (cold start), not both")
@@ -235,22 +236,3 @@ def _run(args):
     print(f"{'rank':>4}  {'item':<{width}}  {'score':>10}")
     for rank, r in enumerate(results, 1):
         print(f"{rank:>4}  {r['item']:<{width}}  {r['score']:>10.4f}{'  (new)' if r.get('new') else ''}")
-
-
-def register_cli(subparsers):
-    parser = subparsers.add_parser("recommend", help="top-K for a known user (any model), or for a new user from "
-                                                     "liked items (content models), new items included")
-    parser.add_argument("--run", required=True, help="run directory of a trained model")
-    parser.add_argument("--user", help="a user id of the run's data set (users.tsv)")
-    parser.add_argument("--items", nargs="+", metavar="ID", help="cold start: liked item ids (space or comma "
-                                                                 "separated)")
-    parser.add_argument("--embeddings", metavar="FILE.npz", help="cold start: content vectors of liked items "
-                                                                 "(feature file: item, features)")
-    parser.add_argument("--new-items", metavar="FILE",
-                        help="cold start: new items to rank with the catalogue: a feature file (.npz), or a table "
-                             "with columns item, artist for artist one-hot models")
-    parser.add_argument("-k", "--k", type=int, default=10, help="number of recommendations (default 10)")
-    parser.add_argument("--include-profile", action="store_true", help="cold start: allow the profile's own items")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.set_defaults(func=_run)
-    return parser

@@ -129,6 +129,7 @@ class WarmStart:
     source: object  # the source run's ExperimentConfig (its runtime.model_dir is where it lives)
     load: Callable  # load(model, source_model): copy weights into the fresh model
     what: str  # for the log, e.g. "P and W from BPR-MF"
+    model: str = ""  # the model the source run must be (refused otherwise, naming its params.yaml)
     # check(source_params, run_dir): refuse a source run that cannot be loaded (ConfigError).
     check: Optional[Callable] = None
     train_if_missing: bool = True  # False: the source run is given; a missing one is not trained

@@ -117,7 +117,7 @@ def table(name, args):
         baselines = "[oracle,visrank,vbpr,random]" if index == 0 else "[]"
         sets = [f"runtime.model_dir={model_dir}", f"model.curatornet.l2={lam}",
                 f"model.curatornet.sampling={sampling}", f"eval.baselines={baselines}", "trainer.verbose=2",
-                f"model.curatornet.vbpr.train_triplets={args.vbpr_triplets}",
+                f"model.vbpr.num_triplets={args.vbpr_triplets}",
                 *budget_sets(args.triplets, base.trainer.batch_size), *args.set]
         config = config_lib.load_config(path, sets)
         start = time.time()
@@ -126,13 +126,11 @@ def table(name, args):
         metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
         if index == 0:
             notes.append(metrics["title"])
-            for baseline in ("oracle", "visrank", "vbpr", "random"):
-                label = {"oracle": "Oracle", "visrank": "VisRank", "vbpr": "VBPR", "random": "Random"}[baseline]
-                lam_text = f"{config.model.curatornet.vbpr.l2:g}" if baseline == "vbpr" else "–"
-                how = f"{config.model.curatornet.vbpr.sampling}" + (" (D3+D4)" if baseline == "vbpr" and
-                                                                    config.model.curatornet.vbpr.sampling ==
-                                                                    "guidelines" else "")
-                rows.append((label, lam_text, how if baseline == "vbpr" else "", results[baseline]))
+            vbpr = config.model.vbpr
+            how = {"vbpr": vbpr.sampling + (f" ({'+'.join(vbpr.guidelines)})" if vbpr.sampling == "guidelines" else "")}
+            lam_text = {"vbpr": f"{vbpr.l2:g}"}
+            for row, label in (("oracle", "Oracle"), ("visrank", "VisRank"), ("vbpr", "VBPR"), ("random", "Random")):
+                rows.append((label, lam_text.get(row, "–"), how.get(row, ""), results[row]))
         rows.append((method, f"{lam:g}", sampling, results["curatornet"]))
         notes.append(f"CuratorNet λ={lam:g} {sampling}: {seconds:.0f} s training "
                      f"({args.triplets / max(seconds, 1e-9):,.0f} triplets/s), {time.time() - start:.0f} s with "

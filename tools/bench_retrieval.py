@@ -28,11 +28,11 @@ from tfvrec.runs import Run  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = os.path.join(REPO, "runs", "bench_retrieval")
-# name -> (config, model section, budget sets, metrics of the table)
+# name -> (config, model section, budget: "triplets" (a D_S) or "epochs", metrics of the table)
 SETS = {
-    "ugallery": ("curatornet_ugallery.yaml", "curatornet", "curatornet", ["auc", "recall@20", "ndcg@100"]),
-    "posters": ("curatornet_posters.yaml", "curatornet", "curatornet", ["auc", "recall@20", "ndcg@100"]),
-    "flickr_fs": ("bpr_flickr_fs_retrieval.yaml", "bpr", "bpr", ["hr@5", "ndcg@5", "hr@10"]),
+    "ugallery": ("curatornet_ugallery.yaml", "curatornet", "triplets", ["auc", "recall@20", "ndcg@100"]),
+    "posters": ("curatornet_posters.yaml", "curatornet", "triplets", ["auc", "recall@20", "ndcg@100"]),
+    "flickr_fs": ("bpr_flickr_fs_retrieval.yaml", "bpr", "epochs", ["hr@5", "ndcg@5", "hr@10"]),
 }
 
 
@@ -41,7 +41,7 @@ def log(message):
 
 
 def budget(kind, args):
-    if kind == "curatornet":  # 10 epochs over a D_S of --triplets triplets
+    if kind == "triplets":  # 10 epochs over a D_S of --triplets triplets
         steps = max(1, -(-args.triplets // (512 * 10)))
         return [f"model.curatornet.num_triplets={args.triplets}", "trainer.epochs=10",
                 f"trainer.steps_per_epoch={steps}", "trainer.batch_size=512"]
@@ -55,7 +55,7 @@ def run_pair(name, args):
     path = os.path.join(REPO, "configs", config_file)
     models, seconds, dataset, config = {}, {}, None, None
     for loss in ("logistic", "retrieval"):
-        model_dir = os.path.join(RUNS, f"{name}-{loss}-{args.triplets if kind == 'curatornet' else args.bpr_epochs}")
+        model_dir = os.path.join(RUNS, f"{name}-{loss}-{args.triplets if kind == 'triplets' else args.bpr_epochs}")
         config = config_lib.load_config(path, budget(kind, args) + [
             f"model.{section}.loss={loss}", f"runtime.model_dir={model_dir}", "trainer.verbose=2", "eval.baselines=[]"])
         if name == "posters":

@@ -19,6 +19,9 @@ from absl import logging
 
 from tfvrec.data.dataset import load_dataset
 from tfvrec.data.errors import DataError
+from tfvrec.data import importers
+from tfvrec.data.importers import writing
+from tfvrec.data import synthetic
 
 
 SHARED_DATA_VARIABLE = "TFVREC_SHARED_DATA"
@@ -68,8 +71,6 @@ def raw_fingerprint(raw_dir):
 def importer_version(name):
     """The version of importer ``name``: the shared writer's and the importer module's own ``VERSION``
     (raise it when a change to the importer changes what it writes, so cached imports are redone)."""
-    from tfvrec.data import importers
-    from tfvrec.data.importers import writing
     function = importers.IMPORTERS.get(name)
     module = importlib.import_module(function.__module__) if function is not None else None
     return [writing.IMPORTER_VERSION, getattr(module, "VERSION", 0)]
@@ -80,7 +81,6 @@ def dataset_path(data_config):
     if data_config.source == "directory":
         return expand_path(data_config.path)
     if data_config.source == "synthetic":
-        from tfvrec.data import synthetic
         world = dataclasses.asdict(data_config.synthetic)
         if not world.get("topic_palettes"):  # the opt-in knob at its default: the cache key of before it existed
             world.pop("topic_palettes", None)
@@ -90,7 +90,6 @@ def dataset_path(data_config):
             _create_once(path, lambda: synthetic.write_world(path, data_config.synthetic))
         return path
     if data_config.source == "import":
-        from tfvrec.data import importers
         raw = os.path.abspath(expand_path(data_config.raw_path))
         if not os.path.isdir(raw):
             raise DataError(raw, f"raw data folder for importer '{data_config.importer}' not found "

@@ -31,6 +31,8 @@ from tfvrec.data import features as features_lib
 from tfvrec.beam_support import import_beam
 from tfvrec.data.errors import DataError
 from tfvrec.features.images import resolve_images, resolve_out
+from tfvrec.features.hub import HubExtractor
+from tfvrec.features.images import decode_image_file, diagnose, preprocess_image
 
 
 def shard_of(item, num_shards):
@@ -46,14 +48,12 @@ def _make_dofn(beam):
             self.images, self.extractor_options = images, extractor_options
 
         def setup(self):
-            from tfvrec.features.hub import HubExtractor
             self.source = resolve_images(self.images)
             self.extractor = HubExtractor(**self.extractor_options)
 
         def process(self, positions):
             import tensorflow as tf
 
-            from tfvrec.features.images import decode_image_file, diagnose, preprocess_image
             size = self.extractor.image_size
             good, images = [], []
             for position in positions:
@@ -92,7 +92,6 @@ def extract_with_beam(images, handle, out, num_shards=4, batch_size=32, skip_bad
         raise DataError("--batch-size", f"must be at least 1, got {batch_size}")
     beam = import_beam("or use the in-process extraction: --runner local")
     from apache_beam.options.pipeline_options import PipelineOptions
-    from tfvrec.features.hub import HubExtractor
     source = resolve_images(images)
     out = resolve_out(out, source)
     stem = out[:-len(".npz")]

@@ -38,6 +38,8 @@ from tfvrec.data.errors import DataError
 from tfvrec.features.hub import PIXEL_RANGES, HubExtractor
 from tfvrec.features.images import (ImageSource, decode_image_file, diagnose, make_dataset,  # noqa: F401
                                     preprocess_image, resolve_images, resolve_out)
+from tfvrec import beam_support
+from tfvrec.features import beam_extract
 
 PARTS_SUFFIX = ".parts"
 MANIFEST = "manifest.json"
@@ -92,8 +94,6 @@ def register_cli(subparsers):
 def run(args):
     """Run ``tfvrec features`` from parsed arguments. Raises `DataError` on bad input."""
     if args.runner != "local":
-        from tfvrec import beam_support
-        from tfvrec.features import beam_extract
         summary = beam_extract.extract_with_beam(
             images=args.images, handle=args.hub, out=args.out, num_shards=args.num_shards, batch_size=args.batch_size,
             skip_bad=args.skip_bad, signature=args.signature, output_key=args.output_key,

@@ -4,6 +4,7 @@ import os
 import numpy as np
 
 from tfvrec.data.errors import DataError
+from tfvrec.features import import_hub
 
 DEFAULT_IMAGE_SIZE = 224
 PIXEL_RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
@@ -17,7 +18,6 @@ class HubExtractor:
     def __init__(self, handle, signature=None, output_key=None, image_size=None, pixel_range="0,1", loaded=None):
         """``loaded``: the object ``hub.load(handle)`` returned, if the caller already has it."""
         import tensorflow as tf
-        from tfvrec.features import import_hub
 
         self.handle = handle
         if loaded is not None:

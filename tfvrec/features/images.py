@@ -15,6 +15,7 @@ import numpy as np
 
 from tfvrec.data.errors import DataError
 from tfvrec.errors import clean_tf_message
+from tfvrec.data.dataset import load_dataset
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
@@ -67,7 +68,6 @@ def resolve_images(images):
 
 
 def _dataset_source(path):
-    from tfvrec.data.dataset import load_dataset
 
     dataset = load_dataset(path)
     has_image = np.array([bool(p) for p in dataset.item_image])

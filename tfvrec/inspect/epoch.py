@@ -14,6 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvrec.inspect.pictures import Thumbnails, grid, outlined
+from tfvrec import registry
 
 HIT = (40, 200, 60)
 MAX_VARIABLES = 60  # weight histograms beyond these many variables are left out
@@ -65,7 +66,6 @@ class EpochSummaries:
     """Writes the histograms and the recommendation grid after each epoch (the chief only)."""
 
     def __init__(self, config, dataset, model, validation, write_dir):
-        from tfvrec import registry
         self.config, self.dataset, self.model = config, dataset, model
         trainer = config.trainer
         self.users = fixed_users(validation, trainer.tensorboard_users, config.runtime.seed)

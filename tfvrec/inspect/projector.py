@@ -15,6 +15,8 @@ from absl import logging
 from tensorboard.plugins import projector
 
 from tfvrec.inspect.pictures import Thumbnails, png_bytes, sprite
+from tfvrec import registry
+from tfvrec.serving.parts import ExportError, ServingParts
 
 MAX_POINTS = 10000  # the most popular items (and users) beyond this are left out
 MAX_SPRITE_SIDE = 8192  # TensorBoard's limit on a sprite's width and height, in pixels
@@ -109,8 +111,6 @@ def write_projector(logdir, dataset, item_rows, item_vectors, user_rows=None, us
 def index_vectors(config, dataset, model):
     """``(item rows, item vectors, user rows, user vectors)`` the run's export index would hold,
     or None when the model's export is not a retrieval index."""
-    from tfvrec import registry
-    from tfvrec.serving.parts import ExportError, ServingParts
     spec = registry.model_spec(config.model.name)
     if not spec.serving or spec.evaluation:  # no adapter, or not a user–item model (a tag recommender)
         return None

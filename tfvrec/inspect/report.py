@@ -228,3 +228,16 @@ def write_report(run_dir, out, **options):
     page, summary = build_report(run_dir, **options)
     atomic.write_text(out, page)
     return summary
+
+
+def run_cli(args):
+    """``tfvrec report`` (its arguments: `tfvrec.inspect.cli`)."""
+    if not os.path.exists(os.path.join(args.run, "params.yaml")):
+        raise ConfigError(f"{args.run}: not a tfvrec run directory (no params.yaml)")
+    if args.users < 1:
+        raise ConfigError(f"--users {args.users}: must be ≥ 1")
+    if args.k < 1:
+        raise ConfigError(f"-k {args.k}: must be ≥ 1")
+    summary = write_report(args.run, args.out, users=[args.user] if args.user else None, count=args.users, k=args.k)
+    print(f"Wrote {args.out}: {summary['users']} users, top {summary['k']}, {summary['images']} images"
+          + ("" if summary["has_images"] else " (the data set has no images: ids and tags shown)"))

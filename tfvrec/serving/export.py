@@ -23,6 +23,8 @@ from tfvrec.serving.model_config import METADATA_FILE, existing_versions, export
 from tfvrec.serving.module import PAD_SCORE, ServingModule
 from tfvrec.serving.parts import ExportError, ServingParts
 from tfvrec.serving.versions import write_version
+from tfvrec import config as config_lib
+from tfvrec.data.features import load_features
 
 __all__ = ["ExportError", "PAD_SCORE", "export_model", "export_run", "export_shards", "serving_module",
            "apply_export_overrides"]
@@ -89,7 +91,6 @@ INHERITED_SETTINGS = ("default_k", "exclude_seen", "rerank_candidates")
 
 
 def apply_export_overrides(config, index=None, max_k=None, sets=()):
-    from tfvrec import config as config_lib
     for assignment in sets:
         if not assignment.split("=", 1)[0].strip().startswith("export."):
             raise config_lib.ConfigError(f"--set {assignment}: only export.* keys can change at export time")
@@ -133,7 +134,6 @@ def export_run(run_dir, out_dir, version=None, index=None, max_k=None, sets=(), 
     apply_export_overrides(config, index=index, max_k=max_k, sets=sets)
     new_items = None
     if new_items_path is not None:
-        from tfvrec.data.features import load_features
         new_items = load_features(new_items_path)
     return export_model(config, dataset, model, out_dir, version=version, models_config=models_config,
                         new_items=new_items, replace_items=replace_items, run_dir=run_dir, verify=verify,

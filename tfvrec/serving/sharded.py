@@ -16,6 +16,7 @@ import concurrent.futures
 import numpy as np
 
 from tfvrec.serving.module import PAD_SCORE
+from tfvrec.serving.client import ExportedModel
 
 
 def merge_top_k(answers, k):
@@ -42,7 +43,6 @@ class ShardedClient:
 
 def local_shards(paths):
     """In-process shards: `tfvrec.serving.client.ExportedModel` of each export path."""
-    from tfvrec.serving.client import ExportedModel
     models = [ExportedModel(p) for p in paths]
     return [lambda request, m=m: m.recommend(**request) for m in models]
 

@@ -5,6 +5,8 @@ import os
 import tensorflow as tf
 from absl import logging
 
+from tfvrec.errors import ConfigError
+
 
 def configure_devices(runtime):
     """Device set-up that must happen before TensorFlow initialises its runtime."""
@@ -69,7 +71,6 @@ def create_parameter_server_strategy(runtime):
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     num_ps = len(resolver.cluster_spec().as_dict().get("ps", []))
     if not num_ps:
-        from tfvrec.errors import ConfigError
         raise ConfigError("runtime.distribution_strategy=parameter_server needs a TF_CONFIG whose cluster has 'ps' "
                           "tasks (and 'chief', 'worker'); see docs/scale.md")
     partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(

@@ -151,6 +151,9 @@ def run_warm_starts(config, dataset, model):
                              run.dir)
                 run = runs.ensure_trained(warm.source)
         params = run.params
+        if warm.model and params.model.name != warm.model:
+            raise config_lib.ConfigError(f"{run.dir}/params.yaml: {warm.what} needs a {warm.model!r} run, this is a "
+                                         f"{params.model.name!r} run")
         if warm.check is not None:
             warm.check(params, run.dir)
         source = registry.create_model(params, dataset)

@@ -1,15 +1,7 @@
 """``tfvrec triplets``: write a model's training triplets as sharded TFRecords (`tfvrec.triplets`).
 
-TensorFlow-free at import (``tfvrec --help`` stays fast)."""
-
-
-def _run(args):
-    from tfvrec import config as config_lib
-    from tfvrec.triplets import generate
-    config = config_lib.load_config(config_lib.resolve_config_path(args.config), list(args.set))
-    manifest = generate.write_triplets(config, args.out, runner=args.runner, num_shards=args.num_shards,
-                                       beam_args=args.beam_arg)
-    print(generate.describe(manifest, args.out))
+Its arguments; the work is `tfvrec.triplets.generate.run_cli`, named by reference (``tfvrec --help`` imports
+no TensorFlow)."""
 
 
 def register_cli(subparsers):
@@ -29,5 +21,5 @@ def register_cli(subparsers):
                    help="output shards (default 4)")
     p.add_argument("--beam-arg", "--beam_arg", dest="beam_arg", action="append", default=[], metavar="ARG",
                    help="a Beam pipeline option, repeatable, e.g. --beam-arg=--direct_num_workers=2")
-    p.set_defaults(func=_run)
+    p.set_defaults(func="tfvrec.triplets.generate:run_cli")
     return p

@@ -10,10 +10,12 @@ import tempfile
 import time
 
 from tfvrec import beam_support, registry
+from tfvrec import config as config_lib
 from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
 from tfvrec.triplets import manifest as manifest_lib
 from tfvrec.triplets import shards
+from tfvrec.triplets import beam_pipeline
 
 
 def triplet_source(config):
@@ -71,7 +73,6 @@ def write_triplets(config, out, runner="local", num_shards=4, beam_args=()):
         if runner == "local":
             counts, counters, facts = write_local(source, tmp_dir, num_shards)
         else:
-            from tfvrec.triplets import beam_pipeline
             counts, counters, facts = beam_pipeline.run(
                 source, tmp_dir, num_shards, runner=beam_support.runner_name(runner),
                 beam_args=beam_args)
@@ -101,3 +102,11 @@ def describe(manifest, out):
     return (f"{out}: {counts['triplets']:,} {manifest['model']} triplets{short} in {len(manifest['shards'])} shards "
             f"({manifest['runner']}, {manifest['seconds']:.1f}s); train on them with "
             f"--set model.{manifest['model']}.triplets_path={out}")
+
+
+def run_cli(args):
+    """``tfvrec triplets`` (its arguments: `tfvrec.triplets.cli`)."""
+    config = config_lib.load_config(config_lib.resolve_config_path(args.config), list(args.set))
+    manifest = write_triplets(config, args.out, runner=args.runner, num_shards=args.num_shards,
+                                       beam_args=args.beam_arg)
+    print(describe(manifest, args.out))

@@ -7,9 +7,9 @@ factor sizes (100 non-visual + 100 visual), batch and triplet budget. Each conte
 (learning rate × λ, its own scale of λ) is selected on the train holdout by AUC under full ranking (the
 rule CuratorNet's validation uses); the selected models are then scored by tfvrec's evaluator in one table
 on the reported split (``test``: each user's last day with likes, full ranking of every item the user has
-not liked in training). tfvrec's VBPR is ``tfvrec.models.curatornet.baselines.train_vbpr`` as the
-posters config trains it (its own sampling, ``model.curatornet.vbpr.sampling``; early stopping in 10 chunks
-on the holdout); cornac's is ``cornac.models.VBPR`` (uniform BPR triplets, PyTorch on CPU, the whole budget).
+not liked in training). tfvrec's VBPR is the ``vbpr`` baseline run of the posters config (`tfvrec.models.vbpr`,
+its own sampling ``model.vbpr.sampling``, early stopping over its 10 epochs on the holdout); cornac's is
+``cornac.models.VBPR`` (uniform BPR triplets, PyTorch on CPU, the whole budget).
 Items cornac never saw in training are scored by its model from their features (γ_i = 0, β_i = 0).
 """
 import math
@@ -76,20 +76,22 @@ def cornac_worker(inputs, outputs, latent=100, visual=100):
 
 def fit_tfvrec(dataset, config_path, sets, lr, lam):
     from tfvrec import config as config_lib
-    from tfvrec.models.curatornet.baselines import train_vbpr
-    config = config_lib.load_config(config_path, sets + [f"model.curatornet.vbpr.learning_rate={lr}",
-                                                         f"model.curatornet.vbpr.l2={lam}"])
-    shutil.rmtree(os.path.join(config.runtime.model_dir, "baselines"), ignore_errors=True)  # train, never reload
+    from tfvrec import runs
+    from tfvrec.models.vbpr.baselines import baseline_config
+    config = baseline_config(config_lib.load_config(config_path, sets + [f"model.vbpr.l2={lam}"]))
+    config.trainer.learning_rate = lr
+    shutil.rmtree(config.runtime.model_dir, ignore_errors=True)  # train, never reload
     start = time.perf_counter()
-    model = train_vbpr(dataset, config)
-    return model, time.perf_counter() - start, config.model.curatornet.vbpr
+    model = runs.ensure_trained(config).load(dataset=dataset)[2]
+    return model, time.perf_counter() - start, config
 
 
 def run(args):
     import bench_curatornet
     from tfvrec import config as config_lib
+    from tfvrec import runs
+    from tfvrec.data import content as content_lib
     from tfvrec.data import splits
-    from tfvrec.data.resolve import resolve_dataset
     from tfvrec.evaluation import evaluator, protocols, report
     from tfvrec.models.curatornet import model as curatornet
 
@@ -97,13 +99,13 @@ def run(args):
     triplets = 50_000 if args.quick else 1_000_000  # bench_curatornet's posters table trains VBPR on 1M too
     model_dir = os.path.join(REPO, "runs", "bench_peers", "vbpr-quick" if args.quick else "vbpr")
     sets = [f"runtime.model_dir={model_dir}", "trainer.validation_split=train_holdout", "trainer.verbose=0",
-            f"model.curatornet.vbpr.train_triplets={triplets}"]
+            f"model.vbpr.num_triplets={triplets}"]
     config = config_lib.load_config(config_path, sets)
     bench_curatornet.ensure_poster_features(config, bench_curatornet.LITE0_FEATURES, bench_curatornet.LITE0_MODEL)
-    dataset = resolve_dataset(config.data)
-    holdout = splits.validation_frame(config, dataset)  # carves the train holdout (in memory) for both
+    dataset = runs.prepare_dataset(config)  # the train holdout carved (in memory) for both
+    holdout = splits.validation_frame(config, dataset)
     train = dataset.split("train")
-    content, description = curatornet.item_content(dataset, config)
+    content, description = content_lib.item_content(dataset, config.model.vbpr.item_content, config.data.features)
     holdout_by_user = evaluator.heldout_by_user(holdout)
     holdout_exclude = evaluator.exclusions(dataset, holdout_by_user, judged=splits.HOLDOUT_SPLIT)
 
@@ -112,7 +114,7 @@ def run(args):
                                   repeats=1, seed=config.runtime.seed).metrics["auc"]
 
     notes, scorers, times = [], {}, {}
-    batch = config.model.curatornet.vbpr.batch_size
+    batch = config_lib.get_experiment("vbpr").trainer.batch_size
     _, scorers["cornac VBPR"], seconds, seen, lr, lam = select_on_holdout(
         "cornac VBPR", lambda lr, lam: fit_cornac(train, content, dataset.num_users, lr, lam, config.runtime.seed,
                                                   triplets, batch), CORNAC_GRID, holdout_auc, notes)
@@ -124,8 +126,9 @@ def run(args):
     _, scorers["tfvrec VBPR"], seconds, vbpr, lr, lam = select_on_holdout(
         "tfvrec VBPR", lambda lr, lam: fit_tfvrec(dataset, config_path, sets, lr, lam), TFVREC_GRID, holdout_auc,
         notes)
-    times["tfvrec VBPR"] = (seconds, triplets, f"γ 100 + θ 100, batch {vbpr.batch_size}, up to {triplets:,} "
-                                               f"triplets ({vbpr.sampling} sampling), lr {lr}, λ {lam} (selected)")
+    times["tfvrec VBPR"] = (seconds, triplets, f"γ 100 + θ 100, batch {vbpr.trainer.batch_size}, up to "
+                                               f"{triplets:,} triplets ({vbpr.model.vbpr.sampling} sampling), lr "
+                                               f"{lr}, λ {lam} (selected)")
     test = dataset.split("test")
     heldout = evaluator.heldout_by_user(test)
     names = ["cornac VBPR", "tfvrec VBPR"]  # the peer first: the paired tests are against it
@@ -151,7 +154,7 @@ def run(args):
         "p: paired t-test over users against cornac.", "",
         table, "", "\n".join(lines), "",
         "Grid (each contender's own λ scale; selected on the holdout by AUC, full ranking): " + "; ".join(notes) + ".",
-        "", "Training s: wall time of the selected grid point's training (tfvrec's includes its per-chunk holdout "
+        "", "Training s: wall time of the selected grid point's training (tfvrec's includes its per-epoch holdout "
         "validation and early stopping; cornac trains its whole budget without validation). tfvrec's guideline "
         f"sampler also clusters the posters' features once ({clusters_seconds:.0f} s, PCA + k-means, shared by its "
         "grid points; not in the column)."])

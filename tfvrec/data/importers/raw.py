@@ -10,6 +10,7 @@ import pandas as pd
 from absl import logging
 
 from tfvrec.data.errors import DataError
+from tfvrec.errors import ConfigError
 
 
 class _Raw:
@@ -186,5 +187,4 @@ def _path(raw_dir, name):
 
 def _option_error(message):
     """Bad importer name/options come from a config or the command line: a `ConfigError` (a ValueError)."""
-    from tfvrec.errors import ConfigError
     return ConfigError(message)

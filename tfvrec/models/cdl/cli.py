@@ -1,11 +1,7 @@
-"""``tfvrec cdl-split``: CDL's evaluation split (`tfvrec.models.cdl.protocol`). TensorFlow-free at import."""
+"""``tfvrec cdl-split``: CDL's evaluation split (`tfvrec.models.cdl.protocol`).
 
-
-def _run_cli(args):
-    from tfvrec.models.cdl.protocol import write_paper_split
-    out, users = write_paper_split(args.data, args.out, min_likes=args.min_likes, max_likes=args.max_likes,
-                                   hidden=args.hidden, seed=args.seed, overwrite=args.overwrite)
-    print(f"{out}: {users} users with {args.min_likes}-{args.max_likes} likes hide {args.hidden} each (split 'test')")
+Its arguments; the work is named by reference, so ``tfvrec --help`` imports no TensorFlow.
+"""
 
 
 def register_cli(subparsers):
@@ -18,4 +14,4 @@ def register_cli(subparsers):
     p.add_argument("--hidden", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=_run_cli)
+    p.set_defaults(func="tfvrec.models.cdl.protocol:run_cli")

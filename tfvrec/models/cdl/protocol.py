@@ -61,3 +61,10 @@ def write_paper_split(source, out, min_likes=40, max_likes=200, hidden=20, seed=
         table.to_csv(items, sep="\t", index=False)
     os.replace(tmp, out)
     return out, int(test["user"].nunique())
+
+
+def run_cli(args):
+    """``tfvrec`` verb of `tfvrec.models.cdl.cli` (its arguments there)."""
+    out, users = write_paper_split(args.data, args.out, min_likes=args.min_likes, max_likes=args.max_likes,
+                                   hidden=args.hidden, seed=args.seed, overwrite=args.overwrite)
+    print(f"{out}: {users} users with {args.min_likes}-{args.max_likes} likes hide {args.hidden} each (split 'test')")

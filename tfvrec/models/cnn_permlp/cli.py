@@ -1,21 +1,6 @@
 """``tfvrec tags``: the top-K tags of an image for a user, from a trained CNN-PerMLP run
-(`tfvrec.models.cnn_permlp.tagger`). TensorFlow-free at import, so ``tfvrec --help`` stays fast."""
-import json
-
-
-def _run_cli(args):
-    from tfvrec.models.cnn_permlp.tagger import Tagger
-    if args.image is not None:  # a missing or broken image fails before the run is loaded
-        from tfvrec.models.cnn_permlp.tagger import check_image
-        check_image(args.image)
-    answer = Tagger(args.run).tags(args.user, image=args.image, item=args.item, k=args.k,
-                                         only=args.tag or None)
-    if args.json:
-        print(json.dumps(answer, indent=1))
-        return
-    print(answer["note"])
-    for rank, (tag, score) in enumerate(zip(answer["tags"], answer["scores"]), 1):
-        print(f"{rank:3d}  {tag}\t{score:.4f}")
+(`tfvrec.models.cnn_permlp.tagger`). Its arguments; the work is named by reference, so ``tfvrec --help``
+imports no TensorFlow."""
 
 
 def register_cli(subparsers):
@@ -31,4 +16,4 @@ def register_cli(subparsers):
     p.add_argument("--tag", action="append", default=[], metavar="TAG",
                    help="rank only these tags (repeatable; each must be in the run's vocabulary)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.set_defaults(func=_run_cli)
+    p.set_defaults(func="tfvrec.models.cnn_permlp.tagger:run_cli")

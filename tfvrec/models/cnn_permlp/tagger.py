@@ -13,6 +13,7 @@ non-personalized one (the mean user embedding of eq. 6), and ``personalized`` is
 with a note saying so. Models without images (``features: embedding``, PITF) take
 ``item=`` (a data set item id) instead of an image.
 """
+import json
 import os
 
 import numpy as np
@@ -20,11 +21,13 @@ import numpy as np
 from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
 from tfvrec.runs import Run
+from tfvrec.models.cnn_permlp import patches as patches_lib
+from tfvrec import config as config_lib
+from tfvrec.models.cnn_permlp.config import square_side
 
 
 class Tagger:
     def __init__(self, run_dir):
-        from tfvrec import config as config_lib
         config = config_lib.read_params(run_dir)
         if config.model.name != "cnn_permlp":
             raise ConfigError(f"{run_dir}: a {config.model.name!r} run; `tfvrec tags` needs a cnn_permlp run "
@@ -54,8 +57,6 @@ class Tagger:
     def tags(self, user, image=None, item=None, k=5, only=None):
         """Top-``k`` tags for ``user`` and an image (a path or encoded bytes) or a data set ``item`` id;
         ``only``: rank just these tags (strings of the run's vocabulary; an unknown one is an error)."""
-        from tfvrec.models.cnn_permlp import patches as patches_lib
-        from tfvrec.models.cnn_permlp.config import square_side
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= self.posts.num_tags:
             raise DataError("<k>", f"k must be an integer in 1..{self.posts.num_tags} (the number of tags), got {k!r}")
         row, personalized = self.user_row(user)
@@ -111,7 +112,6 @@ class Tagger:
 
 def check_image(image):
     """uint8 pixels ``[h, w, 3]`` of an image path or encoded bytes; `DataError` naming what is wrong."""
-    from tfvrec.models.cnn_permlp import patches as patches_lib
     if isinstance(image, (bytes, bytearray)):
         return patches_lib.decode_bytes(image, "<image bytes>")
     if not os.path.isfile(str(image)):
@@ -126,3 +126,17 @@ def tag_names(run_tags, ids):
     if len(bad):
         raise DataError("<tag ids>", f"unknown tag id {int(bad[0])}: this run has tag ids 0..{len(run_tags) - 1}")
     return [str(t) for t in np.asarray(run_tags)[ids]]
+
+
+def run_cli(args):
+    """``tfvrec`` verb of `tfvrec.models.cnn_permlp.cli` (its arguments there)."""
+    if args.image is not None:  # a missing or broken image fails before the run is loaded
+        check_image(args.image)
+    answer = Tagger(args.run).tags(args.user, image=args.image, item=args.item, k=args.k,
+                                         only=args.tag or None)
+    if args.json:
+        print(json.dumps(answer, indent=1))
+        return
+    print(answer["note"])
+    for rank, (tag, score) in enumerate(zip(answer["tags"], answer["scores"]), 1):
+        print(f"{rank:3d}  {tag}\t{score:.4f}")

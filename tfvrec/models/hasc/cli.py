@@ -1,14 +1,7 @@
 """``tfvrec explain``: HASC's attention for a (user, image) pair (`tfvrec.models.hasc.explain`).
 
-TensorFlow-free at import, so ``tfvrec --help`` stays fast.
+Its arguments; the work is named by reference, so ``tfvrec --help`` imports no TensorFlow.
 """
-import json
-
-
-def _run_cli(args):
-    from tfvrec.models.hasc.explain import explain_run
-    explanation = explain_run(args.run, args.user, args.item, top=args.top)
-    print(json.dumps(explanation.to_dict(), indent=1) if args.json else explanation.format())
 
 
 def register_cli(subparsers):
@@ -19,4 +12,4 @@ def register_cli(subparsers):
     p.add_argument("--item", required=True, help="image id as in the data set's items.tsv")
     p.add_argument("--top", type=int, default=5, help="uploads / followed users to list (0: all; default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.set_defaults(func=_run_cli)
+    p.set_defaults(func="tfvrec.models.hasc.explain:run_cli")

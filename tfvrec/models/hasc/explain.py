@@ -22,6 +22,7 @@ Ids are the data set's own (``users.tsv`` / ``items.tsv``)::
     explanation.aspects           # {"upload": 0.21, "social": 0.47, "creator": 0.32}
     explanation.followees[:3]     # [("877", 0.08), ...]
 """
+import json
 import dataclasses
 import os
 from typing import Dict, List, Optional, Tuple
@@ -33,6 +34,7 @@ from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
 from tfvrec.runs import Run
 from tfvrec.models.embedding import gather
+from tfvrec import config as config_lib
 
 ASPECT_LABELS = {"upload": "upload coherence", "social": "social influence", "creator": "creator admiration"}
 
@@ -187,10 +189,15 @@ def explain(model, dataset, user, item, top=5):
 
 def explain_run(run_dir, user, item, top=5):
     """`explain` on a trained HASC run directory (loads its config, data set and best weights)."""
-    from tfvrec import config as config_lib
     params = config_lib.read_params(run_dir)
     if params.model.name != "hasc":
         raise ConfigError(f"{os.path.join(run_dir, 'params.yaml')}: explanations need a HASC run; "
                                      f"this run's model.name is {params.model.name!r}")
     _, dataset, model = Run(run_dir).load()
     return explain(model, dataset, user, item, top=top)
+
+
+def run_cli(args):
+    """``tfvrec`` verb of `tfvrec.models.hasc.cli` (its arguments there)."""
+    explanation = explain_run(args.run, args.user, args.item, top=args.top)
+    print(json.dumps(explanation.to_dict(), indent=1) if args.json else explanation.format())

@@ -7,16 +7,18 @@ into ``<model_dir>/bpr_init`` with the same data, trainer and runtime sections,
 import copy
 import os
 
+from tfvrec import config as config_lib
 from tfvrec.errors import ConfigError
 from tfvrec.registry import WarmStart
+
+BPR = "bpr"  # the model HASC starts from (Wu et al., §4.1: P and W of a trained BPR-MF)
 
 
 def bpr_init_config(config):
     """The BPR-MF run that initialises a HASC run without ``model.hasc.bpr_run``: HASC's config
     with ``model.name: bpr``, D, ``<model_dir>/bpr_init`` and ``model.hasc.bpr_init_overrides``."""
-    from tfvrec import config as config_lib
     bpr = copy.deepcopy(config)
-    bpr.model.name = "bpr"
+    bpr.model.name = BPR
     bpr.model.bpr.embedding_dim = config.model.hasc.embedding_dim
     # The paper's init is BPR-MF trained with BPR-Opt; HASC's measured recipes start from it (the
     # retrieval objective, BPR-MF's default, is an override away: model.bpr.loss in bpr_init_overrides).
@@ -36,23 +38,22 @@ def warm_starts(config):
     if not c.init_from_bpr:
         return []
     if c.bpr_run:
-        from tfvrec import config as config_lib
         source, train_if_missing = config_lib.read_params(c.bpr_run), False
         source.runtime.model_dir = c.bpr_run
     else:
         source, train_if_missing = bpr_init_config(config), True
 
     def check(params, run):
-        if params.model.name != "bpr":
-            raise ConfigError(f"{run}/params.yaml: model.hasc.bpr_run must be a BPR-MF run, this is a "
-                              f"{params.model.name!r} run")
         if params.model.bpr.embedding_dim != c.embedding_dim:
             raise ConfigError(f"{run}/params.yaml: the BPR-MF run has model.bpr.embedding_dim "
                               f"{params.model.bpr.embedding_dim}, but HASC's model.hasc.embedding_dim is "
                               f"{c.embedding_dim}; they must be equal for P and W to start from it")
 
-    def load(model, bpr_model):
-        model.load_bpr_weights(bpr_model, auxiliary_too=c.auxiliary_init == "bpr")
+    auxiliary_too = c.auxiliary_init == BPR
 
-    what = "P, W" + (", Q, X" if c.auxiliary_init == "bpr" else "") + " from BPR-MF"
-    return [WarmStart(source=source, load=load, what=what, check=check, train_if_missing=train_if_missing)]
+    def load(model, bpr_model):
+        model.load_bpr_weights(bpr_model, auxiliary_too=auxiliary_too)
+
+    what = "P, W" + (", Q, X" if auxiliary_too else "") + " from BPR-MF"
+    return [WarmStart(source=source, load=load, what=what, check=check, train_if_missing=train_if_missing,
+                      model=BPR)]
