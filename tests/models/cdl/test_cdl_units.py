@@ -81,6 +81,22 @@ def test_triple_network_shares_one_image_tower_and_golden_scores():
     np.testing.assert_allclose(model.score(np.array([0, 1]), np.array([[0, 1], [2, 4]])), -3.0, atol=1e-6)
 
 
+def test_user_tower_has_fig2s_four_fc_layers_in_cdl_paper_and_by_default():
+    """Fig. 2's user sub-network is FC2_1..FC2_4 (four FC layers to d = 1024); `user_units` sets the
+    hidden widths, so the depth is configurable, and the CPU default keeps the paper's depth."""
+    from tfvrec import config as config_lib
+
+    def dense(c):
+        tower = cdl.user_tower(c.num_clusters, c)
+        return [(layer.units, layer.activation.__name__) for layer in tower.layers
+                if isinstance(layer, tf.keras.layers.Dense)]
+    paper = config_lib.get_experiment("cdl_paper").model.cdl
+    assert dense(paper) == [(1024, "relu")] * 3 + [(1024, "linear")]
+    default = config_lib.get_experiment("cdl").model.cdl
+    assert dense(default) == [(128, "relu")] * 3 + [(default.embedding_dim, "linear")]
+    assert dense(_config(user_units=[], num_clusters=4)) == [(3, "linear")]  # one linear layer when asked
+
+
 def test_user_vectors_from_tag_clusters():
     items = [["a", "b"], ["a", "b"], ["c", "d"], ["c", "d"], ["a"], ["d"]]
     vocabulary = np.array(["a", "b", "c", "d"], object)
