@@ -12,7 +12,8 @@ from tfvrec.models.cdl import config as cdl_config
 from tfvrec.models.cdl import model as cdl
 from tfvrec.models.cdl.baselines import BordaScorer, colour_histograms
 from tfvrec.models.cdl.protocol import paper_split
-from tfvrec.models.cdl.user_vectors import kmeans, normalise, ppmi_svd
+from tfvrec.data.dataset import Dataset
+from tfvrec.models.cdl.user_vectors import build_user_vectors, kmeans, normalise, ppmi_svd
 
 
 def _config(**overrides):
@@ -104,6 +105,49 @@ def test_user_vectors_from_tag_clusters():
     labels = kmeans(vectors, 2, 50)
     assert labels[0] == labels[1] and labels[2] == labels[3] and labels[0] != labels[2]
     np.testing.assert_allclose(normalise([[1.0, 3.0], [0.0, 0.0]]), [[0.25, 0.75], [0.0, 0.0]])
+
+
+def hand_made(post_tags, interactions, item_tags, social=None, groups=None, num_users=3):
+    """A `Dataset` of ``num_users`` users u0.. and ``len(item_tags)`` items i0..; ``interactions``
+    {split: [(user, item)]}, ``post_tags`` [(user, item, tag string)]."""
+    tag_ids = np.array(sorted({t for _, _, t in post_tags}), object)
+    code = {t: n for n, t in enumerate(tag_ids)}
+
+    def frame(rows, columns):
+        return pd.DataFrame(np.asarray(rows, np.int64).reshape(-1, len(columns)), columns=columns)
+    return Dataset(
+        path="<hand-made>", name="hand-made", user_ids=np.array([f"u{n}" for n in range(num_users)]),
+        item_ids=np.array([f"i{n}" for n in range(len(item_tags))]),
+        interactions={s: frame(rows, ["user", "item"]) for s, rows in interactions.items()},
+        item_creator=np.full(len(item_tags), -1), item_artist=np.full(len(item_tags), -1), artist_ids=np.array([]),
+        item_tags=[list(t) for t in item_tags], item_image=np.array([""] * len(item_tags)),
+        social=None if social is None else frame(social, ["user", "followed"]),
+        post_tags=frame([(u, i, code[t]) for u, i, t in post_tags], ["user", "item", "tag"]) if post_tags else None,
+        tag_ids=tag_ids if post_tags else None, groups=None if groups is None else frame(groups, ["group", "user"]),
+        group_ids=None if groups is None else np.array([f"g{n}" for n in range(max(g for g, _ in groups) + 1)]))
+
+
+def test_a_tag_posted_on_a_held_out_item_changes_no_user_vector():
+    """§5's user vector reads the training interactions only: user 0's tags on item 3, a held-out (test)
+    favourite — an existing tag and a new one — change no user's vector, no cluster and no item's tag
+    counts; the same tags on a training favourite (item 1) do change user 0's vector."""
+    items = [["cat", "pet"], ["cat"], ["car", "road"], ["car"], ["pet"], ["road"]]
+    interactions = {"train": [(0, 0), (0, 1), (1, 2), (1, 4), (2, 5), (2, 3)], "test": [(0, 3), (1, 5)]}
+    base = [(0, 0, "kitten"), (1, 2, "fast"), (2, 5, "fast")]
+    c = cdl_config.CDLConfig(num_clusters=3, tag_vector_dim=3)
+    before = build_user_vectors(hand_made(base, interactions, items), c)
+    leaked = build_user_vectors(hand_made(base + [(0, 3, "fast"), (0, 3, "speed")], interactions, items), c)
+    np.testing.assert_array_equal(leaked.user_vectors, before.user_vectors)
+    np.testing.assert_array_equal(leaked.item_counts, before.item_counts)
+    assert list(leaked.vocabulary) == list(before.vocabulary) and "speed" not in leaked.vocabulary
+    # also with the trainer's train_holdout as the held-out split
+    holdout = dict(interactions, train_holdout=[(0, 1)])
+    holdout["train"] = [p for p in interactions["train"] if p != (0, 1)]
+    np.testing.assert_array_equal(
+        build_user_vectors(hand_made(base + [(0, 1, "fast")], holdout, items), c).user_vectors,
+        build_user_vectors(hand_made(base, holdout, items), c).user_vectors)
+    trained = build_user_vectors(hand_made(base + [(0, 1, "fast")], interactions, items), c)
+    assert not np.array_equal(trained.user_vectors[0], before.user_vectors[0])
 
 
 def test_paper_split_hides_twenty_likes_of_eligible_users_only():
