@@ -150,6 +150,78 @@ def test_a_tag_posted_on_a_held_out_item_changes_no_user_vector():
     assert not np.array_equal(trained.user_vectors[0], before.user_vectors[0])
 
 
+# §5's negatives, on a hand-made table. User 0 likes item 0 (tag a) and tagged item 1 "b" (an item they never
+# liked: tagging history) and held-out item 8 "d" (a test favourite); u0 follows u1, who likes item 2; u0 and u2
+# are in group g0, u2 likes item 3; u3 follows u0 (not the other way) and likes item 4. Items 5 (a) and 6 (b)
+# carry u0's interest tags, item 9 carries "d", the tag u0 put only on the held-out item.
+NEG_ITEMS = [["a"], ["x"], ["x2"], ["x3"], ["x4"], ["a", "y"], ["b"], ["c"], ["e"], ["d"]]
+NEG_LIKES = {"train": [(0, 0), (1, 2), (2, 3), (3, 4)], "test": [(0, 8)]}
+NEG_TAGS = [(0, 1, "b"), (0, 8, "d")]
+
+
+def negative_table(social=((0, 1), (3, 0)), groups=((0, 0), (0, 2))):
+    return hand_made(NEG_TAGS, NEG_LIKES, NEG_ITEMS, social=list(social) if social else None,
+                     groups=list(groups) if groups else None, num_users=4)
+
+
+def pool_of(pools, user):
+    return pools.items[pools.splits[user]:pools.splits[user + 1]].tolist()
+
+
+def test_negatives_avoid_likes_friends_and_group_favourites_and_interest_tags():
+    """§5: a negative is none of the user's likes, no friend's (followee's) favourite, no favourite of a
+    member of their groups, and carries none of their interest tags (tags of their training images and
+    their own tags). By hand for user 0: not 0 (liked), 2 (friend u1's), 3 (group-mate u2's), 1, 5, 6
+    (tags a, b); item 4 stays (u3 follows u0, u0 does not follow u3), and so do 8 and 9: "d" is a tag u0
+    put on a held-out favourite only, which is no interest the training data shows."""
+    from tfvrec.models.cdl.sampling import negative_pools
+    pools = negative_pools(negative_table(), cdl_config.CDLConfig(min_negatives=1))
+    assert pools.rules == ["friends", "groups", "interest tags"]
+    assert pool_of(pools, 0) == [4, 7, 8, 9]
+    assert pools.relaxed == {"interest tags": 0, "groups": 0, "friends": 0, "none left": 0}
+    # Each rule is what removes its items: switched off one at a time, they come back.
+    for key, back in (("exclude_friends", [2]), ("exclude_groups", [3]), ("exclude_interest_tags", [1, 5, 6])):
+        pools = negative_pools(negative_table(), cdl_config.CDLConfig(min_negatives=1, **{key: False}))
+        assert pool_of(pools, 0) == sorted([4, 7, 8, 9] + back), key
+    # Without friends or groups in the data, those rules are skipped (and logged), the others hold.
+    pools = negative_pools(negative_table(social=None, groups=None), cdl_config.CDLConfig(min_negatives=1))
+    assert pools.rules == ["interest tags"] and pool_of(pools, 0) == [2, 3, 4, 7, 8, 9]
+    # Unreadable images are never negatives.
+    usable = np.ones(10, bool)
+    usable[7] = False
+    assert pool_of(negative_pools(negative_table(), cdl_config.CDLConfig(min_negatives=1), usable), 0) == [4, 8, 9]
+
+
+@pytest.mark.parametrize("min_negatives, pool, relaxed", [
+    # relaxed: users for whom (interest tags, groups, friends) were dropped. By hand: u1 keeps 9 items under
+    # every rule, u2 and u3 keep 8 (u2: not 0 (group-mate u0's), 3; u3: not 0 (followee u0's), 4).
+    (4, [4, 7, 8, 9], (0, 0, 0)),  # the rules leave u0 4 items: enough
+    (5, [1, 4, 5, 6, 7, 8, 9], (1, 0, 0)),  # u0: first the interest tags are relaxed
+    (8, [1, 3, 4, 5, 6, 7, 8, 9], (1, 1, 0)),  # u0: then the groups
+    # u0: then the friends (never the user's own likes); u2 relaxes interest tags and groups, u3 all three
+    (9, [1, 2, 3, 4, 5, 6, 7, 8, 9], (3, 3, 2)),
+    (50, [1, 2, 3, 4, 5, 6, 7, 8, 9], (3, 3, 2)),  # fewer items than asked: all but the likes
+])
+def test_negative_rules_are_relaxed_in_order_below_min_negatives(min_negatives, pool, relaxed):
+    from tfvrec.models.cdl.sampling import negative_pools
+    pools = negative_pools(negative_table(), cdl_config.CDLConfig(min_negatives=min_negatives))
+    assert pool_of(pools, 0) == pool
+    assert pools.relaxed == dict(zip(["interest tags", "groups", "friends"], relaxed), **{"none left": 0})
+
+
+def test_triplets_pair_a_training_like_with_a_negative_of_the_users_pool():
+    """Every triplet (u, I+, I−) of an epoch: I+ a training like of u, I− from u's §5 pool; exactly
+    `triplets_per_user` triplets for every user with a training like."""
+    from tfvrec.models.cdl.sampling import TripletSampler
+    sampler = TripletSampler(negative_table(), cdl_config.CDLConfig(min_negatives=1, triplets_per_user=7))
+    users, positives, negatives = sampler.epoch(seed=3, epoch=0)
+    likes = {0: {0}, 1: {2}, 2: {3}, 3: {4}}
+    assert sorted(np.bincount(users).tolist()) == [7, 7, 7, 7]
+    for u, p, n in zip(users, positives, negatives):
+        assert p in likes[u] and n in pool_of(sampler.pools, u) and n not in likes[u]
+    assert set(negatives[users == 0]) <= {4, 7, 8, 9}
+
+
 def test_paper_split_hides_twenty_likes_of_eligible_users_only():
     likes = pd.DataFrame({"user": ["u1"] * 50 + ["u2"] * 10 + ["u3"] * 300,
                           "item": [f"i{n}" for n in range(50)] + [f"i{n}" for n in range(10)]
