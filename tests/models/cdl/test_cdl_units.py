@@ -265,6 +265,22 @@ def test_borda_count_and_colour_histograms():
     assert hist.shape == (1, 64) and hist[0, 48] == 1.0
 
 
+def test_borda_features_ranks_by_cosine_of_normalised_features():
+    """A planted table where the features' norms mislead: the profile image 0 = (1, 0); candidate 1 points
+    the same way but is 8× larger, candidate 2 is a small vector at a right angle, candidate 3 points the
+    other way. Raw Euclidean distances 7.02, 1.04, 4.00 would give points (0, 2, 1); the cosine (the
+    distance of unit vectors) ranks 1 (cos 0.998), 2 (0), 3 (−0.998): points (2, 1, 0)."""
+    from types import SimpleNamespace
+    from tfvrec import registry
+    vectors = np.array([[1.0, 0.0], [8.0, 0.5], [0.0, 0.3], [-3.0, 0.2]], np.float32)
+    np.testing.assert_array_equal(BordaScorer(vectors, [np.array([0])]).score(np.array([0]), np.array([[1, 2, 3]])),
+                                  [[0.0, 2.0, 1.0]])
+    dataset = SimpleNamespace(features=lambda name: vectors, train_items_by_user=lambda: [np.array([0])])
+    config = SimpleNamespace(data=SimpleNamespace(features="planted"))
+    scorer = registry.load_baselines(["borda_features"])["borda_features"](dataset, config, None)
+    np.testing.assert_array_equal(scorer.score(np.array([0]), np.array([[1, 2, 3]])), [[2.0, 1.0, 0.0]])
+
+
 def test_config_checks():
     from tfvrec import config as config_lib
     from tfvrec.errors import ConfigError

@@ -61,6 +61,39 @@ def test_patches_are_the_corners_and_centre_of_an_aspect_preserving_square():
     assert patches.square(tf.constant(np.zeros((40, 90, 3), np.uint8)), 20).shape == (20, 20, 3)
 
 
+@pytest.mark.parametrize("experiment, sides", [
+    # Table 2 with valid convolutions, pools keeping a last partial block (⌈n / p⌉), by hand:
+    # NUS-WIDE 75: conv 6/3 → 24, pool 2 → 12, conv 6/2 → 4, pool 2 → 2, conv 2/1 → 1.
+    ("cnn_permlp", [24, 12, 4, 2, 1]),
+    # Flickr-PTR 50: conv 5/2 → 23, pool 2 → 12, conv 5/1 → 8, pool 3 → 3, conv 3/1 → 1.
+    ("cnn_permlp_50", [23, 12, 8, 3, 1]),
+])
+def test_table_2_networks_leave_m_128_features(experiment, sides):
+    """z ∈ R^m with m = 128 (1 × 1 × 128 kernels) in both of Table 2's settings, not 2,048 ('same' padding)."""
+    from tfvrec.models.cnn_permlp.config import feature_map_side
+    from tfvrec.models.cnn_permlp.model import build_network
+    section = config_lib.get_experiment(experiment).model.cnn_permlp
+    network = build_network(section, num_users=3, num_items=4, num_tags=5)
+    got = [network.get_layer(name).output.shape[1] for name in ("conv1", "pool1", "conv2", "pool2", "conv3")]
+    assert got == sides
+    assert network.get_layer("z").output.shape[-1] == 128 and feature_map_side(section) == 1
+
+
+def test_synthetic_network_builds_and_a_network_without_feature_map_is_refused():
+    """The shipped synthetic config (24 × 24 patches, kernels 5/3/2, strides 2/1/1, pools 2/2):
+    24 → 10 → 5 → 3 → 2 → 1, m = 128. Kernels that leave nothing are one ConfigError naming the key."""
+    import os
+    from tfvrec.errors import ConfigError
+    from tfvrec.models.cnn_permlp.model import build_network
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    config = config_lib.load_config(os.path.join(repo, "configs", "cnn_permlp_synthetic.yaml"))
+    network = build_network(config.model.cnn_permlp, num_users=3, num_items=4, num_tags=5)
+    assert network.get_layer("z").output.shape[-1] == 128
+    with pytest.raises(ConfigError, match="model.cnn_permlp.conv_kernels.*leaves no feature map"):
+        config_lib.load_config(os.path.join(repo, "configs", "cnn_permlp_synthetic.yaml"),
+                               ["model.cnn_permlp.conv_kernels=[5,3,3]"])
+
+
 def tiny_posts():
     return Posts(user=np.array([0, 0, 1]), item=np.array([0, 1, 2]),
                  tags=[np.array([0, 1], np.int32), np.array([2], np.int32), np.array([1, 3], np.int32)],
@@ -69,7 +102,7 @@ def tiny_posts():
 
 
 def tiny_model(features="histogram"):
-    section = CNNPerMLPConfig(cnn="custom", patch_size=2, square_size=4, conv_kernels=[2, 2, 2],
+    section = CNNPerMLPConfig(cnn="custom", patch_size=2, square_size=4, conv_kernels=[1, 1, 2],
                               conv_strides=[1, 1, 1], pool_sizes=[1, 1], filters=[2, 2, 2], hidden_units=3,
                               features=features, histogram_bins=2, embedding_dim=2)
     rng = np.random.default_rng(0)

@@ -9,7 +9,10 @@
   user ranks the candidates by Euclidean distance to itself; a candidate earns C − 1 − rank
   points from each such ranking (C candidates) and the points are summed. The features are
   ``data.features`` when set (a feature set of the data set), else the frozen ImageNet
-  EfficientNet-Lite0 features of the images.
+  EfficientNet-Lite0 features of the images, L2-normalised first: the Euclidean distance of
+  unit vectors ranks as the cosine does. On raw pooled features the distance is dominated by
+  the vectors' norms — an image with small activations is near every profile image, so the
+  same few images top every user's ranking whatever they look like (docs/models/cdl.md).
 * ``borda_colour`` — the same Borda count over a hand-crafted colour histogram (a joint RGB
   histogram, 4 levels per channel, of the image at the tower's size).
 """
@@ -22,10 +25,14 @@ from tfvrec.registry import register_baseline
 
 
 class BordaScorer:
-    """Borda count over the user's training images: Σ_j (C − 1 − rank_j(candidate)), rank by ‖f − f_j‖."""
+    """Borda count over the user's training images: Σ_j (C − 1 − rank_j(candidate)), rank by ‖f − f_j‖
+    (``normalise``: of the L2-normalised vectors, i.e. by cosine similarity)."""
 
-    def __init__(self, vectors, profiles, max_profile=200):
+    def __init__(self, vectors, profiles, max_profile=200, normalise=False):
         self.vectors = np.asarray(vectors, np.float32)
+        if normalise:  # a zero vector (no image) stays zero: equally far from every unit vector
+            norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+            self.vectors = self.vectors / np.maximum(norms, 1e-12)
         self.profiles = [np.asarray(p[-max_profile:], np.int64) for p in profiles]
         self.num_items = len(self.vectors)
 
@@ -63,7 +70,7 @@ def _borda_features(dataset, config, heldout):
     else:
         from tfvrec.models.cdl import images
         vectors, _ = images.backbone_features(dataset, config.data.cache_dir, skip_bad=config.model.cdl.skip_bad_images)
-    return BordaScorer(vectors, _profiles(dataset))
+    return BordaScorer(vectors, _profiles(dataset), normalise=True)
 
 
 @register_baseline("borda_colour")

@@ -93,6 +93,19 @@ def square_side(section):
     return section.square_size or (section.patch_size * 4) // 3
 
 
+def feature_map_side(section):
+    """Side of the CNN's last feature map (`model.cnn_features`): valid convolutions,
+    ⌊(n − k) / s⌋ + 1 (0 when the kernel no longer fits), and pools keeping a last partial
+    block, ⌈n / p⌉. m = side² × filters[2]; Table 2 gives side 1, m = 128, in both settings."""
+    c = resolved(section)
+    side = c.patch_size
+    for n in range(3):
+        side = (side - c.conv_kernels[n]) // c.conv_strides[n] + 1 if side >= c.conv_kernels[n] else 0
+        if n < 2:
+            side = -(-side // c.pool_sizes[n])
+    return side
+
+
 def check(config, source="<config>"):
     c = config.model.cnn_permlp
 
@@ -114,6 +127,12 @@ def check(config, source="<config>"):
     r = resolved(c)
     if r.patch_size < 4:
         bad("patch_size", f"must be ≥ 4, got {r.patch_size}")
+    if r.features == "cnn" and r.architecture == "permlp" and min(r.conv_kernels + r.conv_strides + r.pool_sizes) >= 1 \
+            and feature_map_side(c) < 1:
+        key = "conv_kernels" if c.cnn == "custom" else "cnn"
+        bad(key, f"leaves no feature map on {r.patch_size} × {r.patch_size} patches (valid convolutions with kernels "
+                 f"{r.conv_kernels}, strides {r.conv_strides}, pools {r.pool_sizes}): use smaller kernels or "
+                 "strides, or a larger model.cnn_permlp.patch_size")
     if c.square_size and c.square_size < r.patch_size:
         bad("square_size", f"must be 0 or ≥ patch_size ({r.patch_size}), got {c.square_size}")
     if c.num_patches not in (1, 3):

@@ -13,7 +13,8 @@ vocabulary T for it, and the top-K scores are the recommendation.
 2. **CNN feature extractor** (eqs. 3-5, Table 2): three convolutions with 10, 30 and 128
    kernels, ReLU, a max-pool after the first two; the last feature maps, flattened, are
    z_i^q ∈ R^m. Table 2's two settings (NUS-WIDE, 75 × 75 patches; Flickr-PTR, 50 × 50)
-   are config ``cnn``; the convolutions pad "same" so both settings leave a feature map.
+   are config ``cnn``; the convolutions are valid (unpadded) and the pools keep a last partial
+   block, which leaves a 1 × 1 × 128 map, m = 128, in both settings (`cnn_features`).
 3. **Personalized fully-connected layer** (eq. 6; `layers.PersonalizedDense`):
    ψ_j = relu(b_j + w_j · z_j + (V κ_u)_j), one weight per visual feature plus the user's
    embedding V κ_u.
@@ -50,10 +51,17 @@ from tfvrec.models.cnn_permlp.posts import build_posts
 
 # ----------------------------------------------------------------------------- the network (eqs. 3-7)
 def cnn_features(pixels, c):
-    """Table 2's CNN: patch pixels ``[B, d, d, 3]`` (0..255) → z ``[B, m]`` (eqs. 3-5)."""
+    """Table 2's CNN: patch pixels ``[B, d, d, 3]`` (0..255) → z ``[B, m]`` (eqs. 3-5).
+
+    Valid (unpadded) convolutions; each max-pool takes non-overlapping k × k blocks and keeps a
+    last partial block (Keras "same" for a pool whose stride is its size: the output side is
+    ⌈n / k⌉ and the padding never wins the max — the ceil rounding of Caffe's pooling). So the
+    NUS-WIDE setting maps 75 → 24 → 12 → 4 → 2 → 1 and m = 128, and Flickr-PTR's 50 → 23 → 12 →
+    8 → 3 → 1, m = 128; with floor-rounded pools Flickr-PTR would leave a 2 × 2 map under its
+    3 × 3 third convolution, i.e. nothing (`config.feature_map_side`)."""
     x = tf.keras.layers.Rescaling(1.0 / 255.0, name="scale")(pixels)
     for n in range(3):
-        x = tf.keras.layers.Conv2D(c.filters[n], c.conv_kernels[n], strides=c.conv_strides[n], padding="same",
+        x = tf.keras.layers.Conv2D(c.filters[n], c.conv_kernels[n], strides=c.conv_strides[n], padding="valid",
                                    activation="relu", name=f"conv{n + 1}")(x)
         if n < 2:
             x = tf.keras.layers.MaxPool2D(c.pool_sizes[n], padding="same", name=f"pool{n + 1}")(x)
