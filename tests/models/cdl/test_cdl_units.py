@@ -10,7 +10,7 @@ from tfvrec import losses
 from tfvrec.evaluation import protocols
 from tfvrec.models.cdl import config as cdl_config
 from tfvrec.models.cdl import model as cdl
-from tfvrec.models.cdl.baselines import BordaScorer, colour_histograms
+from tfvrec.models.cdl.baselines import BordaScorer, centred_unit_vectors, colour_histograms
 from tfvrec.models.cdl.protocol import paper_split
 from tfvrec.data.dataset import Dataset
 from tfvrec.models.cdl.user_vectors import build_user_vectors, kmeans, normalise, ppmi_svd
@@ -265,20 +265,31 @@ def test_borda_count_and_colour_histograms():
     assert hist.shape == (1, 64) and hist[0, 48] == 1.0
 
 
-def test_borda_features_ranks_by_cosine_of_normalised_features():
-    """A planted table where the features' norms mislead: the profile image 0 = (1, 0); candidate 1 points
-    the same way but is 8× larger, candidate 2 is a small vector at a right angle, candidate 3 points the
-    other way. Raw Euclidean distances 7.02, 1.04, 4.00 would give points (0, 2, 1); the cosine (the
-    distance of unit vectors) ranks 1 (cos 0.998), 2 (0), 3 (−0.998): points (2, 1, 0)."""
+def test_borda_features_ranks_by_cosine_of_centred_features():
+    """A planted table: feature = a large component every image shares, (0, 20), plus the image's own
+    part; the own parts are (1, 0) for the profile image 0, (4, 0.3) for candidate 1 (the same look,
+    stronger), (0, 0.2) for candidate 2 (a faint other look), (−5, −0.5) for candidate 3 (the opposite),
+    summing to 0. Euclidean distances 3.01, 1.02, 6.02 and the plain cosines 0.990, 0.999, 0.955 both put
+    the faint candidate 2 first: points (1, 2, 0). Centred on the catalogue mean and normalised, the
+    cosines are 0.997, 0, −0.996: points (2, 1, 0)."""
     from types import SimpleNamespace
     from tfvrec import registry
-    vectors = np.array([[1.0, 0.0], [8.0, 0.5], [0.0, 0.3], [-3.0, 0.2]], np.float32)
-    np.testing.assert_array_equal(BordaScorer(vectors, [np.array([0])]).score(np.array([0]), np.array([[1, 2, 3]])),
-                                  [[0.0, 2.0, 1.0]])
+    vectors = np.array([[1.0, 0.0], [4.0, 0.3], [0.0, 0.2], [-5.0, -0.5]], np.float32) + [0.0, 20.0]
+    candidates = np.array([[1, 2, 3]])
+    np.testing.assert_array_equal(BordaScorer(vectors, [np.array([0])]).score(np.array([0]), candidates),
+                                  [[1.0, 2.0, 0.0]])
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    np.testing.assert_array_equal(BordaScorer(unit, [np.array([0])]).score(np.array([0]), candidates),
+                                  [[1.0, 2.0, 0.0]])
     dataset = SimpleNamespace(features=lambda name: vectors, train_items_by_user=lambda: [np.array([0])])
     config = SimpleNamespace(data=SimpleNamespace(features="planted"))
     scorer = registry.load_baselines(["borda_features"])["borda_features"](dataset, config, None)
-    np.testing.assert_array_equal(scorer.score(np.array([0]), np.array([[1, 2, 3]])), [[2.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(scorer.score(np.array([0]), candidates), [[2.0, 1.0, 0.0]])
+    # An item without an image (a zero row) stays zero and does not move the mean.
+    with_blank = np.vstack([vectors, np.zeros((1, 2), np.float32)])
+    unit = centred_unit_vectors(with_blank)
+    np.testing.assert_allclose(unit[:4], centred_unit_vectors(vectors), atol=1e-6)
+    assert not unit[4].any()
 
 
 def test_config_checks():
