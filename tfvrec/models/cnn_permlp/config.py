@@ -18,6 +18,7 @@ from tfvrec.errors import ConfigError
 FEATURES = ("cnn", "histogram", "embedding")
 ARCHITECTURES = ("permlp", "pitf")
 CNN_SETTINGS = ("nus_wide", "flickr_ptr", "custom")
+UNSEEN = ("zero", "mean", "init")  # fallbacks for rows without a training post (layers.UNSEEN)
 # Table 2: (kernel, stride) of the three convolutions and the two max-pool sizes.
 TABLE_2 = {
     "nus_wide": {"patch_size": 75, "conv_kernels": [6, 6, 2], "conv_strides": [3, 2, 1], "pool_sizes": [2, 2]},
@@ -47,6 +48,14 @@ class CNNPerMLPConfig:
     negatives: int = 100  # N tags sampled from the rest for each post (eq. 8)
     l2: float = 0.0  # λ on the embeddings a batch touches (PITF's regulariser; 0 for the networks)
     init_stddev: float = 0.01
+    # What a row without a training post is read as at scoring time (training never sees one):
+    # "zero", "mean" (of the trained rows) or "init" (its random initial value, untouched by
+    # training). unseen_item: the learned item vector of features: embedding (a new Last.fm
+    # artist) and PITF's item factors; chosen on the Last.fm holdout (docs/models/cnn_permlp.md).
+    # unseen_user: eq. 6's user row V κ_u and PITF's user factors; a user unknown to the data set
+    # (tfvrec tags, the export) always gets the mean row, whatever the key, except with "zero".
+    unseen_item: str = "zero"
+    unseen_user: str = "mean"
     # The posts (user, item, tags) and the protocol (§4.1).
     min_tag_count: int = 5  # tags used fewer times (over all posts) are dropped
     test_posts: int = 0  # > 0: this many test posts per user (NUS-WIDE: 2) ...
@@ -112,7 +121,8 @@ def check(config, source="<config>"):
     def bad(key, message):
         raise ConfigError(f"{source}: key 'model.cnn_permlp.{key}' {message}")
 
-    for key, choices in (("architecture", ARCHITECTURES), ("features", FEATURES), ("cnn", CNN_SETTINGS)):
+    for key, choices in (("architecture", ARCHITECTURES), ("features", FEATURES), ("cnn", CNN_SETTINGS),
+                         ("unseen_item", UNSEEN), ("unseen_user", UNSEEN)):
         if getattr(c, key) not in choices:
             bad(key, f"must be one of {list(choices)}, got {getattr(c, key)!r}")
     if c.architecture == "pitf" and c.features != "embedding":

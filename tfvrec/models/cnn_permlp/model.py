@@ -29,7 +29,9 @@ vocabulary T for it, and the top-K scores are the recommendation.
 The trained baselines share the network and the training loop: ``personalized=False``
 is the paper's CNN (eq. 6 without V κ_u); ``features="histogram"`` is CH-PerMLP (eq. 6
 on a 64-bin colour histogram of the patch instead of z); ``features="embedding"``
-replaces the image by a learned vector per item (tag data without images, Last.fm);
+replaces the image by a learned vector per item (tag data without images, Last.fm; an item
+no training post has is read as ``unseen_item`` says, zero by default, not as its random
+initial vector: `layers.FallbackEmbedding`);
 ``architecture="pitf"`` is PITF (Rendle & Schmidt-Thieme, WSDM 2010):
 ŷ(u, i, t) = ⟨û_u, t̂^U_t⟩ + ⟨î_i, t̂^I_t⟩, trained with the same post-wise BPR. MP and
 MP-u count tags (`tfvrec.models.cnn_permlp.evaluation`).
@@ -45,7 +47,7 @@ from tfvrec.data.errors import DataError
 from tfvrec.models.base import RecommenderModel
 from tfvrec.models.cnn_permlp import patches as patches_lib
 from tfvrec.models.cnn_permlp.config import resolved, square_side
-from tfvrec.models.cnn_permlp.layers import ColourHistogram, PersonalizedDense
+from tfvrec.models.cnn_permlp.layers import ColourHistogram, FallbackEmbedding, PersonalizedDense
 from tfvrec.models.cnn_permlp.posts import build_posts
 
 
@@ -76,10 +78,11 @@ def build_network(section, num_users, num_items, num_tags, trained_users=None):
         item = tf.keras.Input(shape=(), dtype=tf.int64, name="item")
         def init():  # a new initializer per table: one instance would give every table the same values
             return tf.keras.initializers.RandomNormal(stddev=c.init_stddev)
-        u = tf.keras.layers.Embedding(num_users, c.embedding_dim, embeddings_initializer=init(),
-                                      name="user_factors")(tf.maximum(user, 0))
-        i = tf.keras.layers.Embedding(num_items, c.embedding_dim, embeddings_initializer=init(),
-                                      name="item_factors")(item)
+        # Factors of users / items without a training post are read as unseen_user / unseen_item say.
+        u = FallbackEmbedding(num_users, c.embedding_dim, unseen=c.unseen_user, stddev=c.init_stddev,
+                              name="user_factors")(user)
+        i = FallbackEmbedding(num_items, c.embedding_dim, unseen=c.unseen_item, stddev=c.init_stddev,
+                              name="item_factors")(item)
         user_tag = tf.keras.layers.Dense(num_tags, use_bias=False, kernel_initializer=init(),
                                          name="tag_user_factors")
         item_tag = tf.keras.layers.Dense(num_tags, use_bias=False, kernel_initializer=init(),
@@ -88,18 +91,29 @@ def build_network(section, num_users, num_items, num_tags, trained_users=None):
         return tf.keras.Model({"user": user, "item": item}, scores, name="pitf")
     if c.features == "embedding":
         visual = tf.keras.Input(shape=(), dtype=tf.int64, name="item")
-        z = tf.keras.layers.Embedding(num_items, c.embedding_dim, name="item_vector",
-                                      embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.1))(visual)
+        # An item no training post has keeps its random initial vector: at scoring time it is read as
+        # unseen_item says (set_trained_rows gives the mask), not as a real item.
+        z = FallbackEmbedding(num_items, c.embedding_dim, unseen=c.unseen_item, stddev=0.1, name="item_vector")(visual)
         name = "item"
     else:
         visual = tf.keras.Input(shape=(c.patch_size, c.patch_size, 3), dtype=tf.uint8, name="patch")
         z = cnn_features(visual, c) if c.features == "cnn" else ColourHistogram(c.histogram_bins, name="z")(visual)
         name = "patch"
     psi = PersonalizedDense(num_users, personalized=c.personalized, trained_users=trained_users,
-                            init_stddev=c.init_stddev, name="personalized")([z, user])  # eq. 6
+                            init_stddev=c.init_stddev, unseen=c.unseen_user, name="personalized")([z, user])  # eq. 6
     hidden = tf.keras.layers.Dense(c.hidden_units, activation="relu", name="hidden")(psi)  # eq. 7
     scores = tf.keras.layers.Dense(num_tags, name="scores")(hidden)
     return tf.keras.Model({"user": user, name: visual}, scores, name="cnn_permlp")
+
+
+def set_trained_rows(network, posts):
+    """Tell the network's learned item (and PITF user) tables which rows had training posts, so
+    that the others are read as ``unseen_item`` / ``unseen_user`` say at scoring time."""
+    masks = {"item_vector": posts.trained_items(), "item_factors": posts.trained_items(),
+             "user_factors": posts.trained_users()}
+    for layer in network.layers:
+        if isinstance(layer, FallbackEmbedding):
+            layer.set_trained(masks[layer.name])
 
 
 def postwise_bpr_loss():
@@ -264,4 +278,6 @@ def create(config, dataset):
     r = resolved(section)
     if r.architecture == "permlp" and r.features != "embedding":
         table, image_row = load_images(dataset, posts, section)
-    return CNNPerMLP(section, posts, table, image_row)
+    model = CNNPerMLP(section, posts, table, image_row)
+    set_trained_rows(model.network, posts)
+    return model
