@@ -94,6 +94,8 @@ def _data_validate(args):
     print(f"  users {dataset.num_users:,}  items {dataset.num_items:,}  artists {len(dataset.artist_ids):,}")
     for split, frame in dataset.interactions.items():
         print(f"  {split:<10} {len(frame):,} interactions, {frame['user'].nunique():,} users")
+    interacted = set().union(*(frame["item"].unique() for frame in dataset.interactions.values()))
+    print(f"  items without any interaction {dataset.num_items - len(interacted):,} (kept: content-only items)")
     for name, frame in (("social", dataset.social), ("post_tags", dataset.post_tags), ("groups", dataset.groups)):
         if frame is not None:
             print(f"  {name:<10} {len(frame):,} rows")
@@ -152,7 +154,7 @@ def build_parser():
     p.add_argument("--run", required=True, help="run directory (runtime.model_dir of the training run)")
     p.add_argument("--test", help="held-out interactions: 'user<TAB>item' rows (header optional), "
                                   "ids as in the data set; never seen in training")
-    p.add_argument("--protocol", action="append", metavar="full|sampled:N|candidates:N",
+    p.add_argument("--protocol", action="append", metavar="full|new_items|sampled:N|candidates:N",
                    help="evaluation protocol (repeatable); default: the run's eval.protocols")
     p.add_argument("--repeats", type=int, default=0, help="repeats of the sampled protocol (default: config)")
     p.add_argument("--allow-unfinished", action="store_true",

@@ -64,6 +64,17 @@ class DataConfig:
     # A table whose last row has no final newline (a truncated copy): "error" refuses it;
     # "drop" drops that row and reports it (never trained on half a file silently).
     truncated_rows: str = "error"
+    # Which interactions train, validate and test (tfvrec/data/splits.py, `prepare_splits`):
+    # "as_imported": the data set's own splits. "new_items": an item-disjoint split of all its
+    # interactions pooled: a `test_item_fraction` of the items with interactions become test
+    # items and a disjoint `validation_item_fraction` validation items, chosen by a hash of
+    # (`split_seed`, item id); their interactions form `test` / `validation`, the rest `train`,
+    # so no held-out item is ever trained on. Items nobody interacted with stay in the catalogue,
+    # in no split; post tags on held-out items are held out too (dataset.heldout_post_tags).
+    split: str = "as_imported"
+    test_item_fraction: float = 0.15  # new_items: share of the items with interactions held out as test
+    validation_item_fraction: float = 0.15  # new_items: another, disjoint share for validation (0: none)
+    split_seed: int = 0  # new_items: which items are held out
     synthetic: SyntheticWorldConfig = dataclasses.field(default_factory=SyntheticWorldConfig)
 
 
@@ -113,11 +124,19 @@ class RuntimeConfig:
 @dataclasses.dataclass
 class EvalConfig:
     split: str = "test"  # held-out split evaluated after training (falls back to validation)
+    # full | new_items | sampled:N | candidates:N (tfvrec/evaluation/protocols.py); new_items ranks the
+    # held-out items among the items without a training interaction (with data.split: new_items).
     protocols: List[str] = dataclasses.field(default_factory=lambda: ["sampled:100", "full"])
     ks: List[int] = dataclasses.field(default_factory=lambda: [5, 10, 20])
     repeats: int = 10
     seed: int = 0
     baselines: List[str] = dataclasses.field(default_factory=lambda: ["popularity", "random"])
+    # metadata_knn / visual_knn (tfvrec/evaluation/content_baselines.py): score(u, i) sums the cosine
+    # similarities between i and the user's k most similar training items; 0 = all of them (the profile
+    # direction). Defaults: the best k of 0/5/10/20/50 on the validation items of the posters likes
+    # (data.split new_items, 15% + 15%, split seeds 0-2; new_items R@20): genres 0, EfficientNet-Lite0 5.
+    metadata_knn_k: int = 0
+    visual_knn_k: int = 5
     # Columns of the printed table (each expanded over `ks`, except "auc"); metrics.json
     # always holds every metric. Choices: hr, ndcg, precision, recall, f1, auc.
     table_metrics: List[str] = dataclasses.field(default_factory=lambda: ["hr", "ndcg", "auc"])
@@ -428,6 +447,7 @@ def validate(config, source="<config>", provenance=None):
                           "empty")
     if not config.data.cache_dir.strip():
         raise ConfigError(f"{where('data.cache_dir')}: key 'data.cache_dir' is empty")
+    _check_split(config, where)
     trainer, ev, export = config.trainer, config.eval, config.export
     for key, value, low in (("trainer.epochs", trainer.epochs, 1), ("trainer.batch_size", trainer.batch_size, 1),
                             ("trainer.negatives_per_positive", trainer.negatives_per_positive, 1),
@@ -439,7 +459,9 @@ def validate(config, source="<config>", provenance=None):
                             ("trainer.tensorboard_users", trainer.tensorboard_users, 0),
                             ("trainer.tensorboard_k", trainer.tensorboard_k, 1),
                             ("runtime.logical_cpus", config.runtime.logical_cpus, 0),
-                            ("eval.repeats", ev.repeats, 1), ("export.max_k", export.max_k, 1),
+                            ("eval.repeats", ev.repeats, 1), ("eval.metadata_knn_k", ev.metadata_knn_k, 0),
+                            ("eval.visual_knn_k", ev.visual_knn_k, 0),
+                            ("export.max_k", export.max_k, 1),
                             ("export.default_k", export.default_k, 1),
                             ("export.rerank_candidates", export.rerank_candidates, 1),
                             ("export.scann_num_leaves", export.scann_num_leaves, 0),
@@ -469,6 +491,9 @@ def validate(config, source="<config>", provenance=None):
         if metric not in table:
             raise ConfigError(f"{where('eval.table_metrics')}: key 'eval.table_metrics[{n}]' must be one of "
                               f"{list(table)}, got {quote(metric)}")
+    if "visual_knn" in ev.baselines and not config.data.features:
+        raise ConfigError(f"{where('eval.baselines')}: eval.baselines lists visual_knn, which compares items by "
+                          "their visual features, but data.features is empty; name a feature set of the data set")
     if not ev.protocols:
         raise ConfigError(f"{where('eval.protocols')}: key 'eval.protocols' is empty; e.g. [sampled:100, full]")
     spec = registry.model_spec(config.model.name, source)
@@ -494,6 +519,30 @@ def validate(config, source="<config>", provenance=None):
         raise ConfigError(f"{where('trainer.validation_metric')}: key 'trainer.validation_metric' is "
                           f"{quote(trainer.validation_metric)}; expected one of {metric_choices()} with K ≥ 1, e.g. "
                           "hr@10 or ndcg@20")
+
+
+def _check_split(config, where):
+    from tfvrec.data.splits import SPLIT_KINDS  # (numpy and pandas only)
+    data = config.data
+    if data.split not in SPLIT_KINDS:
+        raise ConfigError(f"{where('data.split')}: key 'data.split' must be one of {list(SPLIT_KINDS)}, got "
+                          f"{quote(data.split)}")
+    for key in ("test_item_fraction", "validation_item_fraction"):
+        value = getattr(data, key)
+        if not 0 <= value < 1:
+            raise ConfigError(f"{where('data.' + key)}: key 'data.{key}' must be in [0, 1), got {value}")
+    if data.split == "new_items":
+        if data.test_item_fraction <= 0:
+            raise ConfigError(f"{where('data.test_item_fraction')}: key 'data.test_item_fraction' must be > 0 with "
+                              "data.split new_items (the share of items held out as new)")
+        total = data.test_item_fraction + data.validation_item_fraction
+        if total >= 1:
+            key = "data.validation_item_fraction"
+            raise ConfigError(f"{where(key)}: data.test_item_fraction + data.validation_item_fraction must be < 1 "
+                              f"(some items must stay for training), got {total:g}")
+    if not SEED_RANGE[0] <= data.split_seed <= SEED_RANGE[1]:
+        raise ConfigError(f"{where('data.split_seed')}: key 'data.split_seed' must be in [0, 2**32 - 1], got "
+                          f"{data.split_seed}")
 
 
 def to_dict(config):
@@ -534,6 +583,9 @@ def baseline_run_dir(parent_dir, run, name):
     keyed by what the baseline learns from (its data, model and trainer sections and seed), so a changed
     baseline config trains a new run instead of reusing a stale one."""
     payload = {k: dataclasses.asdict(getattr(run, k)) for k in ("data", "model", "trainer")}
+    if payload["data"]["split"] == "as_imported":  # the split keys unused: the digest of before they existed
+        for key in ("split", "test_item_fraction", "validation_item_fraction", "split_seed"):
+            payload["data"].pop(key)
     payload["seed"] = run.runtime.seed
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return os.path.join(parent_dir, "baselines", f"{name}-{digest}")

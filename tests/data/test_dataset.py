@@ -40,6 +40,24 @@ def test_round_trip_resolves_ids_to_indices(tmp_path):
     assert [list(x) for x in ds.train_items_by_user()] == [[0, 1], [1], [2]]
 
 
+def test_items_without_interactions_are_items(tmp_path, capsys):
+    """An item with content (image, tags, artist, feature vector) but no interaction and no post tag."""
+    items = pd.DataFrame({"item": ["x", "y", "z", "new"], "creator": ["a", "", "b", ""],
+                          "artist": ["r1", "r2", "r1", "r3"], "image": ["", "", "", "img/new.jpg"],
+                          "tags": [["t1", "t2"], [], ["t3"], ["t4"]]})
+    features = {"f": (["z", "x", "new", "y"], np.arange(8, dtype=np.float32).reshape(4, 2))}
+    ds = load_dataset(tiny(tmp_path, items=items, features=features))
+    assert ds.num_items == 4 and ds.item_ids[3] == "new"
+    assert ds.item_image[3] == os.path.join(ds.path, "img", "new.jpg") and ds.item_tags[3] == ["t4"]
+    assert ds.artist_ids[ds.item_artist[3]] == "r3"
+    np.testing.assert_array_equal(ds.features("f")[3], [4, 5])
+    assert not any((frame["item"] == 3).any() for frame in ds.interactions.values())
+    from tfvrec import cli
+    assert cli.main(["data", "validate", ds.path]) == 0
+    out = capsys.readouterr().out
+    assert "items 4" in out and "items without any interaction 1 (kept: content-only items)" in out
+
+
 def rewrite(path, name, text):
     with open(os.path.join(path, name), "w") as f:
         f.write(text)

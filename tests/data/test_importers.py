@@ -264,14 +264,50 @@ def test_real_movielens_posters(tmp_path):
     raw = pd.read_csv(os.path.join(_raw_dir("movielens_posters"), "mls_ratings.csv"))
     likes = raw[raw["rating"] >= 4.0]
     train, test = ds.split("train"), ds.split("test")
-    assert len(train) + len(test) == len(likes) == 45662
+    # This copy: every rating and tag of the newly arrived posters removed (README), 45,662 -> 42,343 likes.
+    assert len(train) + len(test) == len(likes) == 42343
     day = pd.to_datetime(likes["timestamp"], unit="s", utc=True).dt.date
     assert test["user"].nunique() == int((day.groupby(likes["userId"]).nunique() >= 2).sum())
     with_image = ds.item_image != ""
     assert with_image.sum() == 2947  # the posters (3,872, ML-1M ids) of movies that are in ml-latest-small
     assert all(os.path.isabs(p) and os.path.exists(p) for p in ds.item_image[with_image][:50])
-    assert len(ds.post_tags) == 3683
+    assert len(ds.post_tags) == 3499  # (3,683 before the new posters' tags were removed)
     assert ds.item_tags[0] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
+
+
+def _raw_posters(raw_dir):
+    """From the raw files alone: (ids of ml-latest-small movies with a poster but no rating and no tag,
+    ids of movies with a poster but no like)."""
+    movies = pd.read_csv(os.path.join(raw_dir, "mls_movies.csv"), dtype=str)
+    ratings = pd.read_csv(os.path.join(raw_dir, "mls_ratings.csv"), dtype={"movieId": str})
+    tags = pd.read_csv(os.path.join(raw_dir, "mls_tags.csv"), dtype=str)
+    posters = {name[:-4] for name in os.listdir(os.path.join(raw_dir, "posters"))}
+    ids = movies["movieId"][movies["movieId"].isin(posters)]
+    liked = ratings["movieId"][ratings["rating"] >= 4.0]
+    return (set(ids[~ids.isin(ratings["movieId"]) & ~ids.isin(tags["movieId"])]), set(ids[~ids.isin(liked)]))
+
+
+@pytest.mark.parametrize("only_with_poster", [False, True])
+def test_real_posters_content_only_movies_are_items(tmp_path, only_with_poster):
+    """The newly arrived posters (no rating, no tag in this copy) are items with their image, in no split."""
+    content_only, unliked = _raw_posters(_raw_dir("movielens_posters"))
+    # The README's 540 new posters are drawn from all 3,872 poster ids; 420 of them are ml-latest-small
+    # movies (the other posters are ML-1M movies absent from mls_movies.csv, never items here).
+    assert len(content_only) == 420 and len(unliked) == 978
+    ds, meta = _import_real("movielens_posters", tmp_path, only_with_poster=only_with_poster)
+    assert ds.num_items == meta["counts"]["items"] == (2947 if only_with_poster else 9742)
+    interactions = np.zeros(ds.num_items, dtype=np.int64)
+    for frame in ds.interactions.values():
+        interactions += np.bincount(frame["item"], minlength=ds.num_items)
+    post_tags = np.bincount(ds.post_tags["item"], minlength=ds.num_items)
+    rows = ds.item_index(sorted(content_only))
+    assert (interactions[rows] == 0).all() and (post_tags[rows] == 0).all()
+    assert all(os.path.exists(p) and os.path.basename(p) == f"{i}.jpg"
+               for p, i in zip(ds.item_image[rows], ds.item_ids[rows]))
+    assert all(ds.item_tags[r] and ds.item_artist[r] >= 0 for r in rows)  # their genres are kept (all 420 list some)
+    # Nothing with a poster was dropped for lack of likes: every poster movie without one is an item.
+    with_image = ds.item_image != ""
+    assert set(ds.item_ids[with_image & (interactions == 0)]) == unliked
 
 
 def test_real_lastfm_2k(tmp_path):

@@ -200,7 +200,7 @@ def _dataset(path, with_images=True):
     items = pd.DataFrame({"item": ["i1", "i2", "i3"]})
     if with_images:
         items["image"] = ["img/a.png", "img/b.png", ""]
-    train = pd.DataFrame({"user": ["u1", "u2"], "item": ["i1", "i2"]})
+    train = pd.DataFrame({"user": ["u1", "u2"], "item": ["i1", "i1"]})  # i2: an image nobody interacted with
     pixels = np.stack([np.full((6, 9, 3), COLOURS[c], np.uint8) for c in ("red", "green", "blue")])
     write_dataset(str(path), users, items, {"train": train},
                   images=None if with_images else (["i1", "i2", "i3"], pixels))
@@ -217,7 +217,8 @@ def test_dataset_directory_input(tmp_path, models):
     assert summary.out == str(ds / "features" / "visual.npz") and summary.without_image == 1
     vectors = as_dict(summary.out)
     np.testing.assert_allclose(vectors["i1"], np.array(COLOURS["teal"]) / 255.0, atol=1e-5)
-    assert sorted(vectors) == ["i1", "i2"]
+    assert sorted(vectors) == ["i1", "i2"]  # i2 has no interaction: still an item, with its vector
+    np.testing.assert_allclose(vectors["i2"], np.array(COLOURS["olive"]) / 255.0, atol=1e-5)
     assert "visual" in load_dataset(str(ds)).feature_names()
 
     synthetic = _dataset(tmp_path / "synthetic", with_images=False)  # pixels in images.npz

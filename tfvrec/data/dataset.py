@@ -80,6 +80,11 @@ class Dataset:
     groups: Optional[pd.DataFrame] = None  # group (index into group_ids), user
     group_ids: Optional[np.ndarray] = None
     metadata: dict = dataclasses.field(default_factory=dict)
+    # Set by an item-disjoint split (`tfvrec.data.splits.prepare_splits`, data.split: new_items): the
+    # held-out items per split ("test", "validation": sorted indices) and the post tags users put on
+    # them, taken out of `post_tags` so no model trains on them.
+    heldout_items: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    heldout_post_tags: Optional[pd.DataFrame] = None
 
     def __post_init__(self):
         self._user_index = pd.Index(self.user_ids)

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 
 from tfvrec import registry
-from tfvrec.data.splits import known_splits
+from tfvrec.data.splits import known_splits, training_items
 from tfvrec.evaluation import baselines, comparison, protocols
 
 
@@ -31,6 +31,16 @@ def exclusions(dataset, heldout, judged=None):
     return out
 
 
+def candidate_pool(dataset, protocol):
+    """The items ``protocol`` may rank (`protocols.evaluate`'s ``candidate_pool``): for ``new_items``,
+    every catalogue item without an interaction in ``train`` or ``train_holdout`` (sorted indices:
+    the held-out items of an item-disjoint split, and items nobody has interacted with); None (the
+    whole catalogue) for the other protocols."""
+    if protocols.parse_protocol(protocol).kind != protocols.NEW_ITEMS:
+        return None
+    return np.setdiff1d(np.arange(dataset.num_items, dtype=np.int64), training_items(dataset), assume_unique=True)
+
+
 # The engine's own baselines; model packages register their papers' (``ModelSpec.baselines``).
 @registry.register_baseline("popularity")
 def _popularity(dataset, config, heldout):
@@ -41,6 +51,10 @@ def _popularity(dataset, config, heldout):
 @registry.register_baseline("random")
 def _random(dataset, config, heldout):
     return baselines.RandomScorer(seed=config.eval.seed, num_items=dataset.num_items)
+
+
+# The content baselines (metadata_knn, visual_knn) register themselves on import.
+from tfvrec.evaluation import content_baselines  # noqa: E402,F401
 
 
 def baseline_scorers(names, dataset, config, heldout):
@@ -58,8 +72,9 @@ def evaluate_scorers(scorers, dataset, heldout, protocol_names, ks, repeats, see
     exclude = exclusions(dataset, heldout, judged)
     rows = []
     for protocol in protocol_names:
+        pool = candidate_pool(dataset, protocol)
         for name, scorer in scorers.items():
             result = protocols.evaluate(scorer, heldout, exclude, dataset.num_items, protocol, ks=tuple(ks),
-                                        repeats=repeats, seed=seed, per_user=True)
+                                        repeats=repeats, seed=seed, per_user=True, candidate_pool=pool)
             rows.append((name, result))
     return comparison.compare(rows)

@@ -1,6 +1,6 @@
 """The papers' evaluation protocols: who is ranked against what, and how figures are reported.
 
-Two protocols, those of the papers in the zoo:
+The protocols of the papers in the zoo, and the new-items one:
 
 ``full``
     CuratorNet (Cartagena et al., §4.2): the held-out items (the user's last
@@ -19,6 +19,21 @@ Two protocols, those of the papers in the zoo:
     a random subset per repeat when there are more) are ranked among N candidates in all, the
     rest drawn uniformly from the items the user never interacted with; with 20 held-out
     items among 100, a random ranking has P@K = 0.2. Repeated like ``sampled``.
+
+``new_items``
+    The regime of new content (CuratorNet's one-of-a-kind art, CDL's §5 new images): each
+    user's held-out items ranked, as in ``full``, among the catalogue items that have no
+    training interaction (``train`` or ``train_holdout``) — the images nobody has seen a
+    reaction to yet. Held-out items that did have one are dropped. It is ``full`` within a
+    ``candidate_pool``, which `tfvrec.evaluation.evaluator.candidate_pool` computes from the
+    data set; ``full`` over the whole catalogue (warm and new items together) is the mixed view.
+
+**Candidate pool.** `evaluate`'s ``candidate_pool`` restricts any protocol to a set of items:
+a 1-D array of item indices (the same for every user) or a mapping user → item indices (a
+user missing from it has no candidate). Candidates, and the sampled negatives of ``sampled``
+and ``candidates``, come only from the pool; held-out items outside it are dropped and counted
+(``info["heldout_outside_pool"]``), and users left with no held-out item are skipped and
+counted (``info["users_skipped_outside_pool"]``).
 
 Negatives are drawn uniformly without replacement from the items that are neither in the
 user's ``exclude`` set nor held out. A user with fewer than N such items gets all of them,
@@ -64,29 +79,30 @@ class FullScorer(Scorer, Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class ProtocolSpec:
-    """``kind`` is ``"full"``, ``"sampled"`` or ``"candidates"``; ``num_negatives`` is N for ``sampled``
-    (negatives per user) and for ``candidates`` (candidates per user in all)."""
+    """``kind`` is ``"full"``, ``"new_items"``, ``"sampled"`` or ``"candidates"``; ``num_negatives`` is N for
+    ``sampled`` (negatives per user) and for ``candidates`` (candidates per user in all)."""
 
     kind: str
     num_negatives: Optional[int] = None
 
     def __post_init__(self):
-        if self.kind == "full":
+        if self.kind in RANK_ALL:
             if self.num_negatives is not None:
-                raise ValueError("the full protocol takes no number of negatives")
+                raise ValueError(f"the {self.kind} protocol takes no number of negatives")
         elif self.kind in ("sampled", "candidates"):
             if (isinstance(self.num_negatives, bool) or not isinstance(self.num_negatives, (int, np.integer))
                     or self.num_negatives < 1):
                 raise ValueError(f"sampled needs a positive number of negatives, got {self.num_negatives!r}")
         else:
-            raise ValueError(f"unknown protocol kind {self.kind!r}; expected 'full', 'sampled' or 'candidates'")
+            raise ValueError(f"unknown protocol kind {self.kind!r}; expected 'full', 'new_items', 'sampled' or "
+                             "'candidates'")
         if self.kind == "candidates" and self.num_negatives <= MAX_CANDIDATE_POSITIVES:
             raise ValueError(f"candidates:N needs N > {MAX_CANDIDATE_POSITIVES} (the held-out items per user), "
                              f"got {self.num_negatives}")
 
     @property
     def name(self) -> str:
-        return "full" if self.kind == "full" else f"{self.kind}:{self.num_negatives}"
+        return self.kind if self.kind in RANK_ALL else f"{self.kind}:{self.num_negatives}"
 
     def __str__(self):
         return self.name
@@ -94,6 +110,8 @@ class ProtocolSpec:
 
 _SAMPLED = re.compile(r"(sampled|candidates):(\d+)")
 MAX_CANDIDATE_POSITIVES = 20  # candidates:N — held-out items per user (CDL's 20 hidden favourites)
+RANK_ALL = ("full", "new_items")  # every allowed item is a candidate: deterministic, one run
+NEW_ITEMS = "new_items"
 
 
 def parse_protocol(text: Union[str, ProtocolSpec]) -> ProtocolSpec:
@@ -103,13 +121,14 @@ def parse_protocol(text: Union[str, ProtocolSpec]) -> ProtocolSpec:
     if not isinstance(text, str):
         raise ValueError(f"protocol must be a string like 'full' or 'sampled:100', got {text!r}")
     cleaned = text.strip().lower()
-    if cleaned == "full":
-        return ProtocolSpec("full")
+    if cleaned in RANK_ALL:
+        return ProtocolSpec(cleaned)
     match = _SAMPLED.fullmatch(cleaned)
     if match and int(match.group(2)) >= 1:
         return ProtocolSpec(match.group(1), int(match.group(2)))
     raise ValueError(f"unknown evaluation protocol {text!r}: expected 'full' (rank every item the user "
-                     f"has not trained on), 'sampled:N' with N >= 1 sampled negatives, e.g. 'sampled:100', or "
+                     f"has not trained on), 'new_items' (rank among the items without a training interaction), "
+                     f"'sampled:N' with N >= 1 sampled negatives, e.g. 'sampled:100', or "
                      f"'candidates:N' (up to {MAX_CANDIDATE_POSITIVES} held-out items filled to N candidates), "
                      "e.g. 'candidates:100'")
 
@@ -169,7 +188,7 @@ class EvalResult:
         """How a figure of this result was obtained, e.g. ``sampled:100, 10 repeats: mean ± std``."""
         if self.repeats > 1:
             return f"{self.protocol}, {self.repeats} repeats: mean ± std"
-        return f"{self.protocol}, single run" if self.protocol == "full" else f"{self.protocol}, 1 repeat"
+        return f"{self.protocol}, single run" if self.protocol in RANK_ALL else f"{self.protocol}, 1 repeat"
 
 
 # -- evaluation -------------------------------------------------------------------------------
@@ -191,10 +210,14 @@ def items_by_user(users, items) -> Dict[int, np.ndarray]:
     return {int(users[s]): np.unique(items[s:e]) for s, e in zip(starts, ends)}
 
 
+CandidatePool = Union[np.ndarray, Sequence[int], Mapping[int, Iterable[int]]]
+
+
 def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], num_items: int,
              protocol: Union[str, ProtocolSpec], ks: Sequence[int] = (5, 10, 20), repeats: int = 10,
-             seed: int = 0, batch_size: Optional[int] = None, per_user: bool = False) -> EvalResult:
-    """Evaluate ``scorer`` under ``protocol`` (``"full"`` or ``"sampled:N"``).
+             seed: int = 0, batch_size: Optional[int] = None, per_user: bool = False,
+             candidate_pool: Optional[CandidatePool] = None) -> EvalResult:
+    """Evaluate ``scorer`` under ``protocol`` (``"full"``, ``"new_items"``, ``"sampled:N"``, ``"candidates:N"``).
 
     ``heldout``: per user (list indexed by user, or dict user -> items) the held-out item
     indices; users with none are skipped. ``exclude``: per user the items never used as
@@ -205,6 +228,9 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
     it is chosen so a batch holds about 2M scores, which keeps full ranking of a
     31,460-item catalogue (66 users a batch) to some tens of MB. ``per_user`` keeps each
     user's figures (mean over repeats) in ``EvalResult.per_user`` for paired tests.
+    ``candidate_pool`` (required by ``new_items``): the only items that may be candidates or
+    negatives — a 1-D array of item indices, or a mapping user → item indices (see the module
+    docstring); held-out items outside it are dropped and counted in ``info``.
     """
     spec = parse_protocol(protocol)
     names = metrics_lib.metric_names(ks)  # validates ks
@@ -215,19 +241,31 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
         raise TypeError(f"{type(scorer).__name__} has no score(users, items) method")
     heldout_map = _as_user_items(heldout, num_items, "heldout")
     exclude_map = {} if exclude is None else _as_user_items(exclude, num_items, "exclude")
-    users = np.array(sorted(u for u, items in heldout_map.items() if len(items)), dtype=np.int64)
-    overlap = sum(_count_common(heldout_map[u], exclude_map.get(u, _NO_ITEMS)) for u in users)
+    if spec.kind == NEW_ITEMS and candidate_pool is None:
+        raise ValueError("the new_items protocol ranks among the items without a training interaction: pass them "
+                         "as candidate_pool (tfvrec.evaluation.evaluator.candidate_pool computes it from the data set)")
+    pools = _as_pools(candidate_pool, num_items)
+    with_heldout = sorted(u for u, items in heldout_map.items() if len(items))
     info = {"num_items": num_items, "ks": ks, "seed": seed,
-            "users_skipped_no_heldout": len(heldout_map) - len(users),
-            "heldout_also_excluded": int(overlap)}
+            "users_skipped_no_heldout": len(heldout_map) - len(with_heldout)}
+    if pools is not None:
+        heldout_map, outside = _restrict_to_pools(heldout_map, with_heldout, pools)
+        with_heldout = [u for u in with_heldout if len(heldout_map[u])]
+        info["candidate_pool_size"] = (len(pools.shared) if pools.shared is not None else
+                                       float(np.mean([len(pools.get(u)) for u in with_heldout] or [0])))
+        info["heldout_outside_pool"] = outside
+        info["users_skipped_outside_pool"] = len(heldout_map) - info["users_skipped_no_heldout"] - len(with_heldout)
+    users = np.array(with_heldout, dtype=np.int64)
+    overlap = sum(_count_common(heldout_map[u], exclude_map.get(u, _NO_ITEMS)) for u in users)
+    info["heldout_also_excluded"] = int(overlap)
     if batch_size is None:
-        width = num_items if spec.kind == "full" else spec.num_negatives + max(
+        width = num_items if spec.kind in RANK_ALL else spec.num_negatives + max(
             (len(heldout_map[u]) for u in users), default=1)
         batch_size = max(1, min(2048, (1 << 21) // max(width, 1)))
     batch_size = _positive_int(batch_size, "batch_size")
 
-    run_count = 1 if spec.kind == "full" else repeats
-    if spec.kind != "full":
+    run_count = 1 if spec.kind in RANK_ALL else repeats
+    if spec.kind not in RANK_ALL:
         # Never a negative: the user's excluded items and the held-out items themselves.
         forbidden_map = {int(u): np.union1d(heldout_map[u], exclude_map.get(u, _NO_ITEMS)) for u in users}
     per_repeat = {name: [] for name in names}
@@ -242,12 +280,13 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
         sample_seed = _derived_seed(seed, repeat, 1)
         for start in progress.bar(range(0, len(users), batch_size), desc=f"evaluating {spec.name}", unit="batch"):
             batch_users = users[start:start + batch_size]
-            if spec.kind == "full":
-                scores, relevant, valid, items = _full_batch(scorer, batch_users, heldout_map, exclude_map, num_items)
+            if spec.kind in RANK_ALL:
+                scores, relevant, valid, items = _full_batch(scorer, batch_users, heldout_map, exclude_map, num_items,
+                                                             pools)
             else:
                 scores, relevant, valid, items, short = _sampled_batch(
                     scorer, batch_users, heldout_map, forbidden_map, num_items, spec.num_negatives, sample_seed,
-                    total=spec.kind == "candidates")
+                    total=spec.kind == "candidates", pools=pools)
                 short_users += short
             candidate_total += int(valid.sum())
             values = metrics_lib.all_metrics(
@@ -265,7 +304,7 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
             per_repeat[name].append(sums[name] / counts[name] if counts[name] else math.nan)
 
     info["mean_candidates_per_user"] = candidate_total / (run_count * len(users)) if len(users) else 0.0
-    if spec.kind != "full":
+    if spec.kind not in RANK_ALL:
         info["users_short_of_negatives"] = short_users // run_count
     if auc_undefined:
         # Only possible when a user has no irrelevant candidate at all.
@@ -280,10 +319,59 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
     return result
 
 
-def _full_batch(scorer, users, heldout_map, exclude_map, num_items):
-    """Score every item; mask the excluded ones (held-out items always stay candidates)."""
+class _Pools:
+    """A candidate pool: ``shared`` (sorted item indices, every user) or ``by_user`` (user → sorted indices)."""
+
+    def __init__(self, shared=None, by_user=None):
+        self.shared, self.by_user = shared, by_user
+
+    def get(self, user):
+        return self.shared if self.shared is not None else self.by_user.get(int(user), _NO_ITEMS)
+
+
+def _as_pools(candidate_pool, num_items) -> Optional[_Pools]:
+    if candidate_pool is None:
+        return None
+    if isinstance(candidate_pool, Mapping):
+        return _Pools(by_user=_as_user_items(candidate_pool, num_items, "candidate_pool"))
+    items = np.asarray(candidate_pool)
+    if items.ndim != 1 or not (items.size == 0 or np.issubdtype(items.dtype, np.integer)):
+        raise ValueError(f"candidate_pool must be a 1-D array of item indices or a mapping user -> item indices, "
+                         f"got {type(candidate_pool).__name__} of shape {items.shape} ({items.dtype})")
+    return _Pools(shared=_as_user_items({0: items.astype(np.int64)}, num_items, "candidate_pool")[0])
+
+
+def _restrict_to_pools(heldout_map, users, pools):
+    """Held-out items inside each user's pool, and how many (user, item) pairs fell outside."""
+    restricted, outside = dict(heldout_map), 0
+    for user in users:
+        items = heldout_map[user]
+        inside = items[_sorted_isin(items, pools.get(user))]
+        outside += len(items) - len(inside)
+        restricted[user] = inside
+    return restricted, int(outside)
+
+
+def _sorted_isin(items, sorted_pool):
+    """Mask of ``items`` that are in ``sorted_pool`` (sorted, distinct)."""
+    if not len(sorted_pool):
+        return np.zeros(len(items), dtype=bool)
+    position = np.minimum(np.searchsorted(sorted_pool, items), len(sorted_pool) - 1)
+    return sorted_pool[position] == items
+
+
+def _full_batch(scorer, users, heldout_map, exclude_map, num_items, pools=None):
+    """Score every item (of the pool); mask the excluded ones (held-out items always stay candidates)."""
     batch = len(users)
-    valid = np.ones((batch, num_items), dtype=bool)
+    if pools is None:
+        valid = np.ones((batch, num_items), dtype=bool)
+    else:
+        valid = np.zeros((batch, num_items), dtype=bool)
+        if pools.shared is not None:
+            valid[:, pools.shared] = True
+        else:
+            for row, user in enumerate(users):
+                valid[row, pools.get(user)] = True
     relevant = np.zeros((batch, num_items), dtype=bool)
     for row, user in enumerate(users):
         valid[row, exclude_map.get(int(user), _NO_ITEMS)] = False
@@ -309,14 +397,16 @@ def _full_batch(scorer, users, heldout_map, exclude_map, num_items):
     return scores, row_relevant, row_valid, items
 
 
-def _sampled_batch(scorer, users, heldout_map, forbidden_map, num_items, num_negatives, sample_seed, total=False):
+def _sampled_batch(scorer, users, heldout_map, forbidden_map, num_items, num_negatives, sample_seed, total=False,
+                   pools=None):
     """Held-out items + ``num_negatives`` uniform negatives per user, padded to one width. With
     ``total`` (``candidates:N``): at most `MAX_CANDIDATE_POSITIVES` held-out items (a random subset
-    per repeat) and negatives filling each user's list to ``num_negatives`` candidates."""
+    per repeat) and negatives filling each user's list to ``num_negatives`` candidates. With
+    ``pools``, negatives come from each user's pool only."""
     positives = [heldout_map[int(user)] for user in users]
     forbidden = [forbidden_map[int(user)] for user in users]
     if not total:
-        negatives = _sample_negatives(sample_seed, users, forbidden, num_items, num_negatives)
+        negatives = _draw_negatives(sample_seed, users, forbidden, num_items, num_negatives, pools)
         short = sum(len(n) < num_negatives for n in negatives)
     else:
         positives = [np.sort(np.random.default_rng([sample_seed, int(user), 2]).choice(
@@ -326,7 +416,8 @@ def _sampled_batch(scorer, users, heldout_map, forbidden_map, num_items, num_neg
         negatives = [None] * len(users)
         for count in np.unique(wanted):
             rows = np.flatnonzero(wanted == count)
-            drawn = _sample_negatives(sample_seed, users[rows], [forbidden[r] for r in rows], num_items, int(count))
+            drawn = _draw_negatives(sample_seed, users[rows], [forbidden[r] for r in rows], num_items, int(count),
+                                    pools)
             for r, n in zip(rows, drawn):
                 negatives[r] = n
         short = sum(len(n) < w for n, w in zip(negatives, wanted))
@@ -346,6 +437,25 @@ def _sampled_batch(scorer, users, heldout_map, forbidden_map, num_items, num_neg
 
 
 _SAMPLING_CELLS = 1 << 21  # bound on the draws (and lookup-table cells) held at once
+
+
+def _draw_negatives(sample_seed, users, forbidden, num_items, count, pools):
+    """`_sample_negatives` from the whole catalogue, or from each user's pool: drawn in the pool's own
+    index space (position j of the sorted pool), so a pool of every item draws exactly what no pool
+    draws, and no per-user complement of the pool is ever built."""
+    if pools is None:
+        return _sample_negatives(sample_seed, users, forbidden, num_items, count)
+    out = [None] * len(users)
+    groups = {}
+    for row, user in enumerate(users):  # users sharing one pool are drawn for together
+        groups.setdefault(id(pools.get(user)), []).append(row)
+    for rows in groups.values():
+        pool = pools.get(users[rows[0]])
+        local = [np.searchsorted(pool, forbidden[r][_sorted_isin(forbidden[r], pool)]) for r in rows]
+        drawn = _sample_negatives(sample_seed, users[np.asarray(rows)], local, len(pool), count)
+        for r, positions in zip(rows, drawn):
+            out[r] = pool[np.asarray(positions, dtype=np.int64)]
+    return out
 
 
 def _sample_negatives(sample_seed, users, forbidden, num_items, count):

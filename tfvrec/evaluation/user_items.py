@@ -35,11 +35,13 @@ def make_validation(config, dataset, model, validation):
     users = set(subset_users(heldout, trainer.validation_max_users, config.runtime.seed))
     heldout = {u: v for u, v in heldout.items() if u in users}
     exclude = evaluator.exclusions(dataset, heldout, judged=trainer.validation_split)
+    pool = evaluator.candidate_pool(dataset, trainer.validation_protocol)
 
     def evaluate_validation():
         # Deterministic (hash-seeded), so every worker takes the same early-stopping decision.
         return protocols.evaluate(model, heldout, exclude, dataset.num_items, trainer.validation_protocol,
-                                  ks=validation_ks(trainer.validation_metric), repeats=1, seed=config.runtime.seed)
+                                  ks=validation_ks(trainer.validation_metric), repeats=1, seed=config.runtime.seed,
+                                  candidate_pool=pool)
     return evaluate_validation
 
 
@@ -65,14 +67,18 @@ def evaluate_run(config, dataset, model, heldout_frame=None, heldout_name=None, 
     results = [result for _, result in rows]
     labels = [name for name, _ in rows]
     columns = [m if m == "auc" else f"{m}@{k}" for m in ev.table_metrics for k in (ev.ks if m != "auc" else [0])]
-    print(report.format_table(results, title=title, row_labels=labels, metrics=columns or None), flush=True)
+    # What content each baseline row uses (e.g. metadata_knn's genres), under the table.
+    notes = {name: scorer.evaluation_note for name, scorer in scorers.items()
+             if name != config.model.name and getattr(scorer, "evaluation_note", "")}
+    table = report.format_table(results, title=title, row_labels=labels, metrics=columns or None)
+    print("\n".join([table] + [f"  {note}" for note in notes.values()]), flush=True)
     if write:
         # The run's own figures stay in metrics.json; an explicit held-out file gets a file of its own.
         name = "metrics.json" if judged is not None else f"metrics-{_stem(heldout_name)}.json"
         path = os.path.join(config.runtime.model_dir, name)
         report.write_metrics_json(path, results, extra={"title": title, "rows": labels,
                                                             "model": config.model.name, "dataset": dataset.name,
-                                                            "heldout": heldout_name})
+                                                            "heldout": heldout_name, "row_notes": notes})
         print(f"Wrote {path}", flush=True)
     return rows
 

@@ -8,6 +8,10 @@ import pandas as pd
 from tfvrec.data.importers.raw import _drop_duplicates, _note, _path, read_raw, _sorted_ids
 from tfvrec.data.importers.writing import _write
 
+# Raised when a change here changes what the importer writes: cached imports of it are redone
+# (`tfvrec.data.resolve.importer_version`).
+VERSION = 1
+
 
 def import_flickr_fs(raw_dir, out_dir, overwrite=False):
     """HASC's Flickr "F.S" data set, with its own train/validation split.

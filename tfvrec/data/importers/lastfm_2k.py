@@ -9,6 +9,10 @@ from tfvrec.data.importers.raw import (_check_known, _drop_duplicates, _integral
                                         _path, read_raw, _sorted_ids)
 from tfvrec.data.importers.writing import _write
 
+# Raised when a change here changes what the importer writes: cached imports of it are redone
+# (`tfvrec.data.resolve.importer_version`).
+VERSION = 1
+
 
 def import_lastfm_2k(raw_dir, out_dir, overwrite=False, encoding="auto"):
     """HetRec 2011 Last.fm-2k: listening counts, friendships and personal tags on artists.

@@ -1,0 +1,91 @@
+"""Item content as matrices: what an item *is*, apart from who interacted with it.
+
+A new item arrives with its content, never with interactions, so the content is all a
+recommender can know about it. Two kinds, each a matrix with one row per item (aligned
+with ``dataset.item_ids``):
+
+- **metadata** (`metadata_matrix`): a one-hot (multi-hot for tags) sparse matrix of an
+  ``items.tsv`` column: ``tags`` (the posters' genres), ``artist`` (UGallery's artist) or
+  ``creator`` (Flickr's uploader). ``kind="auto"`` takes the first of these any item has.
+- **visual features** (`feature_matrix`): the data set's feature set ``data.features``
+  (``features/<name>.npz``, e.g. EfficientNet-Lite0 vectors from ``tfvrec features``).
+
+`l2_normalize` turns either into unit rows, so a dot product is a cosine similarity.
+An item without the content (no tag, no artist) has a zero row: similar to nothing.
+"""
+import numpy as np
+import scipy.sparse as sp
+
+from tfvrec.data.errors import DataError
+
+METADATA_KINDS = ("tags", "artist", "creator")  # in the order kind="auto" tries them
+DESCRIPTIONS = {"tags": "items.tsv tags (posters: genres)", "artist": "the item's artist",
+                "creator": "the item's creator (uploader)"}
+
+
+def metadata_kind(dataset, kind="auto"):
+    """``kind``, or for ``"auto"`` the first of `METADATA_KINDS` some item has; `DataError` when none."""
+    if kind not in ("auto",) + METADATA_KINDS:
+        raise ValueError(f"unknown metadata kind {kind!r}; expected 'auto' or one of {METADATA_KINDS}")
+    has = {"tags": any(len(t) for t in dataset.item_tags), "artist": bool((dataset.item_artist >= 0).any()),
+           "creator": bool((dataset.item_creator >= 0).any())}
+    if kind == "auto":
+        for candidate in METADATA_KINDS:
+            if has[candidate]:
+                return candidate
+        raise DataError(dataset.path + "/items.tsv", "no item has metadata (tags, artist or creator column): "
+                                                     "nothing for a metadata model to compare items by")
+    if not has[kind]:
+        raise DataError(dataset.path + "/items.tsv", f"no item has a {kind!r} value")
+    return kind
+
+
+def metadata_columns(dataset, kind="auto"):
+    """The value (tag, artist id or creator user id) of each column of `metadata_matrix`."""
+    kind = metadata_kind(dataset, kind)
+    if kind == "tags":
+        return np.array(sorted({t for tags in dataset.item_tags for t in tags}), dtype=object)
+    if kind == "artist":
+        return np.asarray(dataset.artist_ids, dtype=object)
+    return np.asarray(dataset.user_ids, dtype=object)
+
+
+def metadata_matrix(dataset, kind="auto"):
+    """``scipy.sparse.csr_matrix`` float32 ``[num_items, len(metadata_columns)]``: 1 where the item has the
+    value (a tag, its artist, its creator), else 0."""
+    kind = metadata_kind(dataset, kind)
+    if kind == "tags":
+        columns = metadata_columns(dataset, kind)
+        position = {t: n for n, t in enumerate(columns)}
+        rows = np.repeat(np.arange(dataset.num_items), [len(t) for t in dataset.item_tags])
+        cols = np.array([position[t] for tags in dataset.item_tags for t in tags], dtype=np.int64)
+        width = len(columns)
+    else:
+        codes = dataset.item_artist if kind == "artist" else dataset.item_creator
+        rows = np.flatnonzero(codes >= 0)
+        cols = codes[rows]
+        width = len(dataset.artist_ids) if kind == "artist" else dataset.num_users
+    matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(dataset.num_items, width))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0  # (a tag listed twice on an item is one tag)
+    return matrix
+
+
+def feature_matrix(dataset, name):
+    """Dense float32 ``[num_items, d]``: feature set ``name`` of the data set (every item needs a vector)."""
+    if not name:
+        raise DataError(dataset.path + "/features", "no feature set named (data.features is empty): visual "
+                                                    f"content needs one of {dataset.feature_names() or 'none here'}")
+    return np.asarray(dataset.features(name), dtype=np.float32)
+
+
+def l2_normalize(matrix):
+    """Rows scaled to unit L2 norm (zero rows stay zero); dense stays dense, sparse stays CSR."""
+    if sp.issparse(matrix):
+        matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ matrix)
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
