@@ -222,6 +222,44 @@ def test_triplets_pair_a_training_like_with_a_negative_of_the_users_pool():
     assert set(negatives[users == 0]) <= {4, 7, 8, 9}
 
 
+def test_interest_candidates_draw_the_others_from_items_sharing_an_interest_tag():
+    """§5: "each candidate shall have at least one tag of the user's interests". On the negatives' table,
+    user 0's interest tags are a (item 0, liked) and b (their own tag on item 1), so the items sharing
+    one are 0, 1, 5 (a) and 6 (b); the pool adds the held-out item 8. Ranked under
+    interest_candidates:30, user 0's candidates are 8 and the pool's items they never trained on,
+    1, 5, 6 (too few for 30: counted short); under candidates:30 every item but the liked 0."""
+    from tfvrec import config as config_lib
+    from tfvrec.evaluation import evaluator
+    from tfvrec.models.cdl.protocol import interest_candidate_pool
+    dataset = negative_table()
+    heldout = evaluator.heldout_by_user(dataset.split("test"))
+    assert {u: v.tolist() for u, v in heldout.items()} == {0: [8]}
+    assert {u: v.tolist() for u, v in interest_candidate_pool(dataset, heldout).items()} == {0: [0, 1, 5, 6, 8]}
+    assert evaluator.candidate_pool(dataset, "interest_candidates:30", heldout)[0].tolist() == [0, 1, 5, 6, 8]
+    assert evaluator.candidate_pool(dataset, "candidates:30", heldout) is None
+    seen = {}
+
+    class Recorder:
+        def score(self, users, items):
+            for u, row in zip(users, items):
+                seen.setdefault(int(u), set()).update(int(i) for i in row)
+            return np.zeros(items.shape)
+    rows = dict(evaluator.evaluate_scorers({"r": Recorder()}, dataset, heldout, ["interest_candidates:30"], [5], 2,
+                                           seed=0, judged="test"))
+    assert seen[0] == {1, 5, 6, 8}
+    assert rows["r"].protocol == "interest_candidates:30" and rows["r"].info["users_short_of_negatives"] == 1
+    seen.clear()
+    evaluator.evaluate_scorers({"r": Recorder()}, dataset, heldout, ["candidates:30"], [5], 1, seed=0, judged="test")
+    assert seen[0] == set(range(1, 10))
+    with pytest.raises(ValueError, match="interest_candidates.*candidate_pool"):
+        protocols.evaluate(Recorder(), heldout, None, 10, "interest_candidates:30", ks=(5,), repeats=1)
+    with pytest.raises(ValueError, match="N > 20"):
+        protocols.parse_protocol("interest_candidates:20")
+    config = config_lib.load_config(None, ["eval.protocols=[candidates:100,interest_candidates:100]"],
+                                    experiment="cdl")
+    assert config.eval.protocols == ["candidates:100", "interest_candidates:100"]
+
+
 def test_paper_split_hides_twenty_likes_of_eligible_users_only():
     likes = pd.DataFrame({"user": ["u1"] * 50 + ["u2"] * 10 + ["u3"] * 300,
                           "item": [f"i{n}" for n in range(50)] + [f"i{n}" for n in range(10)]
