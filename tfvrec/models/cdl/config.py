@@ -34,10 +34,11 @@ class CDLConfig:
     backbone: str = "none"
     # User tower φ (§4, Fig. 2's FC2_1..FC2_4): the hidden ReLU FC layers from the user vector
     # (`num_clusters`-d); a last linear FC layer of width d follows, so the tower has
-    # len(user_units) + 1 Dense layers. The paper's is four layers (`cdl_paper`: 1024-wide). The
-    # CPU default keeps the paper's depth at 128 wide: the user vector is only `num_clusters`
-    # (64) wide, so this tower costs ~50k weights and nothing measurable next to the image tower;
-    # the width of the paper's (1024) is its d, which the CPU configs shrink to 64-128 as well.
+    # len(user_units) + 1 Dense layers. The paper's is four layers, 1024 wide (`cdl_paper`). The
+    # default keeps the paper's depth at 128 wide: on a 64-cluster user vector and d ≤ 128 that
+    # is ~50k weights, nothing next to the image tower's cost, and on the synthetic worlds it
+    # trained as well as one linear layer or better (docs/models/cdl.md); the paper's width
+    # matches its d = 1024, which the CPU configs shrink to 64-128 alike.
     user_units: List[int] = dataclasses.field(default_factory=lambda: [128, 128, 128])
     # Distance net (§4): (φ − π)² → dropout → FC with non-negative weights → D.
     distance_dropout: float = 0.5
