@@ -15,6 +15,9 @@ printing ``tfvrec --help`` never imports TensorFlow.
   ``ExperimentConfig`` (each model's ``EXPERIMENTS``; ``tfvrec.config`` applies them).
 * **baselines** — ``factory(dataset, config, heldout) -> scorer`` for ``eval.baselines``.
 * **commands** — modules adding ``tfvrec`` sub-commands with ``register_cli(subparsers)``.
+* **candidate pools** — a protocol kind (`tfvrec.evaluation.protocols`) → the ``"module:attribute"``
+  of ``pool(dataset, heldout) -> {user: item indices}``, the per-user candidates a model's paper
+  ranks among (CDL's ``interest_candidates``).
 """
 import dataclasses
 import importlib
@@ -140,6 +143,7 @@ experiments = Registry("experiment")
 baselines = Registry("baseline")
 commands = Registry("command module")
 samplers = Registry("sampler")
+candidate_pools = Registry("candidate pool")
 
 
 def register_model(spec: ModelSpec):
@@ -157,6 +161,18 @@ def register_model(spec: ModelSpec):
 def register_baseline(name):
     """Decorator: ``factory(dataset, config, heldout) -> scorer`` becomes baseline ``name``."""
     return baselines.register(name)
+
+
+def register_candidate_pool(kind, reference):
+    """Protocol ``kind`` draws its candidates from ``pool(dataset, heldout) -> {user: item indices}``
+    (a ``"module:attribute"`` reference, resolved on first use)."""
+    return candidate_pools.register(kind, reference)
+
+
+def candidate_pool_function(kind):
+    """The pool function of protocol ``kind``, or None when no model registered one."""
+    load_models()
+    return resolve(candidate_pools.get(kind)) if kind in candidate_pools else None
 
 
 _LOADED = False

@@ -31,14 +31,19 @@ def exclusions(dataset, heldout, judged=None):
     return out
 
 
-def candidate_pool(dataset, protocol):
+def candidate_pool(dataset, protocol, heldout=None):
     """The items ``protocol`` may rank (`protocols.evaluate`'s ``candidate_pool``): for ``new_items``,
     every catalogue item without an interaction in ``train`` or ``train_holdout`` (sorted indices:
-    the held-out items of an item-disjoint split, and items nobody has interacted with); None (the
-    whole catalogue) for the other protocols."""
-    if protocols.parse_protocol(protocol).kind != protocols.NEW_ITEMS:
-        return None
-    return np.setdiff1d(np.arange(dataset.num_items, dtype=np.int64), training_items(dataset), assume_unique=True)
+    the held-out items of an item-disjoint split, and items nobody has interacted with); for a
+    protocol kind a model package registered a pool for (`tfvrec.registry.register_candidate_pool`,
+    e.g. CDL's ``interest_candidates``), that function's per-user pool of ``heldout``'s users;
+    None (the whole catalogue) for the other protocols."""
+    kind = protocols.parse_protocol(protocol).kind
+    if kind == protocols.NEW_ITEMS:
+        return np.setdiff1d(np.arange(dataset.num_items, dtype=np.int64), training_items(dataset),
+                            assume_unique=True)
+    pool = registry.candidate_pool_function(kind)
+    return None if pool is None else pool(dataset, heldout)
 
 
 # The engine's own baselines; model packages register their papers' (``ModelSpec.baselines``).
@@ -72,7 +77,7 @@ def evaluate_scorers(scorers, dataset, heldout, protocol_names, ks, repeats, see
     exclude = exclusions(dataset, heldout, judged)
     rows = []
     for protocol in protocol_names:
-        pool = candidate_pool(dataset, protocol)
+        pool = candidate_pool(dataset, protocol, heldout)
         for name, scorer in scorers.items():
             result = protocols.evaluate(scorer, heldout, exclude, dataset.num_items, protocol, ks=tuple(ks),
                                         repeats=repeats, seed=seed, per_user=True, candidate_pool=pool)

@@ -20,6 +20,14 @@ The protocols of the papers in the zoo, and the new-items one:
     rest drawn uniformly from the items the user never interacted with; with 20 held-out
     items among 100, a random ranking has P@K = 0.2. Repeated like ``sampled``.
 
+``interest_candidates:N``
+    CDL's own candidate rule (Lei et al., §5: "each candidate shall have at least one tag of
+    the user's interests"): ``candidates:N`` whose other candidates are drawn only from the
+    items sharing an interest tag with the user — a per-user ``candidate_pool`` a model
+    package computes (`tfvrec.registry.register_candidate_pool`; CDL's:
+    `tfvrec.models.cdl.protocol.interest_candidate_pool`), which holds the user's held-out
+    items too, so all of them are ranked as in ``candidates:N``.
+
 ``new_items``
     The regime of new content (CuratorNet's one-of-a-kind art, CDL's §5 new images): each
     user's held-out items ranked, as in ``full``, among the catalogue items that have no
@@ -79,8 +87,9 @@ class FullScorer(Scorer, Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class ProtocolSpec:
-    """``kind`` is ``"full"``, ``"new_items"``, ``"sampled"`` or ``"candidates"``; ``num_negatives`` is N for
-    ``sampled`` (negatives per user) and for ``candidates`` (candidates per user in all)."""
+    """``kind`` is ``"full"``, ``"new_items"``, ``"sampled"``, ``"candidates"`` or ``"interest_candidates"``;
+    ``num_negatives`` is N for ``sampled`` (negatives per user) and for the candidates kinds (candidates per
+    user in all)."""
 
     kind: str
     num_negatives: Optional[int] = None
@@ -89,15 +98,15 @@ class ProtocolSpec:
         if self.kind in RANK_ALL:
             if self.num_negatives is not None:
                 raise ValueError(f"the {self.kind} protocol takes no number of negatives")
-        elif self.kind in ("sampled", "candidates"):
+        elif self.kind in ("sampled",) + CANDIDATES:
             if (isinstance(self.num_negatives, bool) or not isinstance(self.num_negatives, (int, np.integer))
                     or self.num_negatives < 1):
                 raise ValueError(f"sampled needs a positive number of negatives, got {self.num_negatives!r}")
         else:
-            raise ValueError(f"unknown protocol kind {self.kind!r}; expected 'full', 'new_items', 'sampled' or "
-                             "'candidates'")
-        if self.kind == "candidates" and self.num_negatives <= MAX_CANDIDATE_POSITIVES:
-            raise ValueError(f"candidates:N needs N > {MAX_CANDIDATE_POSITIVES} (the held-out items per user), "
+            raise ValueError(f"unknown protocol kind {self.kind!r}; expected 'full', 'new_items', 'sampled', "
+                             "'candidates' or 'interest_candidates'")
+        if self.kind in CANDIDATES and self.num_negatives <= MAX_CANDIDATE_POSITIVES:
+            raise ValueError(f"{self.kind}:N needs N > {MAX_CANDIDATE_POSITIVES} (the held-out items per user), "
                              f"got {self.num_negatives}")
 
     @property
@@ -108,10 +117,12 @@ class ProtocolSpec:
         return self.name
 
 
-_SAMPLED = re.compile(r"(sampled|candidates):(\d+)")
+_SAMPLED = re.compile(r"(sampled|candidates|interest_candidates):(\d+)")
 MAX_CANDIDATE_POSITIVES = 20  # candidates:N — held-out items per user (CDL's 20 hidden favourites)
 RANK_ALL = ("full", "new_items")  # every allowed item is a candidate: deterministic, one run
 NEW_ITEMS = "new_items"
+INTEREST_CANDIDATES = "interest_candidates"
+CANDIDATES = ("candidates", INTEREST_CANDIDATES)  # N candidates in all, up to 20 of them held out
 
 
 def parse_protocol(text: Union[str, ProtocolSpec]) -> ProtocolSpec:
@@ -130,7 +141,8 @@ def parse_protocol(text: Union[str, ProtocolSpec]) -> ProtocolSpec:
                      f"has not trained on), 'new_items' (rank among the items without a training interaction), "
                      f"'sampled:N' with N >= 1 sampled negatives, e.g. 'sampled:100', or "
                      f"'candidates:N' (up to {MAX_CANDIDATE_POSITIVES} held-out items filled to N candidates), "
-                     "e.g. 'candidates:100'")
+                     "e.g. 'candidates:100', or 'interest_candidates:N' (the same, the others sharing an interest "
+                     "tag with the user: CDL §5)")
 
 
 # -- result -------------------------------------------------------------------------------
@@ -217,7 +229,8 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
              protocol: Union[str, ProtocolSpec], ks: Sequence[int] = (5, 10, 20), repeats: int = 10,
              seed: int = 0, batch_size: Optional[int] = None, per_user: bool = False,
              candidate_pool: Optional[CandidatePool] = None) -> EvalResult:
-    """Evaluate ``scorer`` under ``protocol`` (``"full"``, ``"new_items"``, ``"sampled:N"``, ``"candidates:N"``).
+    """Evaluate ``scorer`` under ``protocol`` (``"full"``, ``"new_items"``, ``"sampled:N"``, ``"candidates:N"``,
+    ``"interest_candidates:N"``).
 
     ``heldout``: per user (list indexed by user, or dict user -> items) the held-out item
     indices; users with none are skipped. ``exclude``: per user the items never used as
@@ -228,7 +241,7 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
     it is chosen so a batch holds about 2M scores, which keeps full ranking of a
     31,460-item catalogue (66 users a batch) to some tens of MB. ``per_user`` keeps each
     user's figures (mean over repeats) in ``EvalResult.per_user`` for paired tests.
-    ``candidate_pool`` (required by ``new_items``): the only items that may be candidates or
+    ``candidate_pool`` (required by ``new_items`` and ``interest_candidates``): the only items that may be candidates or
     negatives — a 1-D array of item indices, or a mapping user → item indices (see the module
     docstring); held-out items outside it are dropped and counted in ``info``.
     """
@@ -244,6 +257,10 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
     if spec.kind == NEW_ITEMS and candidate_pool is None:
         raise ValueError("the new_items protocol ranks among the items without a training interaction: pass them "
                          "as candidate_pool (tfvrec.evaluation.evaluator.candidate_pool computes it from the data set)")
+    if spec.kind == INTEREST_CANDIDATES and candidate_pool is None:
+        raise ValueError("the interest_candidates protocol draws each user's candidates from the items sharing an "
+                         "interest tag with them: pass them as candidate_pool (tfvrec.evaluation.evaluator."
+                         "candidate_pool computes it from the data set)")
     pools = _as_pools(candidate_pool, num_items)
     with_heldout = sorted(u for u, items in heldout_map.items() if len(items))
     info = {"num_items": num_items, "ks": ks, "seed": seed,
@@ -286,7 +303,7 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
             else:
                 scores, relevant, valid, items, short = _sampled_batch(
                     scorer, batch_users, heldout_map, forbidden_map, num_items, spec.num_negatives, sample_seed,
-                    total=spec.kind == "candidates", pools=pools)
+                    total=spec.kind in CANDIDATES, pools=pools)
                 short_users += short
             candidate_total += int(valid.sum())
             values = metrics_lib.all_metrics(

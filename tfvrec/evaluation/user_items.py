@@ -35,7 +35,7 @@ def make_validation(config, dataset, model, validation):
     users = set(subset_users(heldout, trainer.validation_max_users, config.runtime.seed))
     heldout = {u: v for u, v in heldout.items() if u in users}
     exclude = evaluator.exclusions(dataset, heldout, judged=trainer.validation_split)
-    pool = evaluator.candidate_pool(dataset, trainer.validation_protocol)
+    pool = evaluator.candidate_pool(dataset, trainer.validation_protocol, heldout)
 
     def evaluate_validation():
         # Deterministic (hash-seeded), so every worker takes the same early-stopping decision.

@@ -62,6 +62,39 @@ def test_patches_are_the_corners_and_centre_of_an_aspect_preserving_square():
     assert patches.square(tf.constant(np.zeros((40, 90, 3), np.uint8)), 20).shape == (20, 20, 3)
 
 
+@pytest.mark.parametrize("experiment, sides", [
+    # Table 2 with valid convolutions, pools keeping a last partial block (⌈n / p⌉), by hand:
+    # NUS-WIDE 75: conv 6/3 → 24, pool 2 → 12, conv 6/2 → 4, pool 2 → 2, conv 2/1 → 1.
+    ("cnn_permlp", [24, 12, 4, 2, 1]),
+    # Flickr-PTR 50: conv 5/2 → 23, pool 2 → 12, conv 5/1 → 8, pool 3 → 3, conv 3/1 → 1.
+    ("cnn_permlp_50", [23, 12, 8, 3, 1]),
+])
+def test_table_2_networks_leave_m_128_features(experiment, sides):
+    """z ∈ R^m with m = 128 (1 × 1 × 128 kernels) in both of Table 2's settings, not 2,048 ('same' padding)."""
+    from tfvrec.models.cnn_permlp.config import feature_map_side
+    from tfvrec.models.cnn_permlp.model import build_network
+    section = config_lib.get_experiment(experiment).model.cnn_permlp
+    network = build_network(section, num_users=3, num_items=4, num_tags=5)
+    got = [network.get_layer(name).output.shape[1] for name in ("conv1", "pool1", "conv2", "pool2", "conv3")]
+    assert got == sides
+    assert network.get_layer("z").output.shape[-1] == 128 and feature_map_side(section) == 1
+
+
+def test_synthetic_network_builds_and_a_network_without_feature_map_is_refused():
+    """The shipped synthetic config (24 × 24 patches, kernels 5/3/2, strides 2/1/1, pools 2/2):
+    24 → 10 → 5 → 3 → 2 → 1, m = 128. Kernels that leave nothing are one ConfigError naming the key."""
+    import os
+    from tfvrec.errors import ConfigError
+    from tfvrec.models.cnn_permlp.model import build_network
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    config = config_lib.load_config(os.path.join(repo, "configs", "cnn_permlp_synthetic.yaml"))
+    network = build_network(config.model.cnn_permlp, num_users=3, num_items=4, num_tags=5)
+    assert network.get_layer("z").output.shape[-1] == 128
+    with pytest.raises(ConfigError, match="model.cnn_permlp.conv_kernels.*leaves no feature map"):
+        config_lib.load_config(os.path.join(repo, "configs", "cnn_permlp_synthetic.yaml"),
+                               ["model.cnn_permlp.conv_kernels=[5,3,3]"])
+
+
 def tiny_posts():
     return Posts(user=np.array([0, 0, 1]), item=np.array([0, 1, 2]),
                  tags=[np.array([0, 1], np.int32), np.array([2], np.int32), np.array([1, 3], np.int32)],
@@ -69,10 +102,10 @@ def tiny_posts():
                  num_users=2, num_items=3)
 
 
-def tiny_model(features="histogram"):
-    section = CNNPerMLPConfig(cnn="custom", patch_size=2, square_size=4, conv_kernels=[2, 2, 2],
+def tiny_model(features="histogram", **overrides):
+    section = CNNPerMLPConfig(cnn="custom", patch_size=2, square_size=4, conv_kernels=[1, 1, 2],
                               conv_strides=[1, 1, 1], pool_sizes=[1, 1], filters=[2, 2, 2], hidden_units=3,
-                              features=features, histogram_bins=2, embedding_dim=2)
+                              features=features, histogram_bins=2, embedding_dim=2, **overrides)
     rng = np.random.default_rng(0)
     table = rng.integers(0, 256, size=(3, 3, 2, 2, 3)).astype(np.uint8)
     model = CNNPerMLP(section, tiny_posts(), table, np.arange(3))
@@ -88,6 +121,53 @@ def test_prediction_averages_the_tag_scores_over_the_patches():
                                     "patch": model.patch_table[item][q][None]}).numpy()[0] for q in range(3)]
         np.testing.assert_allclose(scores[row], (per_patch[0] + per_patch[1] + per_patch[2]) / 3, rtol=1e-5,
                                    atol=1e-6)
+
+
+@pytest.mark.parametrize("architecture", ["permlp", "pitf"])
+@pytest.mark.parametrize("unseen", ["zero", "mean", "init"])
+def test_unseen_item_and_user_fallbacks_are_what_the_keys_say(unseen, architecture):
+    """tiny_posts: items 0 and 1 and user 0 have training posts; item 2 and user 1 only a test post, so
+    their rows never left their initial values. At scoring time such a row is read as unseen_item /
+    unseen_user say: zero, the mean of the trained rows, or the row as initialised; a trained row is
+    unchanged, and in training (where only trained rows appear) the lookup is plain."""
+    from tfvrec.models.cnn_permlp.model import set_trained_rows
+    model = tiny_model("embedding", architecture=architecture, unseen_item=unseen, unseen_user=unseen)
+    set_trained_rows(model.network, model.posts)
+    tables = {"item": "item_factors" if architecture == "pitf" else "item_vector",
+              "user": "user_factors" if architecture == "pitf" else "personalized"}
+    layer = model.network.get_layer(tables["item"])
+    raw = layer.embeddings.numpy()
+    expected = {"zero": np.zeros(2), "mean": (raw[0] + raw[1]) / 2, "init": raw[2]}[unseen]
+    ids = tf.constant([2, 0, 1], tf.int64)
+    got = layer(ids).numpy()
+    np.testing.assert_allclose(got[0], expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got[1:], raw[[0, 1]], rtol=1e-6)  # seen items: their own vectors
+    np.testing.assert_allclose(layer(ids, training=True).numpy(), raw[[2, 0, 1]], rtol=1e-6)
+    users = tf.constant([1, 0, -1], tf.int64)
+    if architecture == "pitf":
+        user_layer = model.network.get_layer("user_factors")
+        table, got = user_layer.embeddings.numpy(), user_layer(users).numpy()
+    else:
+        user_layer = model.network.get_layer("personalized")
+        table, got = user_layer.V.numpy(), user_layer.user_term(users).numpy()
+    # user 1 (no training post) and user -1 (unknown): the fallback; -1 has no initial row, "init" gives it the mean
+    fallback = {"zero": np.zeros(2), "mean": table[0], "init": table[1]}[unseen]
+    np.testing.assert_allclose(got[0], fallback, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got[1], table[0], rtol=1e-6)
+    np.testing.assert_allclose(got[2], np.zeros(2) if unseen == "zero" else table[0], rtol=1e-6, atol=1e-7)
+    # A post on the new item is scored as if the item's vector were the fallback.
+    post = {"user": tf.constant([0], tf.int64), "item": tf.constant([2], tf.int64)}
+    scores = model.network(post).numpy()
+    layer.embeddings.assign(np.vstack([raw[:2], expected[None]]).astype(np.float32))
+    layer.set_trained(np.ones(3))
+    np.testing.assert_allclose(model.network(post).numpy(), scores, rtol=1e-5, atol=1e-6)
+
+
+def test_unseen_keys_are_checked():
+    from tfvrec.errors import ConfigError
+    with pytest.raises(ConfigError, match="model.cnn_permlp.unseen_item.*'zero', 'mean', 'init'"):
+        config_lib.load_config(None, ["model.cnn_permlp.unseen_item=random"], experiment="cnn_permlp")
+    assert config_lib.get_experiment("cnn_permlp").model.cnn_permlp.unseen_user == "mean"
 
 
 def test_postwise_bpr_loss_is_the_mean_over_each_posts_pairs():

@@ -31,8 +31,14 @@ class CDLConfig:
     # "efficientnet_lite0": π starts from the frozen ImageNet EfficientNet-Lite0 (pooled 1280-d
     # features, computed once per catalogue image) under trainable FC layers `fc_units` → d.
     backbone: str = "none"
-    # User tower φ (§4): FC layers from the user vector (`num_clusters`-d) to d.
-    user_units: List[int] = dataclasses.field(default_factory=list)
+    # User tower φ (§4, Fig. 2's FC2_1..FC2_4): the hidden ReLU FC layers from the user vector
+    # (`num_clusters`-d); a last linear FC layer of width d follows, so the tower has
+    # len(user_units) + 1 Dense layers. The paper's is four layers, 1024 wide (`cdl_paper`). The
+    # default keeps the paper's depth at 128 wide: on a 64-cluster user vector and d ≤ 128 that
+    # is ~50k weights, nothing next to the image tower's cost, and on the synthetic worlds it
+    # trained as well as one linear layer or better (docs/models/cdl.md); the paper's width
+    # matches its d = 1024, which the CPU configs shrink to 64-128 alike.
+    user_units: List[int] = dataclasses.field(default_factory=lambda: [128, 128, 128])
     # Distance net (§4): (φ − π)² → dropout → FC with non-negative weights → D.
     distance_dropout: float = 0.5
     # Objective (tfvrec.tasks): CDL's comparison o = D(U, I+) − D(U, I−) with "logistic" = eq. 5's
@@ -68,8 +74,13 @@ class CDLConfig:
     skip_bad_images: bool = False
 
 
+# Fig. 2 (§4): the image tower is AlexNet-like (FC1_1, FC1_2 4096-wide, FC1_3 = d = 1024); the user
+# tower is four FC layers FC2_1..FC2_4 from the 1024-cluster user vector to d = 1024. The hidden
+# widths of FC2_1..FC2_3 are printed only in the figure; we take the width of its input and output
+# (1024) for every layer.
 _PAPER_TOWER = {"image_size": 256, "conv_filters": [96, 256, 384, 384, 256], "conv_kernels": [11, 5, 3, 3, 3],
-                "conv_stride": 4, "fc_units": [4096, 4096], "embedding_dim": 1024, "num_clusters": 1024}
+                "conv_stride": 4, "fc_units": [4096, 4096], "embedding_dim": 1024, "num_clusters": 1024,
+                "user_units": [1024, 1024, 1024]}
 _CDL_TRAINER = {"optimizer": "sgd", "learning_rate": 1e-3, "momentum": 0.9, "weight_decay": 5e-4,
                 "batch_size": 128, "epochs": 10, "validation_split": "train_holdout",
                 "validation_protocol": "candidates:100", "validation_metric": "recall@20",

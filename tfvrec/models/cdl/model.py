@@ -9,8 +9,9 @@ Recommendation*, CVPR 2016.
   Sizes come from the config: the paper's (256 px, 96-256-384-384-256 filters, 4096-wide
   FC, d = 1024) is experiment ``cdl_paper``; the default ``cdl`` is a CPU-sized tower;
   ``cdl_pretrained`` puts trainable FC layers on a frozen ImageNet EfficientNet-Lite0.
-- User tower φ(U) (§4): fully connected layers from the user vector U (§5,
-  `tfvrec.models.cdl.user_vectors`) to the same d.
+- User tower φ(U) (§4, Fig. 2's FC2_1..FC2_4): fully connected layers from the user vector U
+  (§5, `tfvrec.models.cdl.user_vectors`) to the same d — four in the paper and by default
+  (``user_units`` sets the hidden widths).
 - Distance (§4): D(U, I) = Σ_k w_k (φ(U)_k − π(I)_k)², i.e. the element-wise
   squared difference, dropout, then one fully connected unit whose weights are kept
   non-negative (a Keras ``NonNeg`` constraint), so D is a weighted squared Euclidean distance
@@ -74,7 +75,8 @@ def image_tower(c, name="image_tower"):
 
 
 def user_tower(num_clusters, c, name="user_tower"):
-    """φ: user vectors [B, C] → [B, d]."""
+    """φ: user vectors [B, C] → [B, d] (§4, Fig. 2's FC2_1..FC2_4): a ReLU FC layer per entry of
+    ``c.user_units``, then a linear FC layer of width d (the paper: four layers, ``cdl_paper``)."""
     x = inputs = tf.keras.Input((num_clusters,), name="user_vector")
     for n, units in enumerate(c.user_units, 1):
         x = tf.keras.layers.Dense(units, activation="relu", name=f"user_fc{n}")(x)

@@ -5,7 +5,11 @@
 function of the seed) become ``test``; everything else is ``train``. Ranked with the
 ``candidates:100`` protocol (the 20 hidden likes among 100 candidates, the others never
 liked by the user), a random ranking has P@K = 0.2 and R@K = K / 100.
-``tfvrec cdl-split`` runs it from the command line. TensorFlow-free.
+``tfvrec cdl-split`` runs it from the command line.
+
+§5's candidate rule — "a set of candidate images are selected, where each candidate shall have
+at least one tag of the user's interests" — is protocol ``interest_candidates:N``: the N
+candidates of ``candidates:N`` with the others drawn from `interest_candidate_pool`. TensorFlow-free.
 """
 import os
 import shutil
@@ -28,6 +32,26 @@ def paper_split(likes, min_likes=40, max_likes=200, hidden=20, seed=0):
     rank = frame.groupby("user")["_key"].rank(method="first").values
     is_test = eligible & (rank <= hidden)
     return likes[~is_test].reset_index(drop=True), likes[is_test].reset_index(drop=True)
+
+
+def interest_candidate_pool(dataset, heldout=None):
+    """Per user (``heldout``'s users, else every user): the sorted items sharing at least one
+    interest tag with them (§5: the tags of their training images and their own post tags, as
+    the negatives of `sampling.interest_items` avoid them), plus their held-out items — the paper
+    mixes every concealed favourite with the 80 others (§6.1.1), so the rule picks the others.
+    The protocol still never draws a user's training items. A user without an interest tag gets
+    their held-out items alone (counted by the protocol as short of negatives)."""
+    from tfvrec.models.cdl.sampling import interest_items
+    tagged = interest_items(dataset)
+    users = range(dataset.num_users) if heldout is None else sorted(heldout)
+    empty = np.zeros(0, np.int64)
+    pools = {}
+    for user in users:
+        items = np.flatnonzero(tagged[user]).astype(np.int64) if tagged is not None else empty
+        if heldout is not None:
+            items = np.union1d(items, np.asarray(heldout[user], np.int64))
+        pools[int(user)] = items
+    return pools
 
 
 def write_paper_split(source, out, min_likes=40, max_likes=200, hidden=20, seed=0, overwrite=False):

@@ -37,6 +37,32 @@ def _likes_by_user(frame, num_users):
     return out
 
 
+def interest_items(dataset, likes=None, use_own_tags=True):
+    """``[num_users, num_items]`` bool: the items carrying at least one of the user's interest tags
+    (§5: the tags of their training images, and their own post tags unless ``use_own_tags`` is
+    False; post tags on held-out pairs are not read, `user_vectors.readable_post_tags`), or None
+    when no item carries a tag. ``likes``: per user the set of training items (from the data set
+    when None)."""
+    n_users, n_items = dataset.num_users, dataset.num_items
+    item_tags = item_tag_lists(dataset)
+    vocabulary = {t: n for n, t in enumerate(sorted({t for tags in item_tags for t in tags}))}
+    if not vocabulary:
+        return None
+    if likes is None:
+        likes = _likes_by_user(dataset.split("train"), n_users)
+    has_tag = np.zeros((n_items, len(vocabulary)), bool)
+    for i, tags in enumerate(item_tags):
+        has_tag[i, [vocabulary[t] for t in tags]] = True
+    own = user_own_tags(dataset) if use_own_tags else [[] for _ in range(n_users)]
+    tagged = np.zeros((n_users, n_items), bool)
+    for u in range(n_users):
+        interest = has_tag[list(likes[u])].any(axis=0) if likes[u] else np.zeros(len(vocabulary), bool)
+        interest[[vocabulary[t] for t in own[u] if t in vocabulary]] = True
+        if interest.any():
+            tagged[u] = has_tag[:, interest].any(axis=1)
+    return tagged
+
+
 def negative_pools(dataset, c, usable=None):
     """`NegativePools` of ``dataset``'s training split for ``model.cdl`` section ``c``.
 
@@ -72,22 +98,9 @@ def negative_pools(dataset, c, usable=None):
             groups[u] |= group_likes[g]
     elif c.exclude_groups:
         logging.info("CDL negatives: %s has no groups (groups.tsv): group images not excluded", dataset.name)
-    tagged = None
-    if c.exclude_interest_tags:
-        item_tags = item_tag_lists(dataset)
-        vocabulary = {t: n for n, t in enumerate(sorted({t for tags in item_tags for t in tags}))}
-        if vocabulary:
-            rules.append("interest tags")
-            has_tag = np.zeros((n_items, len(vocabulary)), bool)
-            for i, tags in enumerate(item_tags):
-                has_tag[i, [vocabulary[t] for t in tags]] = True
-            own = user_own_tags(dataset) if c.use_own_tags else [[] for _ in range(n_users)]
-            tagged = np.zeros((n_users, n_items), bool)
-            for u in range(n_users):
-                interest = has_tag[list(likes[u])].any(axis=0) if likes[u] else np.zeros(len(vocabulary), bool)
-                interest[[vocabulary[t] for t in own[u] if t in vocabulary]] = True
-                if interest.any():
-                    tagged[u] = has_tag[:, interest].any(axis=1)
+    tagged = interest_items(dataset, likes, c.use_own_tags) if c.exclude_interest_tags else None
+    if tagged is not None:
+        rules.append("interest tags")
     relaxed = {"interest tags": 0, "groups": 0, "friends": 0, "none left": 0}
     pools = []
     for u in range(n_users):

@@ -7,7 +7,9 @@
    1024 semantic clusters), which absorbs synonyms and the sparsity of raw tags.
 3. A user's vector is the normalised histogram, over those C clusters, of the tags of the
    images in their training history (plus the tags they applied themselves, where the data
-   has them): ``U = counts / Σ counts``, the bag of words over clusters.
+   has them): ``U = counts / Σ counts``, the bag of words over clusters. A vector reads the
+   training interactions only: post tags on held-out pairs (a user's tags on a hidden
+   favourite) take no part in the tags, the clusters or the counts (`readable_post_tags`).
 
 Nothing here is trained with the network, so a new user's vector comes from any list of
 images or tags (`UserVectors.from_items`, `UserVectors.from_tags`) without retraining.
@@ -21,22 +23,45 @@ from absl import logging
 from tfvrec.errors import ConfigError
 
 
+def readable_post_tags(dataset):
+    """The rows of ``post_tags`` a model may read: all but those on a *held-out* pair, a (user, item)
+    that is an interaction of another split than ``train`` (test, validation, the trainer's
+    ``train_holdout``) and not of ``train``. A tag the user put on a held-out favourite would tell
+    the user vector (and the interest tags of §5's negatives) the answer; a tag on an item the user
+    never interacted with is tagging history (§5), which the paper reads. None without post tags."""
+    frame = dataset.post_tags
+    if frame is None or not len(frame):
+        return None
+    n = np.int64(dataset.num_items)
+
+    def keys(f):
+        return f["user"].to_numpy(np.int64) * n + f["item"].to_numpy(np.int64)
+    train = keys(dataset.split("train")) if "train" in dataset.interactions else np.zeros(0, np.int64)
+    others = [keys(f) for s, f in dataset.interactions.items() if s != "train"]
+    held_out = np.setdiff1d(np.concatenate(others), train) if others else np.zeros(0, np.int64)
+    return frame[~np.isin(keys(frame), held_out)]
+
+
 def item_tag_lists(dataset):
-    """Per item: the distinct tags it carries (``items.tsv`` tags plus every post tag applied to it)."""
+    """Per item: the distinct tags it carries (``items.tsv`` tags plus the post tags applied to it,
+    those on held-out pairs left out: `readable_post_tags`)."""
     tags = [set(t) for t in dataset.item_tags]
-    if dataset.post_tags is not None and len(dataset.post_tags):
+    frame = readable_post_tags(dataset)
+    if frame is not None:
         names = np.asarray(dataset.tag_ids, object)
-        for item, tag in zip(dataset.post_tags["item"].values, dataset.post_tags["tag"].values):
+        for item, tag in zip(frame["item"].values, frame["tag"].values):
             tags[int(item)].add(str(names[tag]))
     return [sorted(t) for t in tags]
 
 
 def user_own_tags(dataset):
-    """Per user: the tags they applied themselves (empty lists without post tags)."""
+    """Per user: the tags they applied themselves, but not on held-out pairs (`readable_post_tags`);
+    empty lists without post tags."""
     own = [[] for _ in range(dataset.num_users)]
-    if dataset.post_tags is not None and len(dataset.post_tags):
+    frame = readable_post_tags(dataset)
+    if frame is not None:
         names = np.asarray(dataset.tag_ids, object)
-        for user, tag in zip(dataset.post_tags["user"].values, dataset.post_tags["tag"].values):
+        for user, tag in zip(frame["user"].values, frame["tag"].values):
             own[int(user)].append(str(names[tag]))
     return own
 
@@ -130,8 +155,11 @@ def normalise(counts):
 def build_user_vectors(dataset, c, seed=0):
     """`UserVectors` of ``dataset``'s training likes for config section ``c`` (``model.cdl``)."""
     item_tags = item_tag_lists(dataset)
-    vocabulary = np.array(sorted({t for tags in item_tags for t in tags} | (
-        {str(t) for t in dataset.tag_ids} if dataset.tag_ids is not None else set())), dtype=object)
+    own_tags = user_own_tags(dataset) if c.use_own_tags else [[] for _ in range(dataset.num_users)]
+    # The vocabulary is what a user vector may read: a tag found only on held-out pairs would still
+    # move the k-means clustering of the others.
+    vocabulary = np.array(sorted({t for tags in item_tags for t in tags} | {t for tags in own_tags for t in tags}),
+                          dtype=object)
     if not len(vocabulary):
         raise ConfigError(f"{dataset.path}: no item carries a tag, so CDL has no user vectors (§4 builds them from "
                           "tags): give items tags (items.tsv tags column, or post_tags.tsv)")
@@ -156,11 +184,10 @@ def build_user_vectors(dataset, c, seed=0):
     train = dataset.split("train")
     counts = np.zeros((dataset.num_users, num_clusters), np.float32)
     np.add.at(counts, train["user"].values, item_counts[train["item"].values])
-    if c.use_own_tags:
-        for user, tags in enumerate(user_own_tags(dataset)):
-            for t in tags:
-                if labels[index[t]] >= 0:
-                    counts[user, labels[index[t]]] += 1.0
+    for user, tags in enumerate(own_tags):
+        for t in tags:
+            if labels[index[t]] >= 0:
+                counts[user, labels[index[t]]] += 1.0
     empty = int((counts.sum(axis=1) == 0).sum())
     if empty:
         logging.info("CDL user vectors: %d of %d users have no tagged training image (zero vector)", empty,

@@ -18,6 +18,7 @@ from tfvrec.errors import ConfigError
 FEATURES = ("cnn", "histogram", "embedding")
 ARCHITECTURES = ("permlp", "pitf")
 CNN_SETTINGS = ("nus_wide", "flickr_ptr", "custom")
+UNSEEN = ("zero", "mean", "init")  # fallbacks for rows without a training post (layers.UNSEEN)
 # Table 2: (kernel, stride) of the three convolutions and the two max-pool sizes.
 TABLE_2 = {
     "nus_wide": {"patch_size": 75, "conv_kernels": [6, 6, 2], "conv_strides": [3, 2, 1], "pool_sizes": [2, 2]},
@@ -50,6 +51,14 @@ class CNNPerMLPConfig:
     margin: float = 1.0  # hinge only
     l2: float = 0.0  # λ on the embeddings a batch touches (PITF's regulariser; 0 for the networks)
     init_stddev: float = 0.01
+    # What a row without a training post is read as at scoring time (training never sees one):
+    # "zero", "mean" (of the trained rows) or "init" (its random initial value, untouched by
+    # training). unseen_item: the learned item vector of features: embedding (a new Last.fm
+    # artist) and PITF's item factors; chosen on the Last.fm holdout (docs/models/cnn_permlp.md).
+    # unseen_user: eq. 6's user row V κ_u and PITF's user factors; a user unknown to the data set
+    # (tfvrec tags, the export) always gets the mean row, whatever the key, except with "zero".
+    unseen_item: str = "zero"
+    unseen_user: str = "mean"
     # The posts (user, item, tags) and the protocol (§4.1).
     min_tag_count: int = 5  # tags used fewer times (over all posts) are dropped
     test_posts: int = 0  # > 0: this many test posts per user (NUS-WIDE: 2) ...
@@ -96,13 +105,27 @@ def square_side(section):
     return section.square_size or (section.patch_size * 4) // 3
 
 
+def feature_map_side(section):
+    """Side of the CNN's last feature map (`model.cnn_features`): valid convolutions,
+    ⌊(n − k) / s⌋ + 1 (0 when the kernel no longer fits), and pools keeping a last partial
+    block, ⌈n / p⌉. m = side² × filters[2]; Table 2 gives side 1, m = 128, in both settings."""
+    c = resolved(section)
+    side = c.patch_size
+    for n in range(3):
+        side = (side - c.conv_kernels[n]) // c.conv_strides[n] + 1 if side >= c.conv_kernels[n] else 0
+        if n < 2:
+            side = -(-side // c.pool_sizes[n])
+    return side
+
+
 def check(config, source="<config>"):
     c = config.model.cnn_permlp
 
     def bad(key, message):
         raise ConfigError(f"{source}: key 'model.cnn_permlp.{key}' {message}")
 
-    for key, choices in (("architecture", ARCHITECTURES), ("features", FEATURES), ("cnn", CNN_SETTINGS)):
+    for key, choices in (("architecture", ARCHITECTURES), ("features", FEATURES), ("cnn", CNN_SETTINGS),
+                         ("unseen_item", UNSEEN), ("unseen_user", UNSEEN)):
         if getattr(c, key) not in choices:
             bad(key, f"must be one of {list(choices)}, got {getattr(c, key)!r}")
     if c.architecture == "pitf" and c.features != "embedding":
@@ -117,6 +140,12 @@ def check(config, source="<config>"):
     r = resolved(c)
     if r.patch_size < 4:
         bad("patch_size", f"must be ≥ 4, got {r.patch_size}")
+    if r.features == "cnn" and r.architecture == "permlp" and min(r.conv_kernels + r.conv_strides + r.pool_sizes) >= 1 \
+            and feature_map_side(c) < 1:
+        key = "conv_kernels" if c.cnn == "custom" else "cnn"
+        bad(key, f"leaves no feature map on {r.patch_size} × {r.patch_size} patches (valid convolutions with kernels "
+                 f"{r.conv_kernels}, strides {r.conv_strides}, pools {r.pool_sizes}): use smaller kernels or "
+                 "strides, or a larger model.cnn_permlp.patch_size")
     if c.square_size and c.square_size < r.patch_size:
         bad("square_size", f"must be 0 or ≥ patch_size ({r.patch_size}), got {c.square_size}")
     if c.num_patches not in (1, 3):

@@ -13,7 +13,8 @@ vocabulary T for it, and the top-K scores are the recommendation.
 2. **CNN feature extractor** (eqs. 3-5, Table 2): three convolutions with 10, 30 and 128
    kernels, ReLU, a max-pool after the first two; the last feature maps, flattened, are
    z_i^q ∈ R^m. Table 2's two settings (NUS-WIDE, 75 × 75 patches; Flickr-PTR, 50 × 50)
-   are config ``cnn``; the convolutions pad "same" so both settings leave a feature map.
+   are config ``cnn``; the convolutions are valid (unpadded) and the pools keep a last partial
+   block, which leaves a 1 × 1 × 128 map, m = 128, in both settings (`cnn_features`).
 3. **Personalized fully-connected layer** (eq. 6; `layers.PersonalizedDense`):
    ψ_j = relu(b_j + w_j · z_j + (V κ_u)_j), one weight per visual feature plus the user's
    embedding V κ_u.
@@ -28,7 +29,9 @@ vocabulary T for it, and the top-K scores are the recommendation.
 The trained baselines share the network and the training loop: ``personalized=False``
 is the paper's CNN (eq. 6 without V κ_u); ``features="histogram"`` is CH-PerMLP (eq. 6
 on a 64-bin colour histogram of the patch instead of z); ``features="embedding"``
-replaces the image by a learned vector per item (tag data without images, Last.fm);
+replaces the image by a learned vector per item (tag data without images, Last.fm; an item
+no training post has is read as ``unseen_item`` says, zero by default, not as its random
+initial vector: `layers.FallbackEmbedding`);
 ``architecture="pitf"`` is PITF (Rendle & Schmidt-Thieme, WSDM 2010):
 ŷ(u, i, t) = ⟨û_u, t̂^U_t⟩ + ⟨î_i, t̂^I_t⟩, trained with the same post-wise BPR. MP and
 MP-u count tags (`tfvrec.models.cnn_permlp.evaluation`).
@@ -44,17 +47,24 @@ from tfvrec.data.errors import DataError
 from tfvrec.models.base import RecommenderModel
 from tfvrec.models.cnn_permlp import patches as patches_lib
 from tfvrec.models.cnn_permlp.config import resolved, square_side
-from tfvrec.models.cnn_permlp.layers import ColourHistogram, PersonalizedDense
+from tfvrec.models.cnn_permlp.layers import ColourHistogram, FallbackEmbedding, PersonalizedDense
 from tfvrec.models.cnn_permlp.posts import build_posts
 from tfvrec.tasks import ScoredBatch
 
 
 # ----------------------------------------------------------------------------- the network (eqs. 3-7)
 def cnn_features(pixels, c):
-    """Table 2's CNN: patch pixels ``[B, d, d, 3]`` (0..255) → z ``[B, m]`` (eqs. 3-5)."""
+    """Table 2's CNN: patch pixels ``[B, d, d, 3]`` (0..255) → z ``[B, m]`` (eqs. 3-5).
+
+    Valid (unpadded) convolutions; each max-pool takes non-overlapping k × k blocks and keeps a
+    last partial block (Keras "same" for a pool whose stride is its size: the output side is
+    ⌈n / k⌉ and the padding never wins the max — the ceil rounding of Caffe's pooling). So the
+    NUS-WIDE setting maps 75 → 24 → 12 → 4 → 2 → 1 and m = 128, and Flickr-PTR's 50 → 23 → 12 →
+    8 → 3 → 1, m = 128; with floor-rounded pools Flickr-PTR would leave a 2 × 2 map under its
+    3 × 3 third convolution, i.e. nothing (`config.feature_map_side`)."""
     x = tf.keras.layers.Rescaling(1.0 / 255.0, name="scale")(pixels)
     for n in range(3):
-        x = tf.keras.layers.Conv2D(c.filters[n], c.conv_kernels[n], strides=c.conv_strides[n], padding="same",
+        x = tf.keras.layers.Conv2D(c.filters[n], c.conv_kernels[n], strides=c.conv_strides[n], padding="valid",
                                    activation="relu", name=f"conv{n + 1}")(x)
         if n < 2:
             x = tf.keras.layers.MaxPool2D(c.pool_sizes[n], padding="same", name=f"pool{n + 1}")(x)
@@ -69,10 +79,11 @@ def build_network(section, num_users, num_items, num_tags, trained_users=None):
         item = tf.keras.Input(shape=(), dtype=tf.int64, name="item")
         def init():  # a new initializer per table: one instance would give every table the same values
             return tf.keras.initializers.RandomNormal(stddev=c.init_stddev)
-        u = tf.keras.layers.Embedding(num_users, c.embedding_dim, embeddings_initializer=init(),
-                                      name="user_factors")(tf.maximum(user, 0))
-        i = tf.keras.layers.Embedding(num_items, c.embedding_dim, embeddings_initializer=init(),
-                                      name="item_factors")(item)
+        # Factors of users / items without a training post are read as unseen_user / unseen_item say.
+        u = FallbackEmbedding(num_users, c.embedding_dim, unseen=c.unseen_user, stddev=c.init_stddev,
+                              name="user_factors")(user)
+        i = FallbackEmbedding(num_items, c.embedding_dim, unseen=c.unseen_item, stddev=c.init_stddev,
+                              name="item_factors")(item)
         user_tag = tf.keras.layers.Dense(num_tags, use_bias=False, kernel_initializer=init(),
                                          name="tag_user_factors")
         item_tag = tf.keras.layers.Dense(num_tags, use_bias=False, kernel_initializer=init(),
@@ -81,18 +92,29 @@ def build_network(section, num_users, num_items, num_tags, trained_users=None):
         return tf.keras.Model({"user": user, "item": item}, scores, name="pitf")
     if c.features == "embedding":
         visual = tf.keras.Input(shape=(), dtype=tf.int64, name="item")
-        z = tf.keras.layers.Embedding(num_items, c.embedding_dim, name="item_vector",
-                                      embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.1))(visual)
+        # An item no training post has keeps its random initial vector: at scoring time it is read as
+        # unseen_item says (set_trained_rows gives the mask), not as a real item.
+        z = FallbackEmbedding(num_items, c.embedding_dim, unseen=c.unseen_item, stddev=0.1, name="item_vector")(visual)
         name = "item"
     else:
         visual = tf.keras.Input(shape=(c.patch_size, c.patch_size, 3), dtype=tf.uint8, name="patch")
         z = cnn_features(visual, c) if c.features == "cnn" else ColourHistogram(c.histogram_bins, name="z")(visual)
         name = "patch"
     psi = PersonalizedDense(num_users, personalized=c.personalized, trained_users=trained_users,
-                            init_stddev=c.init_stddev, name="personalized")([z, user])  # eq. 6
+                            init_stddev=c.init_stddev, unseen=c.unseen_user, name="personalized")([z, user])  # eq. 6
     hidden = tf.keras.layers.Dense(c.hidden_units, activation="relu", name="hidden")(psi)  # eq. 7
     scores = tf.keras.layers.Dense(num_tags, name="scores")(hidden)
     return tf.keras.Model({"user": user, name: visual}, scores, name="cnn_permlp")
+
+
+def set_trained_rows(network, posts):
+    """Tell the network's learned item (and PITF user) tables which rows had training posts, so
+    that the others are read as ``unseen_item`` / ``unseen_user`` say at scoring time."""
+    masks = {"item_vector": posts.trained_items(), "item_factors": posts.trained_items(),
+             "user_factors": posts.trained_users()}
+    for layer in network.layers:
+        if isinstance(layer, FallbackEmbedding):
+            layer.set_trained(masks[layer.name])
 
 
 # ----------------------------------------------------------------------------- the model
@@ -256,4 +278,6 @@ def create(config, dataset):
     r = resolved(section)
     if r.architecture == "permlp" and r.features != "embedding":
         table, image_row = load_images(dataset, posts, section)
-    return CNNPerMLP(section, posts, table, image_row, task=tasks.build(section, list_reduction="mean"))
+    model = CNNPerMLP(section, posts, table, image_row, task=tasks.build(section, list_reduction="mean"))
+    set_trained_rows(model.network, posts)
+    return model

@@ -54,6 +54,12 @@ class Posts:
             out[n, :len(self.tags[r])] = self.tags[r]
         return out
 
+    def trained_items(self):
+        """Items with at least one training post (they have a learned vector, features: embedding)."""
+        mask = np.zeros(self.num_items, bool)
+        mask[self.item[self.rows("train")]] = True
+        return mask
+
     def trained_users(self):
         """Users with at least one training post (they have a learned embedding)."""
         mask = np.zeros(self.num_users, bool)
