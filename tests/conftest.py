@@ -80,3 +80,8 @@ def curatornet_run(tmp_path_factory):
                     "trainer.steps_per_epoch=20", "model.curatornet.num_triplets=20000",
                     "model.curatornet.num_clusters=10", "model.curatornet.cluster_restarts=2",
                     "eval.baselines=[popularity,random]", "eval.protocols=[full]")
+
+
+# tests/fixtures/ holds files copied into a scratch copy of the repository (the toy model of
+# tests/test_adding_a_model.py); they are not tests of this checkout.
+collect_ignore_glob = ["fixtures/*"]
