@@ -61,6 +61,12 @@ import numpy as np
 
 from tfvrec import progress
 from tfvrec.evaluation import metrics as metrics_lib
+from tfvrec.evaluation.candidates import (MAX_CANDIDATE_POSITIVES, NO_ITEMS, as_pools, as_user_items, count_common,
+                                          full_batch, restrict_to_pools, sampled_batch)
+from tfvrec.evaluation.results import RANK_ALL, EvalResult
+
+__all__ = ["EvalResult", "ProtocolSpec", "Scorer", "FullScorer", "parse_protocol", "evaluate", "items_by_user",
+           "MAX_CANDIDATE_POSITIVES", "RANK_ALL", "NEW_ITEMS"]
 
 
 # -- scorer interface -----------------------------------------------------------------------
@@ -118,8 +124,6 @@ class ProtocolSpec:
 
 
 _SAMPLED = re.compile(r"(sampled|candidates|interest_candidates):(\d+)")
-MAX_CANDIDATE_POSITIVES = 20  # candidates:N — held-out items per user (CDL's 20 hidden favourites)
-RANK_ALL = ("full", "new_items")  # every allowed item is a candidate: deterministic, one run
 NEW_ITEMS = "new_items"
 INTEREST_CANDIDATES = "interest_candidates"
 CANDIDATES = ("candidates", INTEREST_CANDIDATES)  # N candidates in all, up to 20 of them held out
@@ -147,66 +151,11 @@ def parse_protocol(text: Union[str, ProtocolSpec]) -> ProtocolSpec:
 
 # -- result -------------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class EvalResult:
-    """Figures of one protocol run.
-
-    ``metrics`` maps names like ``hr@5``, ``ndcg@20``, ``auc`` to the mean over users
-    (for ``sampled``, the mean over repeats of that); ``std`` to the standard deviation
-    across repeats (sample std, ddof=1; 0 for a single run). ``info`` records how the
-    figures were obtained (number of items, cut-offs, seed, users skipped, ...).
-    """
-
-    protocol: str
-    repeats: int
-    num_users: int
-    metrics: Dict[str, float]
-    std: Dict[str, float]
-    info: Dict[str, object] = dataclasses.field(default_factory=dict)
-    # With ``evaluate(..., per_user=True)``: ``users`` [U] and per metric the user's value
-    # averaged over repeats [U] (NaN where undefined), for paired tests between scorers
-    # evaluated with the same seed (same candidates). Not written to metrics.json.
-    users: Optional[np.ndarray] = dataclasses.field(default=None, repr=False, compare=False)
-    per_user: Optional[Dict[str, np.ndarray]] = dataclasses.field(default=None, repr=False, compare=False)
-    # 95% confidence interval of each figure over users ([low, high]; `tfvrec.evaluation.comparison`),
-    # and the paired test of the table's first row against this one (metric -> PairedTest dict).
-    ci: Dict[str, list] = dataclasses.field(default_factory=dict)
-    compared_with: str = ""
-    comparison: Dict[str, dict] = dataclasses.field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {
-            "protocol": self.protocol,
-            "repeats": self.repeats,
-            "num_users": self.num_users,
-            "metrics": {name: _json_float(value) for name, value in self.metrics.items()},
-            "std": {name: _json_float(value) for name, value in self.std.items()},
-            "info": _json_safe(self.info),
-            "ci95": _json_safe(self.ci),
-            "compared_with": self.compared_with,
-            "paired_test": _json_safe(self.comparison),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "EvalResult":
-        def floats(values):
-            return {name: (math.nan if value is None else float(value)) for name, value in values.items()}
-        return cls(protocol=data["protocol"], repeats=int(data["repeats"]), num_users=int(data["num_users"]),
-                   metrics=floats(data["metrics"]), std=floats(data["std"]), info=dict(data.get("info", {})),
-                   ci=dict(data.get("ci95", {})), compared_with=data.get("compared_with", ""),
-                   comparison=dict(data.get("paired_test", {})))
-
-    def describe_protocol(self) -> str:
-        """How a figure of this result was obtained, e.g. ``sampled:100, 10 repeats: mean ± std``."""
-        if self.repeats > 1:
-            return f"{self.protocol}, {self.repeats} repeats: mean ± std"
-        return f"{self.protocol}, single run" if self.protocol in RANK_ALL else f"{self.protocol}, 1 repeat"
 
 
 # -- evaluation -------------------------------------------------------------------------------
 
 UserItems = Union[Mapping[int, Iterable[int]], Sequence[Iterable[int]]]
-_NO_ITEMS = np.empty(0, dtype=np.int64)
 
 
 def items_by_user(users, items) -> Dict[int, np.ndarray]:
@@ -252,8 +201,8 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
     repeats = _positive_int(repeats, "repeats")
     if not isinstance(scorer, Scorer):
         raise TypeError(f"{type(scorer).__name__} has no score(users, items) method")
-    heldout_map = _as_user_items(heldout, num_items, "heldout")
-    exclude_map = {} if exclude is None else _as_user_items(exclude, num_items, "exclude")
+    heldout_map = as_user_items(heldout, num_items, "heldout")
+    exclude_map = {} if exclude is None else as_user_items(exclude, num_items, "exclude")
     if spec.kind == NEW_ITEMS and candidate_pool is None:
         raise ValueError("the new_items protocol ranks among the items without a training interaction: pass them "
                          "as candidate_pool (tfvrec.evaluation.evaluator.candidate_pool computes it from the data set)")
@@ -261,19 +210,19 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
         raise ValueError("the interest_candidates protocol draws each user's candidates from the items sharing an "
                          "interest tag with them: pass them as candidate_pool (tfvrec.evaluation.evaluator."
                          "candidate_pool computes it from the data set)")
-    pools = _as_pools(candidate_pool, num_items)
+    pools = as_pools(candidate_pool, num_items)
     with_heldout = sorted(u for u, items in heldout_map.items() if len(items))
     info = {"num_items": num_items, "ks": ks, "seed": seed,
             "users_skipped_no_heldout": len(heldout_map) - len(with_heldout)}
     if pools is not None:
-        heldout_map, outside = _restrict_to_pools(heldout_map, with_heldout, pools)
+        heldout_map, outside = restrict_to_pools(heldout_map, with_heldout, pools)
         with_heldout = [u for u in with_heldout if len(heldout_map[u])]
         info["candidate_pool_size"] = (len(pools.shared) if pools.shared is not None else
                                        float(np.mean([len(pools.get(u)) for u in with_heldout] or [0])))
         info["heldout_outside_pool"] = outside
         info["users_skipped_outside_pool"] = len(heldout_map) - info["users_skipped_no_heldout"] - len(with_heldout)
     users = np.array(with_heldout, dtype=np.int64)
-    overlap = sum(_count_common(heldout_map[u], exclude_map.get(u, _NO_ITEMS)) for u in users)
+    overlap = sum(count_common(heldout_map[u], exclude_map.get(u, NO_ITEMS)) for u in users)
     info["heldout_also_excluded"] = int(overlap)
     if batch_size is None:
         width = num_items if spec.kind in RANK_ALL else spec.num_negatives + max(
@@ -284,7 +233,7 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
     run_count = 1 if spec.kind in RANK_ALL else repeats
     if spec.kind not in RANK_ALL:
         # Never a negative: the user's excluded items and the held-out items themselves.
-        forbidden_map = {int(u): np.union1d(heldout_map[u], exclude_map.get(u, _NO_ITEMS)) for u in users}
+        forbidden_map = {int(u): np.union1d(heldout_map[u], exclude_map.get(u, NO_ITEMS)) for u in users}
     per_repeat = {name: [] for name in names}
     user_sums = {name: np.zeros(len(users)) for name in names} if per_user else None
     short_users = 0
@@ -298,10 +247,10 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
         for start in progress.bar(range(0, len(users), batch_size), desc=f"evaluating {spec.name}", unit="batch"):
             batch_users = users[start:start + batch_size]
             if spec.kind in RANK_ALL:
-                scores, relevant, valid, items = _full_batch(scorer, batch_users, heldout_map, exclude_map, num_items,
+                scores, relevant, valid, items = full_batch(scorer, batch_users, heldout_map, exclude_map, num_items,
                                                              pools)
             else:
-                scores, relevant, valid, items, short = _sampled_batch(
+                scores, relevant, valid, items, short = sampled_batch(
                     scorer, batch_users, heldout_map, forbidden_map, num_items, spec.num_negatives, sample_seed,
                     total=spec.kind in CANDIDATES, pools=pools)
                 short_users += short
@@ -336,201 +285,22 @@ def evaluate(scorer: Scorer, heldout: UserItems, exclude: Optional[UserItems], n
     return result
 
 
-class _Pools:
-    """A candidate pool: ``shared`` (sorted item indices, every user) or ``by_user`` (user → sorted indices)."""
-
-    def __init__(self, shared=None, by_user=None):
-        self.shared, self.by_user = shared, by_user
-
-    def get(self, user):
-        return self.shared if self.shared is not None else self.by_user.get(int(user), _NO_ITEMS)
 
 
-def _as_pools(candidate_pool, num_items) -> Optional[_Pools]:
-    if candidate_pool is None:
-        return None
-    if isinstance(candidate_pool, Mapping):
-        return _Pools(by_user=_as_user_items(candidate_pool, num_items, "candidate_pool"))
-    items = np.asarray(candidate_pool)
-    if items.ndim != 1 or not (items.size == 0 or np.issubdtype(items.dtype, np.integer)):
-        raise ValueError(f"candidate_pool must be a 1-D array of item indices or a mapping user -> item indices, "
-                         f"got {type(candidate_pool).__name__} of shape {items.shape} ({items.dtype})")
-    return _Pools(shared=_as_user_items({0: items.astype(np.int64)}, num_items, "candidate_pool")[0])
 
 
-def _restrict_to_pools(heldout_map, users, pools):
-    """Held-out items inside each user's pool, and how many (user, item) pairs fell outside."""
-    restricted, outside = dict(heldout_map), 0
-    for user in users:
-        items = heldout_map[user]
-        inside = items[_sorted_isin(items, pools.get(user))]
-        outside += len(items) - len(inside)
-        restricted[user] = inside
-    return restricted, int(outside)
 
 
-def _sorted_isin(items, sorted_pool):
-    """Mask of ``items`` that are in ``sorted_pool`` (sorted, distinct)."""
-    if not len(sorted_pool):
-        return np.zeros(len(items), dtype=bool)
-    position = np.minimum(np.searchsorted(sorted_pool, items), len(sorted_pool) - 1)
-    return sorted_pool[position] == items
 
 
-def _full_batch(scorer, users, heldout_map, exclude_map, num_items, pools=None):
-    """Score every item (of the pool); mask the excluded ones (held-out items always stay candidates)."""
-    batch = len(users)
-    if pools is None:
-        valid = np.ones((batch, num_items), dtype=bool)
-    else:
-        valid = np.zeros((batch, num_items), dtype=bool)
-        if pools.shared is not None:
-            valid[:, pools.shared] = True
-        else:
-            for row, user in enumerate(users):
-                valid[row, pools.get(user)] = True
-    relevant = np.zeros((batch, num_items), dtype=bool)
-    for row, user in enumerate(users):
-        valid[row, exclude_map.get(int(user), _NO_ITEMS)] = False
-        relevant[row, heldout_map[int(user)]] = True
-    valid |= relevant
-    score_all = getattr(scorer, "score_all", None)
-    if callable(score_all):
-        items = np.broadcast_to(np.arange(num_items, dtype=np.int64), (batch, num_items))
-        scores = _check_scores(score_all(users.copy()), (batch, num_items), "score_all")
-        return scores, relevant, valid, items
-    # Without score_all, ask only about real candidates so the scorer never sees an excluded
-    # item; rows are padded with the user's first held-out item and masked out.
-    width = int(valid.sum(axis=1).max())
-    items = np.empty((batch, width), dtype=np.int64)
-    row_valid = np.zeros((batch, width), dtype=bool)
-    for row, user in enumerate(users):
-        candidates = np.flatnonzero(valid[row])
-        items[row, :len(candidates)] = candidates
-        items[row, len(candidates):] = heldout_map[int(user)][0]
-        row_valid[row, :len(candidates)] = True
-    row_relevant = relevant[np.arange(batch)[:, None], items] & row_valid
-    scores = _check_scores(scorer.score(users.copy(), items.copy()), items.shape, "score")
-    return scores, row_relevant, row_valid, items
 
 
-def _sampled_batch(scorer, users, heldout_map, forbidden_map, num_items, num_negatives, sample_seed, total=False,
-                   pools=None):
-    """Held-out items + ``num_negatives`` uniform negatives per user, padded to one width. With
-    ``total`` (``candidates:N``): at most `MAX_CANDIDATE_POSITIVES` held-out items (a random subset
-    per repeat) and negatives filling each user's list to ``num_negatives`` candidates. With
-    ``pools``, negatives come from each user's pool only."""
-    positives = [heldout_map[int(user)] for user in users]
-    forbidden = [forbidden_map[int(user)] for user in users]
-    if not total:
-        negatives = _draw_negatives(sample_seed, users, forbidden, num_items, num_negatives, pools)
-        short = sum(len(n) < num_negatives for n in negatives)
-    else:
-        positives = [np.sort(np.random.default_rng([sample_seed, int(user), 2]).choice(
-            pos, MAX_CANDIDATE_POSITIVES, replace=False)) if len(pos) > MAX_CANDIDATE_POSITIVES else pos
-            for user, pos in zip(users, positives)]
-        wanted = np.array([num_negatives - len(pos) for pos in positives])
-        negatives = [None] * len(users)
-        for count in np.unique(wanted):
-            rows = np.flatnonzero(wanted == count)
-            drawn = _draw_negatives(sample_seed, users[rows], [forbidden[r] for r in rows], num_items, int(count),
-                                    pools)
-            for r, n in zip(rows, drawn):
-                negatives[r] = n
-        short = sum(len(n) < w for n, w in zip(negatives, wanted))
-    width = max(len(p) + len(n) for p, n in zip(positives, negatives))
-    batch = len(users)
-    items = np.empty((batch, width), dtype=np.int64)
-    relevant = np.zeros((batch, width), dtype=bool)
-    valid = np.zeros((batch, width), dtype=bool)
-    for row, (pos, neg) in enumerate(zip(positives, negatives)):
-        count = len(pos) + len(neg)
-        items[row, :count] = np.concatenate([pos, neg])
-        items[row, count:] = pos[0]
-        relevant[row, :len(pos)] = True
-        valid[row, :count] = True
-    scores = _check_scores(scorer.score(users.copy(), items.copy()), items.shape, "score")
-    return scores, relevant, valid, items, short
 
 
-_SAMPLING_CELLS = 1 << 21  # bound on the draws (and lookup-table cells) held at once
 
 
-def _draw_negatives(sample_seed, users, forbidden, num_items, count, pools):
-    """`_sample_negatives` from the whole catalogue, or from each user's pool: drawn in the pool's own
-    index space (position j of the sorted pool), so a pool of every item draws exactly what no pool
-    draws, and no per-user complement of the pool is ever built."""
-    if pools is None:
-        return _sample_negatives(sample_seed, users, forbidden, num_items, count)
-    out = [None] * len(users)
-    groups = {}
-    for row, user in enumerate(users):  # users sharing one pool are drawn for together
-        groups.setdefault(id(pools.get(user)), []).append(row)
-    for rows in groups.values():
-        pool = pools.get(users[rows[0]])
-        local = [np.searchsorted(pool, forbidden[r][_sorted_isin(forbidden[r], pool)]) for r in rows]
-        drawn = _sample_negatives(sample_seed, users[np.asarray(rows)], local, len(pool), count)
-        for r, positions in zip(rows, drawn):
-            out[r] = pool[np.asarray(positions, dtype=np.int64)]
-    return out
 
 
-def _sample_negatives(sample_seed, users, forbidden, num_items, count):
-    """Per user, ``count`` distinct items drawn uniformly from ``[0, num_items)`` minus ``forbidden``.
-
-    The catalogue is usually far larger than a user's history, so this is rejection
-    sampling rather than materialising each user's allowed set (O(num_items) per user):
-    a user's j-th draw is ``pair_keys(sample_seed, user, j) % num_items``, and the first
-    ``count`` distinct draws outside ``forbidden`` are a uniform sample without
-    replacement. Drawing by hash makes a user's negatives independent of which other
-    users share the batch. Users whose allowed set is small (at most 2 * count, where
-    rejection would waste draws) get an explicit draw from it; fewer than ``count``
-    allowed items means all of them.
-    """
-    out = [None] * len(users)
-    rejection = []
-    for row, banned in enumerate(forbidden):
-        pool = num_items - len(banned)
-        if pool <= 2 * count:
-            allowed = np.setdiff1d(np.arange(num_items, dtype=np.int64), banned, assume_unique=True)
-            if pool > count:
-                rng = np.random.default_rng([sample_seed, int(users[row])])
-                allowed = rng.choice(allowed, size=count, replace=False)
-            out[row] = allowed
-        else:
-            rejection.append(row)
-    # 1.5x the expected number of draws for count accepted ones: enough for nearly every
-    # user (repeats matter only when the allowed pool is close to count); the rare
-    # shortfall takes the explicit fallback below.
-    def draws_needed(row):
-        return int(math.ceil(1.5 * count * num_items / (num_items - len(forbidden[row])))) + 32
-    rejection.sort(key=draws_needed)
-    while rejection:
-        width = draws_needed(rejection[-1])
-        take = max(1, min(_SAMPLING_CELLS // width, _SAMPLING_CELLS // num_items))
-        chunk, rejection = rejection[-take:], rejection[:-take]
-        chunk_users = users[np.asarray(chunk)].astype(np.int64)
-        draws = (metrics_lib.pair_keys(sample_seed, chunk_users[:, None], np.arange(width)[None, :])
-                 % np.uint64(num_items)).astype(np.int64)
-        # first[i, item] = position of the first draw of item in row i, or -1 if forbidden:
-        # a draw is taken iff it is that first position (distinct and allowed), with no
-        # per-row sort or set search.
-        first = np.full((len(chunk), num_items), width, dtype=np.int32)
-        banned_rows = np.repeat(np.arange(len(chunk)), [len(forbidden[r]) for r in chunk])
-        first[banned_rows, np.concatenate([forbidden[r] for r in chunk])] = -1
-        row_index = np.broadcast_to(np.arange(len(chunk))[:, None], draws.shape)
-        positions = np.broadcast_to(np.arange(width, dtype=np.int32)[None, :], draws.shape)
-        np.minimum.at(first, (row_index, draws), positions)
-        accepted = first[row_index, draws] == positions
-        taken = accepted & (np.cumsum(accepted, axis=1) <= count)
-        for i, row in enumerate(chunk):
-            picked = draws[i, taken[i]]
-            if len(picked) < count:
-                allowed = np.setdiff1d(np.arange(num_items, dtype=np.int64), forbidden[row], assume_unique=True)
-                picked = np.random.default_rng([sample_seed, int(users[row])]).choice(allowed, size=count,
-                                                                                        replace=False)
-            out[row] = picked
-    return out
 
 
 def _derived_seed(seed, repeat, purpose):
@@ -538,42 +308,10 @@ def _derived_seed(seed, repeat, purpose):
     return int(np.random.SeedSequence([seed, repeat, purpose]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def _check_scores(scores, shape, method):
-    scores = np.asarray(scores)
-    if scores.shape != tuple(shape):
-        raise ValueError(f"scorer.{method} returned shape {scores.shape}, expected {tuple(shape)}")
-    if not np.issubdtype(scores.dtype, np.number):
-        raise ValueError(f"scorer.{method} returned non-numeric dtype {scores.dtype}")
-    return scores
 
 
-def _as_user_items(data, num_items, what) -> Dict[int, np.ndarray]:
-    if isinstance(data, Mapping):
-        pairs = data.items()
-    elif isinstance(data, (list, tuple)):
-        pairs = enumerate(data)
-    else:
-        raise TypeError(f"{what} must be a list indexed by user or a dict user -> items, "
-                        f"got {type(data).__name__}")
-    out = {}
-    for user, items in pairs:
-        if isinstance(user, bool) or not isinstance(user, (int, np.integer)) or user < 0:
-            raise ValueError(f"{what}: user {user!r} is not a non-negative int index")
-        items = np.asarray(list(items) if not isinstance(items, np.ndarray) else items, dtype=np.int64).ravel()
-        if np.any(items[1:] <= items[:-1]):  # already sorted and distinct is the common case
-            items = np.unique(items)
-        if len(items) and (items[0] < 0 or items[-1] >= num_items):
-            bad = items[0] if items[0] < 0 else items[-1]
-            raise ValueError(f"{what}: user {user} has item {bad}, outside [0, {num_items})")
-        out[int(user)] = items
-    return out
 
 
-def _count_common(sorted_a, sorted_b):
-    if not len(sorted_a) or not len(sorted_b):
-        return 0
-    position = np.minimum(np.searchsorted(sorted_b, sorted_a), len(sorted_b) - 1)
-    return int((sorted_b[position] == sorted_a).sum())
 
 
 def _positive_int(value, name):
@@ -582,22 +320,5 @@ def _positive_int(value, name):
     return int(value)
 
 
-def _json_float(value):
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
-def _json_safe(value):
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return _json_float(value)
-    return value

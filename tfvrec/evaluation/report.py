@@ -7,7 +7,7 @@ from typing import List, Mapping, Optional, Sequence
 
 from tfvrec.evaluation import metrics as metrics_lib
 from tfvrec.evaluation import significance
-from tfvrec.evaluation.protocols import EvalResult, _json_safe
+from tfvrec.evaluation.results import EvalResult, json_safe
 
 _DISPLAY = {"hr": "HR", "ndcg": "nDCG", "precision": "P", "recall": "R", "f1": "F1"}
 
@@ -93,7 +93,7 @@ def write_metrics_json(path: str, results: List[EvalResult], extra: Optional[Map
     for key, value in (extra or {}).items():
         if key in payload:
             raise ValueError(f"extra may not override the {key!r} key")
-        payload[key] = _json_safe(value)
+        payload[key] = json_safe(value)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")

@@ -1,5 +1,8 @@
 """The in-graph serving module: where a served request is answered.
 
+(One file of ~450 lines on purpose: `ServingModule` is one object whose query, retrieval and signature
+methods share its tables and index; `tfvrec.retrieval` already holds the search itself.)
+
 `ServingModule` is the object saved as the SavedModel (`tfvrec.serving.versions`
 writes it). It holds the catalogue (item ids, the index vectors), id lookup tables,
 known users' query vectors and training items, the retrieval index (brute force with
