@@ -1,5 +1,8 @@
 """CuratorNet's training triplets: visual clusters and the six sampling guidelines.
 
+(One file of ~460 lines on purpose: the six guidelines of §3.5 share one admissibility test, one negative
+draw and one deduplicated stream; split apart, each part would only make sense beside the others.)
+
 Cartagena et al., *CuratorNet*, §3.5. A training triplet is ``(P, i, j)``:
 a profile P (a set of items standing for a user), an item i the profile should rank
 above item j. Notation of the paper's Table 1: a user's purchase baskets
