@@ -18,6 +18,7 @@ This layer sits below the models and the trainer and imports neither: a model is
 through the registry (`tfvrec.registry.create_model`) and trained through the registry's
 engine reference (`tfvrec.registry.train`), as the engine itself reaches every model.
 """
+import copy
 import dataclasses
 import hashlib
 import json
@@ -225,6 +226,31 @@ def baseline_run_dir(parent_dir, config, name):
     payload["seed"] = config.runtime.seed
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return os.path.join(parent_dir, "baselines", f"{name}-{digest}")
+
+
+# The host run's validation rule a baseline run shares: the same early stopping on the same holdout.
+VALIDATION_KEYS = ("validation_split", "validation_protocol", "validation_metric", "validation_max_users",
+                   "early_stopping_patience", "checkpoint_every_steps", "verbose")
+
+
+def baseline_config(host, experiment, name, sections=None):
+    """The config of a baseline run inside run ``host``: experiment ``experiment``'s defaults with the host's
+    data, runtime (seed) and validation rule, the host's model sections ``sections`` (None: every section, the
+    model name kept), no baselines of its own, and its directory `baseline_run_dir` (``name``)."""
+    config = config_lib.get_experiment(experiment)
+    config.data = copy.deepcopy(host.data)
+    config.runtime = copy.deepcopy(host.runtime)
+    if sections is None:
+        name_of = config.model.name
+        config.model = copy.deepcopy(host.model)
+        config.model.name = name_of
+    for section in sections or ():
+        setattr(config.model, section, copy.deepcopy(getattr(host.model, section)))
+    for key in VALIDATION_KEYS:
+        setattr(config.trainer, key, getattr(host.trainer, key))
+    config.eval = dataclasses.replace(host.eval, baselines=[])
+    config.runtime.model_dir = baseline_run_dir(host.runtime.model_dir, config, name)
+    return config
 
 
 def baseline_run(parent_dir, name, config):

@@ -25,7 +25,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfvrec import progress
+from tfvrec import atomic, progress
 from tfvrec.serving.model_config import METADATA_FILE, WARMUP_FILE, existing_versions
 from tfvrec.serving.parts import ExportError
 
@@ -139,20 +139,12 @@ def _verify(path, requests):
                 raise ExportError(f"{path}: signature {signature} output {name} is not finite on a warm-up request")
 
 
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_tree(path):
     for directory, _, files in os.walk(path):
         for name in files:
             with open(os.path.join(directory, name), "rb") as f:
                 os.fsync(f.fileno())
-        _fsync_dir(directory)
+        atomic.fsync_path(directory)
 
 
 def write_version(module, base_path, version=None, metadata=None, verify=True):
@@ -215,7 +207,7 @@ def write_version(module, base_path, version=None, metadata=None, verify=True):
                     raise ExportError(f"{final} appeared while exporting; versions are immutable") from None
         else:
             raise ExportError(f"{base_path}: could not claim a version number (100 attempts)")
-        _fsync_dir(base_path)
+        atomic.fsync_path(base_path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

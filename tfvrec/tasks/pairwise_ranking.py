@@ -25,7 +25,18 @@ def default_labels(scores):
     return tf.concat([tf.ones_like(scores[:, :1]), tf.zeros_like(scores[:, 1:])], axis=1)
 
 
-class PairwiseRankingTask(tf.keras.layers.Layer, tfrs.tasks.Task):
+class ScoreListTask:
+    """A task over score lists (`tfvrec.tasks.ScoredBatch`): ``call(labels, scores)``, the labels ``[1, 0, …, 0]``
+    unless the batch brings its own."""
+
+    needs = "scores"
+
+    def compute(self, batch):
+        labels = batch.labels if batch.labels is not None else default_labels(batch.scores)
+        return self(labels, batch.scores)
+
+
+class PairwiseRankingTask(ScoreListTask, tf.keras.layers.Layer, tfrs.tasks.Task):
     """Loss over score lists ``[positive, negative_1..n]`` plus ranking metrics.
 
     Like ``tfrs.tasks.Retrieval``, the loss and the metrics are passed in. The loss
@@ -33,8 +44,6 @@ class PairwiseRankingTask(tf.keras.layers.Layer, tfrs.tasks.Task):
     averaged over the *global* batch (``tf.nn.compute_average_loss``) so gradients
     summed across replicas under ``tf.distribute`` equal single-device gradients.
     """
-
-    needs = "scores"  # a `tfvrec.tasks.batches.ScoredBatch`
 
     def __init__(self, loss=None, metrics=None, name=None):
         super().__init__(name=name)
@@ -50,10 +59,6 @@ class PairwiseRankingTask(tf.keras.layers.Layer, tfrs.tasks.Task):
             for metric in self._ranking_metrics:
                 metric.update_state(labels, scores, sample_weight=sample_weight)
         return loss
-
-    def compute(self, batch):
-        labels = batch.labels if batch.labels is not None else default_labels(batch.scores)
-        return self(labels, batch.scores)
 
     @property
     def metrics(self):

@@ -9,13 +9,11 @@ paper's sigmoid of the distance), learned with the rest.
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfvrec.tasks.pairwise_ranking import PairwiseAccuracy, default_labels
+from tfvrec.tasks.pairwise_ranking import PairwiseAccuracy, ScoreListTask
 
 
-class PointwiseTask(tf.keras.layers.Layer, tfrs.tasks.Task):
+class PointwiseTask(ScoreListTask, tf.keras.layers.Layer, tfrs.tasks.Task):
     """Σ over a list's items of sigmoid cross-entropy(label, b + score), averaged over the global batch."""
-
-    needs = "scores"
 
     def __init__(self, metrics=None, name=None):
         super().__init__(name=name)
@@ -31,10 +29,6 @@ class PointwiseTask(tf.keras.layers.Layer, tfrs.tasks.Task):
             for metric in self._ranking_metrics:
                 metric.update_state(labels, logits)
         return tf.nn.compute_average_loss(tf.reduce_sum(per_pair, axis=1))
-
-    def compute(self, batch):
-        labels = batch.labels if batch.labels is not None else default_labels(batch.scores)
-        return self(labels, batch.scores)
 
     @property
     def metrics(self):

@@ -7,28 +7,11 @@ data, seed and validation rule (split, protocol, metric, users, patience), its m
 guidelines with their clusters and profiles), and the VBPR experiment's trainer — the same
 early stopping on the same holdout the table's model gets.
 """
-import copy
-import dataclasses
-
-from tfvrec import config as config_lib
 from tfvrec import registry, runs
-
-_VALIDATION_KEYS = ("validation_split", "validation_protocol", "validation_metric", "validation_max_users",
-                    "early_stopping_patience", "checkpoint_every_steps", "verbose")
-
 
 def baseline_config(config):
     """The VBPR run behind the ``vbpr`` baseline of run ``config``."""
-    vbpr = config_lib.get_experiment("vbpr")
-    vbpr.data = copy.deepcopy(config.data)
-    vbpr.runtime = copy.deepcopy(config.runtime)
-    vbpr.model = copy.deepcopy(config.model)
-    vbpr.model.name = "vbpr"
-    for key in _VALIDATION_KEYS:
-        setattr(vbpr.trainer, key, getattr(config.trainer, key))
-    vbpr.eval = dataclasses.replace(config.eval, baselines=[])
-    vbpr.runtime.model_dir = runs.baseline_run_dir(config.runtime.model_dir, vbpr, "vbpr")
-    return vbpr
+    return runs.baseline_config(config, "vbpr", "vbpr")
 
 
 @registry.register_baseline("vbpr")
