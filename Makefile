@@ -29,7 +29,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -rs -p no:cacheprovider tests
 
 bench-bpr: setup
 	$(PY) tools/bench_bpr_flickr.py
