@@ -52,3 +52,15 @@ def test_demo_trains_the_visual_model_against_the_papers_baselines_and_names_the
     assert "configs/demo.yaml" in demo
     for command in ("tensorboard --logdir", "tfvrec recommend", "tfvrec report", "tfvrec export", "tfvrec serve"):
         assert command in demo, command
+
+
+def test_no_shipped_config_selects_on_the_split_it_reports():
+    """Tuning never sees the reported split: early stopping (the run's model selection) reads another split
+    than the one its table reports — a train holdout carved from training, or the data set's own validation
+    split when the table reports `test`."""
+    for name, path in sorted(config_lib.shipped_configs().items()):
+        config = config_lib.load_config(path)
+        reported = config.eval.split
+        assert config.trainer.validation_split != reported, (name, reported)
+        if config.data.source == "import" and config.trainer.validation_split == "validation":
+            assert reported == "test", name  # a data set's own validation split, never the reported one
