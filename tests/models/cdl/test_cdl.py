@@ -11,14 +11,17 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tfvrec.runs import Run
 from tfvrec import config as config_lib
 from tfvrec.data.errors import DataError
 from tfvrec.data.resolve import resolve_dataset
+from tfvrec.evaluation import evaluator
+from tfvrec.evaluation.baselines import RandomScorer
 from tfvrec.models.cdl import model as cdl_model
+from tfvrec.models.cdl.baselines import twonets_config
 from tfvrec.models.cdl.protocol import write_paper_split
 from tfvrec.models.cdl.sampling import TripletSampler
 from tfvrec.serving import export
+from tfvrec.runs import Run, restore_weights
 from tfvrec.serving.model_config import update_models_config
 from tfvrec.training import trainer
 
@@ -95,35 +98,50 @@ def test_cdl_learns_from_pixels_far_above_random(trained):
 MIXED_WORLD = [w for w in WORLD if not w.startswith(("data.synthetic.driver_", "data.synthetic.popularity_",
                                                      "data.synthetic.noise_"))] + ["data.synthetic.num_users=300"]
 ORDER_SEEDS = (0, 1, 2)
+ORDER_BUDGETS = (8, 10)  # epochs: CDL's comparative loss overtakes TwoNets after the first few (docs/models/cdl.md)
 
 
 @pytest.fixture(scope="module")
 def paper_order(tmp_path_factory):
-    """P@20 of CDL-CE, CDL-hinge, TwoNets and random on three seeds of the mixed world, 8 epochs each."""
-    scores = {name: [] for name in ("ce", "hinge", "twonets", "random")}
+    """P@20 of CDL-CE, TwoNets and random on three seeds of the mixed world, after 8 and after 10 epochs of the
+    same runs (every epoch's checkpoint kept): ``{budget: {name: [per seed]}}``."""
+    scores = {budget: {name: [] for name in ("ce", "twonets", "random")} for budget in ORDER_BUDGETS}
     for seed in ORDER_SEEDS:
         root = tmp_path_factory.mktemp(f"order{seed}")
         config = config_lib.load_config(None, MIXED_WORLD + [f"data.synthetic.seed={seed}",
                                                              f"data.cache_dir={root / 'cache'}"], experiment="cdl")
         path, _ = write_paper_split(resolve_dataset(config.data).path, str(root / "paper"), min_likes=40,
                                     max_likes=200, hidden=20)
-        world = (root, path)
-        ce = dict(trainer.train(run_config(world, "ce", "trainer.epochs=8", "eval.baselines=[twonets,random]")))
-        hinge = dict(trainer.train(run_config(world, "hinge", "trainer.epochs=8", "model.cdl.loss=hinge",
-                                              "eval.baselines=[]")))
-        for name, rows, row in (("ce", ce, "cdl"), ("hinge", hinge, "cdl"), ("twonets", ce, "twonets"),
-                                ("random", ce, "random")):
-            scores[name].append(p20(rows, row))
-    return {name: np.array(values) for name, values in scores.items()}
+        config = run_config((root, path), "ce", f"trainer.epochs={max(ORDER_BUDGETS)}", "trainer.keep_checkpoints=0",
+                            "eval.baselines=[twonets,random]")
+        trainer.train(config)
+        _, dataset, ce = Run(config.runtime.model_dir).load()
+        twonets_dir = twonets_config(config).runtime.model_dir
+        _, _, twonets = Run(twonets_dir).load(dataset=dataset)
+        heldout = evaluator.heldout_by_user(dataset.split("test"))
+        for budget in ORDER_BUDGETS:
+            for model, directory in ((ce, config.runtime.model_dir), (twonets, twonets_dir)):
+                restore_weights(model, os.path.join(directory, "checkpoints", f"ckpt-{budget}"))
+            rows = dict(evaluator.evaluate_scorers(
+                {"ce": ce, "twonets": twonets, "random": RandomScorer(0, dataset.num_items)}, dataset, heldout,
+                ["candidates:100"], [20], 2, 0, judged="test"))
+            for name in scores[budget]:
+                scores[budget][name].append(rows[name].metrics["precision@20"])
+    return {budget: {name: np.array(values) for name, values in by.items()} for budget, by in scores.items()}
 
 
-def test_paper_order_ce_over_hinge_over_twonets_over_random(paper_order):
-    """Lei et al. §6.2 (Fig. 5): CDL-CE > CDL-hinge ≥ TwoNets > random, on the mean P@20 over three
-    world seeds (docs/models/cdl.md has the per-seed figures; one seed alone is within noise)."""
-    mean = {name: values.mean() for name, values in paper_order.items()}
-    print({name: np.round(values, 3).tolist() for name, values in paper_order.items()})
-    assert abs(mean["random"] - 0.2) < 0.02
-    assert mean["ce"] > mean["hinge"] >= mean["twonets"] > mean["random"] + 0.1, mean
+def test_paper_order_cdl_over_twonets_over_random(paper_order):
+    """Lei et al. §6.2 (Fig. 5): comparative learning (CDL-CE) beats the same towers trained pointwise
+    (TwoNets, with its learned offset) on every world seed, at two training budgets, by a mean margin larger
+    than the spread of the per-seed margins; both far above random (0.2). CE against hinge is within noise on
+    this world and is an observation of docs/models/cdl.md, not a claim tested here."""
+    for budget, scores in paper_order.items():
+        print(budget, {name: np.round(values, 3).tolist() for name, values in scores.items()})
+        margin = scores["ce"] - scores["twonets"]
+        assert (margin > 0).all(), (budget, margin)
+        assert margin.mean() > margin.std(ddof=1), (budget, margin)
+        assert abs(scores["random"].mean() - 0.2) < 0.02
+        assert scores["twonets"].mean() > scores["random"].mean() + 0.1, budget
 
 
 def test_loss_decreases_and_distance_weights_stay_non_negative(trained):
