@@ -265,3 +265,83 @@ def test_checkpoint_reader_rejects_garbage_and_code(tmp_path):
         efficientnet_lite.read_torch_state_dict(str(evil))
     with pytest.raises(DataError, match="not found"):
         efficientnet_lite.read_torch_state_dict(str(tmp_path / "missing.pth"))
+
+
+class _Marker:
+    """A pickle that, loaded with plain `pickle.load`, creates the file it names."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+@pytest.mark.parametrize("where", ["magic", "protocol", "sys_info", "keys"])
+def test_legacy_checkpoint_runs_no_code_from_any_pickle(tmp_path, where):
+    """Every pickle of a legacy .pth is read restricted: a crafted header (read before the magic number is
+    checked) or key list is refused naming the file, and the command it carries never runs."""
+    import pickle
+
+    from tfvrec.features import efficientnet_lite
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / f"evil-{where}.pth"
+    records = {"magic": efficientnet_lite._LEGACY_MAGIC, "protocol": 1001, "sys_info": {"little_endian": True},
+               "state": {}, "keys": []}
+    records[where] = _Marker(marker)
+    with open(evil, "wb") as f:
+        for record in records.values():
+            pickle.dump(record, f, protocol=2)
+    with pytest.raises(DataError, match="refusing to load posix.system") as caught:
+        efficientnet_lite.read_torch_state_dict(str(evil))
+    assert str(evil) in str(caught.value)
+    assert not marker.exists()
+
+
+def test_checkpoint_tensor_outside_its_storage_is_refused(tmp_path, monkeypatch):
+    """A size or stride reaching past its storage (as_strided checks nothing) is refused, not read."""
+    import pickle
+    import struct
+    import sys
+    import types
+
+    from tfvrec.features import efficientnet_lite
+
+    # Stand-ins pickled by reference under torch's names, as torch writes a checkpoint.
+    torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+    torch.FloatStorage = type("FloatStorage", (), {"__module__": "torch"})
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+
+    class Tensor:
+        def __init__(self, size):
+            self.size = size
+
+        def __reduce__(self):
+            return (_rebuild_tensor_v2, (("storage", torch.FloatStorage, "0", "cpu", 4), 0, self.size, (1,)))
+
+    def persistent_id(obj):
+        return obj if isinstance(obj, tuple) and obj and obj[0] == "storage" else None
+
+    for size, ok in (((4,), True), ((1000,), False)):
+        path = tmp_path / f"t{size[0]}.pth"
+        with open(path, "wb") as f:
+            for header in (efficientnet_lite._LEGACY_MAGIC, 1001, {"little_endian": True}):
+                pickle.dump(header, f, protocol=2)
+            pickler = pickle.Pickler(f, protocol=2)
+            pickler.persistent_id = persistent_id
+            pickler.dump({"w": Tensor(size)})
+            pickle.dump(["0"], f, protocol=2)
+            f.write(struct.pack("<q", 4) + np.arange(4, dtype="<f4").tobytes())
+        if ok:
+            assert efficientnet_lite.read_torch_state_dict(str(path))["w"].tolist() == [0, 1, 2, 3]
+        else:
+            with pytest.raises(DataError, match="lies outside its storage"):
+                efficientnet_lite.read_torch_state_dict(str(path))
+
+
+def _rebuild_tensor_v2(*args):  # (only its pickled name matters: the reader maps it to its own)
+    raise AssertionError("never called")
