@@ -38,6 +38,7 @@ import pandas as pd
 import yaml
 from absl import logging
 
+from tfvrec import safe_yaml
 from tfvrec.data import features as features_lib
 from tfvrec.data.errors import DataError
 from tfvrec.errors import quote
@@ -337,15 +338,8 @@ def read_interactions(path, dataset, allow_headerless=False, truncated="error"):
 
 
 def _read_metadata(meta_path):
-    try:
-        with open(meta_path, encoding="utf-8") as f:
-            metadata = yaml.safe_load(f)
-    except UnicodeDecodeError:
-        raise DataError(meta_path, "not a text (UTF-8) file; expected YAML (name, source, notes)") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise DataError(meta_path, f"not valid YAML ({getattr(e, 'problem', None) or 'unparsable'})",
-                        line=mark.line + 1 if mark is not None else None) from None
+    # (no aliases, bounded size and depth, no duplicate keys: tfvrec.safe_yaml)
+    metadata = safe_yaml.load_file(meta_path, what="YAML (name, source, notes)", error=safe_yaml.data_error)
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
