@@ -30,7 +30,6 @@ import dataclasses
 import io
 import os
 import shutil
-import tempfile
 from typing import Dict, Optional
 
 import numpy as np
@@ -38,7 +37,7 @@ import pandas as pd
 import yaml
 from absl import logging
 
-from tfvrec import safe_yaml
+from tfvrec import outputs, safe_yaml
 from tfvrec.data import features as features_lib
 from tfvrec.data.errors import DataError
 from tfvrec.errors import quote
@@ -443,20 +442,18 @@ def _resolve_optional(index, values, path, first_line, what):
 
 
 def write_dataset(path, users, items, interactions, social=None, post_tags=None, groups=None,
-                  features=None, images=None, metadata=None, overwrite=False):
+                  features=None, images=None, metadata=None, overwrite=False, inputs=None, also_write=None):
     """Write a data set directory atomically (built aside, then renamed into place).
 
     ``users``/``items``/``social``/``post_tags``/``groups`` are DataFrames with the
     columns of `SCHEMA` (external string-able ids); ``interactions`` maps split name to
     a DataFrame; ``features`` maps feature-set name to ``(item_ids, vectors)``;
-    ``images`` is ``(item_ids, uint8 pixels)``.
+    ``images`` is ``(item_ids, uint8 pixels)``. ``overwrite`` replaces only a data set tfvrec
+    wrote, and never one of ``inputs`` (``{label: path}``: what the command read), see
+    `tfvrec.outputs`; ``also_write(directory)`` adds files before the directory is published.
     """
-    path = os.path.abspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise DataError(path, "output directory already exists (pass overwrite=True / --overwrite)")
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
+    path = outputs.prepare(path, "dataset", overwrite=overwrite, inputs=inputs)
+    tmp = outputs.temporary(path)
     try:
         os.makedirs(os.path.join(tmp, "interactions"))
         _write_tsv(users, os.path.join(tmp, "users.tsv"), *SCHEMA["users.tsv"])
@@ -480,9 +477,9 @@ def write_dataset(path, users, items, interactions, social=None, post_tags=None,
         with open(os.path.join(tmp, "dataset.yaml"), "w") as f:
             yaml.safe_dump(dict(metadata or {}, name=(metadata or {}).get("name", os.path.basename(path))), f,
                            sort_keys=False)
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if also_write is not None:
+            also_write(tmp)
+        outputs.publish(tmp, path, "dataset", overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

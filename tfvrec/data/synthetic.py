@@ -278,11 +278,12 @@ def generate_world(config=None) -> dict:
 
 def write_world(path, config=None, overwrite=False):
     """Generate the world and write it to ``path`` (data set format + ``synthetic_truth.npz``)."""
+    from tfvrec import outputs
+    outputs.prepare(path, "dataset", overwrite=overwrite)  # (before the work: refuse early)
     world = generate_world(config)
     truth = world.pop("truth")
-    path = write_dataset(path, overwrite=overwrite, **world)
-    np.savez_compressed(os.path.join(path, TRUTH_FILE), **truth)
-    return path
+    return write_dataset(path, overwrite=overwrite, also_write=lambda tmp: np.savez_compressed(
+        os.path.join(tmp, TRUTH_FILE), **truth), **world)
 
 
 def load_truth(path) -> dict:

@@ -30,6 +30,7 @@ import numpy as np
 from tfvrec.data import features as features_lib
 from tfvrec.beam_support import import_beam
 from tfvrec.data.errors import DataError
+from tfvrec.features.extract import check_outputs
 from tfvrec.features.images import resolve_images, resolve_out
 
 
@@ -95,6 +96,7 @@ def extract_with_beam(images, handle, out, num_shards=4, batch_size=32, skip_bad
     from tfvrec.features.hub import HubExtractor
     source = resolve_images(images)
     out = resolve_out(out, source)
+    check_outputs(out, source, handle)  # (<stem>.npz is replaced: only a feature file, never an input)
     stem = out[:-len(".npz")]
     directory, name = os.path.dirname(os.path.abspath(stem)), os.path.basename(stem)
     options = {"handle": handle, "signature": signature, "output_key": output_key, "image_size": image_size,

@@ -37,6 +37,7 @@ import zipfile
 
 import numpy as np
 
+from tfvrec import outputs
 from tfvrec.data.errors import DataError
 
 IMAGE_SIZE = 224
@@ -437,16 +438,17 @@ def export_hub_savedmodel(model, export_dir, weights_name=WEIGHTS_FILE):
     signatures = {"serving_default": features_signature.get_concrete_function(),
                   "features": features_signature.get_concrete_function(),
                   "logits": logits_signature.get_concrete_function()}
-    export_dir = os.path.abspath(export_dir)
-    tmp = export_dir.rstrip(os.sep) + ".tmp-export"
-    if os.path.exists(tmp):
-        shutil.rmtree(tmp)
-    tf.saved_model.save(root, tmp, signatures=signatures)
-    with open(os.path.join(tmp, "README.txt"), "w") as f:
-        f.write(MODEL_CARD.replace("{weights}", weights_name))
-    if os.path.exists(export_dir):
-        shutil.rmtree(export_dir)
-    os.replace(tmp, export_dir)
+    # An existing export_dir is replaced only if it is a model tfvrec converted (tfvrec.outputs).
+    export_dir = outputs.prepare(export_dir, "hub_model", overwrite=True, flag="--out")
+    tmp = outputs.temporary(export_dir)
+    try:
+        tf.saved_model.save(root, tmp, signatures=signatures)
+        with open(os.path.join(tmp, "README.txt"), "w") as f:
+            f.write(MODEL_CARD.replace("{weights}", weights_name))
+        outputs.publish(tmp, export_dir, "hub_model", overwrite=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return export_dir
 
 

@@ -33,6 +33,7 @@ import time
 
 import numpy as np
 
+from tfvrec import input_files, outputs
 from tfvrec.data import features as features_lib
 from tfvrec.data.errors import DataError
 from tfvrec.features.hub import PIXEL_RANGES, HubExtractor
@@ -161,6 +162,35 @@ def _parts_dir(out):
     return out + PARTS_SUFFIX
 
 
+def is_feature_file(path):
+    """Whether ``path`` is a tfvrec feature archive (arrays ``item`` and ``features``), by its member names."""
+    try:
+        with input_files.open_input(path, "a feature file") as f, np.load(f, allow_pickle=False) as archive:
+            return isinstance(archive, np.lib.npyio.NpzFile) and {"item", "features"} <= set(archive.files)
+    except (DataError, OSError, ValueError, EOFError):
+        return False
+
+
+def check_outputs(out, source, handle, flag="--out"):
+    """What an extraction writes or replaces is tfvrec's own and never one of its inputs: ``out`` (and a
+    sharded set's ``<stem>.npz``) must be absent or a feature file, not an image read nor inside the model
+    directory; its ``.parts`` folder must be absent or marked as tfvrec's partial results (`tfvrec.outputs`)."""
+    if os.path.isdir(handle):
+        outputs.check_not_input(out, {"--hub": handle}, flag)
+    if source.paths is not None and os.path.realpath(out) in {os.path.realpath(p) for p in source.paths}:
+        raise DataError(out, f"{flag} is one of the images to read; choose another {flag}")
+    if os.path.lexists(out) and not is_feature_file(out):
+        raise DataError(out, f"exists and is not a tfvrec feature file (arrays 'item' and 'features'); {flag} "
+                             "replaces or extends only a feature file tfvrec wrote. Remove it yourself or choose "
+                             f"another {flag}")
+    parts_dir = _parts_dir(out)
+    if os.path.lexists(parts_dir) and (os.path.islink(parts_dir) or not os.path.isdir(parts_dir) or (
+            os.listdir(parts_dir) and outputs.kind_of(parts_dir) != "feature_parts")):
+        raise DataError(parts_dir, f"exists and is not a folder of tfvrec's partial results (no {outputs.MARKER} "
+                                   "marker); extraction writes and removes that folder. Remove it yourself or "
+                                   f"choose another {flag}")
+
+
 def _load_parts(parts_dir):
     """``{item: vector}`` from the finished batches in ``parts_dir``."""
     found = {}
@@ -173,13 +203,14 @@ def _load_parts(parts_dir):
 def _check_manifest(parts_dir, identity):
     path = os.path.join(parts_dir, MANIFEST)
     if os.path.exists(path):
-        with open(path) as f:
-            previous = json.load(f)
+        previous = input_files.read_json(path, what="the manifest of partial results")
         if previous != identity:
             raise DataError(parts_dir, f"holds partial results of a different extraction ({previous}); "
                                        f"this run is {identity}. Delete the folder or pass --overwrite")
     else:
-        os.makedirs(parts_dir, exist_ok=True)
+        if not os.path.isdir(parts_dir):
+            tmp_dir = outputs.temporary(parts_dir)
+            outputs.publish(tmp_dir, parts_dir, "feature_parts")  # (marked: the only folder --overwrite removes)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(identity, f, indent=1)
@@ -201,8 +232,9 @@ def extract_features(images, handle, out, skip_bad=False, batch_size=32, signatu
     source = resolve_images(images)
     out = resolve_out(out, source)
     parts_dir = _parts_dir(out)
-    if overwrite:
-        shutil.rmtree(parts_dir, ignore_errors=True)
+    check_outputs(out, source, handle)
+    if overwrite and os.path.isdir(parts_dir):
+        shutil.rmtree(parts_dir)
 
     done = {}  # item -> vector already available
     existing_ids, existing = np.array([], dtype=str), None
