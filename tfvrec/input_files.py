@@ -113,3 +113,46 @@ def read_json(path, what="a JSON file", limit=MAX_JSON_BYTES, error=data_error):
         raise error(path, f"nests arrays or objects too deeply; expected {what}") from None
     except ValueError as e:
         raise error(path, f"not valid JSON ({e}); expected {what}") from None
+
+
+def load_npz(path, what="a .npz archive", names=None, limit=None, error=data_error):
+    """The arrays of a NumPy ``.npz`` archive (``names``: only those, each required), read without pickles
+    and bounded: every member's declared size is within ``limit`` (`max_input_bytes`), and its array header
+    may not claim more than the member holds (NumPy allocates the claimed shape before reading, so a small
+    compressed file claiming terabytes would end in a MemoryError)."""
+    import zipfile
+
+    import numpy as np
+    from numpy.lib import format as npy
+
+    bound = max_input_bytes() if limit is None else limit
+    with open_input(path, what, limit, error) as f:
+        try:
+            archive = np.load(f, allow_pickle=False)
+        except Exception as e:  # not a zip / npy at all
+            raise error(path, f"not a readable .npz archive ({type(e).__name__}: {e}); expected {what}") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise error(path, f"is a single .npy array, not a .npz archive; expected {what}")
+        with archive:
+            wanted = archive.files if names is None else list(names)
+            missing = [n for n in wanted if n not in archive.files]
+            if missing:
+                raise error(path, f"expected arrays {list(wanted)}, found {sorted(archive.files)}")
+            out = {}
+            for name in wanted:
+                try:
+                    info = archive.zip.getinfo(name + ".npy")
+                    if info.file_size > bound:
+                        raise ValueError(f"array {name!r} declares {info.file_size:,} bytes, more than {bound:,}")
+                    with archive.zip.open(info) as member:
+                        version = npy.read_magic(member)
+                        read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                        shape, _, dtype = read_header(member)
+                    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    if claimed > info.file_size:
+                        raise ValueError(f"array {name!r} claims shape {shape} ({claimed:,} bytes) in a member of "
+                                         f"{info.file_size:,} bytes")
+                    out[name] = archive[name]
+                except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+                    raise error(path, f"not a readable .npz archive ({e}); expected {what}") from None
+    return out

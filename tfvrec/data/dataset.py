@@ -37,7 +37,7 @@ import pandas as pd
 import yaml
 from absl import logging
 
-from tfvrec import outputs, safe_yaml
+from tfvrec import input_files, outputs, safe_yaml
 from tfvrec.data import features as features_lib
 from tfvrec.data.errors import DataError
 from tfvrec.errors import quote
@@ -128,8 +128,8 @@ class Dataset:
         path = os.path.join(self.path, "images.npz")
         if not os.path.exists(path):
             raise DataError(path, "this data set has no images.npz")
-        with np.load(path, allow_pickle=False) as archive:
-            ids, pixels = archive["item"].astype(str), archive["pixels"]
+        arrays = input_files.load_npz(path, "a .npz pixel archive", names=("item", "pixels"))
+        ids, pixels = arrays["item"].astype(str), arrays["pixels"]
         return features_lib.align_features(path, ids, pixels, self.item_ids)
 
     def train_items_by_user(self):
@@ -154,13 +154,9 @@ def _resolve(index, ids, path, what, table, first_line=2):
 
 
 def _read_bytes(path):
-    if not os.path.exists(path):
-        raise DataError(path, "file not found")
-    if os.path.isdir(path):
-        raise DataError(path, "is a directory; expected a tab-separated table")
+    # A regular file (a FIFO or device would block or never end), at most TFVREC_MAX_INPUT_BYTES.
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return input_files.read_input(path, "a tab-separated table")
     except OSError as e:
         raise DataError(path, f"cannot read ({e.strerror or e})") from None
 

@@ -294,8 +294,8 @@ def load_truth(path) -> dict:
     / ``artist_ids`` / ``group_ids`` stored alongside them, which is also the order of
     ``users.tsv`` / ``items.tsv``. ``user_driver`` holds one of `DRIVERS` per user.
     """
-    with np.load(os.path.join(path, TRUTH_FILE), allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
+    from tfvrec import input_files
+    return input_files.load_npz(os.path.join(path, TRUTH_FILE), "the synthetic world's ground truth")
 
 
 def render_images(config, items, look_rng, render_rng):

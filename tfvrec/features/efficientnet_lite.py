@@ -37,7 +37,7 @@ import zipfile
 
 import numpy as np
 
-from tfvrec import outputs
+from tfvrec import input_files, outputs
 from tfvrec.data.errors import DataError
 
 IMAGE_SIZE = 224
@@ -176,6 +176,7 @@ def read_torch_state_dict(path):
     """Read a PyTorch state dict (legacy or zip format) into ``{name: numpy array}``, without torch."""
     if not os.path.exists(path):
         raise DataError(path, "checkpoint file not found")
+    input_files.check_input(path, "a PyTorch checkpoint")  # (a regular file, bounded: a FIFO would block)
     try:
         if zipfile.is_zipfile(path):
             state = _read_zip_checkpoint(path)

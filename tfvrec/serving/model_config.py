@@ -28,14 +28,27 @@ def export_metadata(version_path):
         return json.load(f)
 
 
+MAX_CONFIG_BYTES = 16 * 2 ** 20
+
+
+def _read_text(path):
+    """A model config's text: a regular UTF-8 file of at most 16 MiB (a FIFO would block the server's poll)."""
+    from tfvrec import input_files
+    data = input_files.read_input(path, "a model_config_list file", limit=MAX_CONFIG_BYTES,
+                                  error=lambda p, reason: ValueError(f"{p}: {reason}"))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text; expected a model_config_list file") from None
+
+
 def read_model_config(path):
     """Parse a ``model_config_list`` text proto; relative base paths are relative to the file."""
     config = model_server_config_pb2.ModelServerConfig()
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: model config file not found")
     try:
-        with open(path) as f:
-            text_format.Parse(f.read(), config)
+        text_format.Parse(_read_text(path), config)
     except text_format.ParseError as e:
         raise ValueError(f"{path}: not a valid ModelServerConfig text proto: {e}") from None
     if config.WhichOneof("config") != "model_config_list":
@@ -60,8 +73,7 @@ def update_models_config(path, name, base_path):
         config = model_server_config_pb2.ModelServerConfig()
         if os.path.exists(path):
             try:
-                with open(path) as f:
-                    text_format.Parse(f.read(), config)
+                text_format.Parse(_read_text(path), config)
             except text_format.ParseError as e:
                 raise ValueError(f"{path}: not a valid model_config_list text proto ({e})") from None
         for entry in config.model_config_list.config:

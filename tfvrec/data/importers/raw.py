@@ -37,8 +37,8 @@ class _Raw:
 
 
 def _decode(path, encodings):
-    with open(path, "rb") as f:
-        data = f.read()
+    from tfvrec import input_files
+    data = input_files.read_input(path, "a raw table")  # (a regular file, at most TFVREC_MAX_INPUT_BYTES)
     for encoding in encodings:
         try:
             return data.decode(encoding), encoding
