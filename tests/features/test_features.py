@@ -345,3 +345,73 @@ def test_checkpoint_tensor_outside_its_storage_is_refused(tmp_path, monkeypatch)
 
 def _rebuild_tensor_v2(*args):  # (only its pickled name matters: the reader maps it to its own)
     raise AssertionError("never called")
+
+
+# -- image bombs (issue 30): the header's size is checked before any pixel is decoded -----------------------------
+
+def _png_claiming(path, width, height):
+    """A valid PNG signature and IHDR claiming ``width`` × ``height``, then a few bytes of image data: a decoder
+    would allocate the whole image (20,000² × 3 = 1.2 GB) before finding the data short."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 60_000)) + chunk(b"IEND", b""))
+    with open(path, "wb") as f:
+        f.write(data)
+    return str(path)
+
+
+@pytest.mark.parametrize("fmt, options", [("JPEG", {}), ("PNG", {}), ("GIF", {}), ("BMP", {}),
+                                          ("WEBP", {"lossless": False}), ("WEBP", {"lossless": True})])
+def test_header_size_of_every_format_without_decoding(fmt, options):
+    import io
+
+    import tensorflow as tf
+    from tfvrec.features.images import header_size
+    buffer = io.BytesIO()
+    Image.new("RGB", (37, 23), (10, 200, 30)).save(buffer, fmt, **options)
+    assert [int(v) for v in header_size(tf.constant(buffer.getvalue()))] == [23, 37]
+    assert [int(v) for v in header_size(tf.constant(b"plain text, not an image"))] == [-1, -1]
+    assert [int(v) for v in header_size(tf.constant(b""))] == [-1, -1]
+
+
+def test_image_bomb_refused_before_decoding(tmp_path, models):
+    from tfvrec.features import images
+    from tfvrec.models.cnn_permlp import patches
+
+    folder = colour_folder(tmp_path / "imgs", ("red",))
+    bomb = _png_claiming(folder / "bomb.png", 20_000, 20_000)
+    assert os.path.getsize(bomb) < 1000
+    out = str(tmp_path / "out.npz")
+    expected = ("image of 20,000 × 20,000 pixels (400,000,000), more than the 50,000,000 pixels an image may "
+                "have (refused before decoding")
+    with pytest.raises(DataError, match=r"bomb\.png: image of 20,000 × 20,000 pixels") as caught:
+        extract.extract_features(str(folder), models["keras_mean"], out, progress=False)
+    assert expected in str(caught.value)
+    summary = extract.extract_features(str(folder), models["keras_mean"], out, skip_bad=True, progress=False)
+    assert summary.reused + summary.extracted == 1 and [os.path.basename(p) for p, _ in summary.bad] == ["bomb.png"]
+    assert sorted(as_dict(out)) == ["red"]
+    # The graph's own check (CDL's and CNN-PerMLP's decoders, served images) refuses it the same way.
+    with pytest.raises(DataError, match=r"<image bytes>: image of 20,000 × 20,000 pixels \(400,000,000\), more than"):
+        patches.decode_bytes(open(bomb, "rb").read(), "<image bytes>")
+    # The bound is configurable: a 10 × 13 image against 100 pixels.
+    os.remove(bomb)
+    with pytest.raises(DataError, match=r"red\.png: image of 10 × 13 pixels \(130\), more than the 100 pixels"):
+        extract.extract_features(str(folder), models["keras_mean"], str(tmp_path / "small.npz"), progress=False,
+                                 max_image_pixels=100)
+    assert images.max_image_file_bytes(100) == 400 + 2 ** 20
+
+
+def test_image_files_that_are_not_regular_files_are_refused(tmp_path, models):
+    folder = colour_folder(tmp_path / "imgs", ("red", "green"))
+    data = tmp_path / "ds"
+    from tfvrec.data.dataset import write_dataset
+    os.mkfifo(tmp_path / "fifo.png")  # nobody writes it: reading it would block the pipeline forever
+    items = pd.DataFrame({"item": ["a", "b"], "image": [str(folder / "red.png"), str(tmp_path / "fifo.png")]})
+    write_dataset(str(data), users=pd.DataFrame({"user": ["u"]}), items=items,
+                  interactions={"train": pd.DataFrame({"user": ["u"], "item": ["a"]})})
+    with pytest.raises(DataError, match=r"fifo\.png, key 'b': is a FIFO \(named pipe\); expected an image file"):
+        extract.extract_features(str(data), models["keras_mean"], "v", progress=False)
