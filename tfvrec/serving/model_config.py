@@ -1,6 +1,5 @@
 """TF Serving's ``model_config_list`` file and the export directory layout (no TensorFlow import)."""
 import fcntl
-import json
 import os
 import tempfile
 
@@ -24,8 +23,8 @@ def export_metadata(version_path):
     path = os.path.join(version_path, "assets.extra", METADATA_FILE)
     if not os.path.exists(path):
         return {}
-    with open(path) as f:
-        return json.load(f)
+    from tfvrec import input_files  # (bounded, a regular file: an export directory is a user's)
+    return input_files.read_json(path, "an export's metadata", error=lambda p, reason: ValueError(f"{p}: {reason}"))
 
 
 MAX_CONFIG_BYTES = 16 * 2 ** 20
