@@ -30,8 +30,7 @@ import numpy as np
 from tfvrec.data import features as features_lib
 from tfvrec.beam_support import import_beam
 from tfvrec.data.errors import DataError
-from tfvrec.features.extract import check_outputs
-from tfvrec.features.images import resolve_images, resolve_out
+from tfvrec.features.images import check_outputs, resolve_images, resolve_out
 
 
 def shard_of(item, num_shards):

@@ -21,6 +21,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from tfvrec import input_files, outputs
 from tfvrec.data.errors import DataError
 from tfvrec.errors import clean_tf_message
 
@@ -101,6 +102,38 @@ def resolve_out(out, source):
         return os.path.join(source.dataset_path, "features", name + ".npz")
     out = os.path.abspath(out)
     return out if out.endswith(".npz") else out + ".npz"
+
+
+PARTS_SUFFIX = ".parts"  # (FILE.parts/: an extraction's finished batches, tfvrec.features.extract)
+
+
+def is_feature_file(path):
+    """Whether ``path`` is a tfvrec feature archive (arrays ``item`` and ``features``), by its member names."""
+    try:
+        with input_files.open_input(path, "a feature file") as f, np.load(f, allow_pickle=False) as archive:
+            return isinstance(archive, np.lib.npyio.NpzFile) and {"item", "features"} <= set(archive.files)
+    except (DataError, OSError, ValueError, EOFError):
+        return False
+
+
+def check_outputs(out, source, handle, flag="--out"):
+    """What an extraction writes or replaces is tfvrec's own and never one of its inputs: ``out`` (and a
+    sharded set's ``<stem>.npz``) must be absent or a feature file, not an image read nor inside the model
+    directory; its ``.parts`` folder must be absent or marked as tfvrec's partial results (`tfvrec.outputs`)."""
+    if os.path.isdir(handle):
+        outputs.check_not_input(out, {"--hub": handle}, flag)
+    if source.paths is not None and os.path.realpath(out) in {os.path.realpath(p) for p in source.paths}:
+        raise DataError(out, f"{flag} is one of the images to read; choose another {flag}")
+    if os.path.lexists(out) and not is_feature_file(out):
+        raise DataError(out, f"exists and is not a tfvrec feature file (arrays 'item' and 'features'); {flag} "
+                             "replaces or extends only a feature file tfvrec wrote. Remove it yourself or choose "
+                             f"another {flag}")
+    parts_dir = out + PARTS_SUFFIX
+    if os.path.lexists(parts_dir) and (os.path.islink(parts_dir) or not os.path.isdir(parts_dir) or (
+            os.listdir(parts_dir) and outputs.kind_of(parts_dir) != "feature_parts")):
+        raise DataError(parts_dir, f"exists and is not a folder of tfvrec's partial results (no {outputs.MARKER} "
+                                   "marker); extraction writes and removes that folder. Remove it yourself or "
+                                   f"choose another {flag}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +247,6 @@ def file_problem(path, max_pixels=None):
     large), or None. Nothing is opened: a FIFO would block the reader."""
     import stat
 
-    from tfvrec import input_files
     try:
         info = os.stat(path)
     except FileNotFoundError:
