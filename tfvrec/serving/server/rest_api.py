@@ -21,12 +21,13 @@ the request work runs on a bounded pool. Limits, as TF Serving's REST server kee
   requests hold at once adds up to at most ``max_inflight_bytes``: their bodies (counted as
   they arrive, so a stalled client holds little), the memory decoding each one will take
   (`decoded_cost`, an upper bound from the body's structure, reserved before the JSON is
-  parsed: a 15 MiB body of short strings becomes ~10× that as Python objects) and the answers
+  parsed: a body of short strings may take ~23× its size as Python objects) and the answers
   being sent. A request that does not fit is answered ``503``; one whose decoded form alone is
-  larger than the whole budget ``413``. A body is emptied once decoded to text, the text
-  dropped once parsed, the inputs become arrays without a second copy of the JSON, and freed
-  memory is handed back to the system after a large request (``malloc_trim``), so sequential
-  large requests do not pile up.
+  larger than the whole budget ``413``. A body is kept as the chunks it arrived in (nothing
+  reallocated as it grows), joined once into a buffer that is emptied when decoded to text, the
+  text dropped once parsed, the inputs become arrays without a second copy of the JSON, and
+  freed memory is handed back to the system after a large request (``malloc_trim``), so
+  sequential large requests do not pile up.
 """
 import asyncio
 import ctypes
