@@ -76,6 +76,12 @@ def mistakes(tmp_path_factory):
         return str(path)
 
     sets = ["--set", "data.source=directory", "--set", f"data.path={data}", "--set", f"runtime.model_dir={root}/r"]
+    levels = "".join(f"    a{n}: &a{n} [" + ", ".join([f"*a{n - 1 if n > 1 else ''}"] * 9) + "]\n" for n in range(1, 9))
+    (root / "bomb.yaml").write_text("experiment: bpr\ndata:\n  import_options:\n    a: &a [x, x, x, x, x, x, x, x, x]\n"
+                                    + levels)  # ~0.6 KB, 9**9 strings once expanded
+    (root / "twice.yaml").write_text("experiment: bpr\ntrainer:\n  epochs: 3\ntrainer:\n  epochs: 9\n")
+    (root / "deep.yaml").write_text("trainer: " + "[" * 10_000 + "]" * 10_000 + "\n")
+    os.mkfifo(root / "fifo.yaml")  # nobody writes it: opening it for reading would block
     return {
         "root": root, "data": data, "binary": str(binary), "a_file": str(a_file), "run": str(run), "sets": sets,
         "binary_table": broken("binary_table", lambda p: (p / "users.tsv").write_bytes(b"user\n\x00\x01\xff\n")),
@@ -94,6 +100,16 @@ BAD_INVOCATIONS = [
     ("config is a directory", lambda m: ["train", "--config", str(m["root"])], "is a directory"),
     ("config is binary", lambda m: ["train", "--config", m["binary"]], "not a text (UTF-8) file"),
     ("unknown config name", lambda m: ["train", "--config", "bpr_synthtic"], "Did you mean 'bpr_synthetic'"),
+    ("config alias bomb", lambda m: ["train", "--config", str(m["root"] / "bomb.yaml")],
+     "bomb.yaml, line 4: anchor &a: anchors and aliases are not accepted"),
+    ("config with a key twice", lambda m: ["train", "--config", str(m["root"] / "twice.yaml")],
+     "twice.yaml, line 4: duplicate key 'trainer' (lines 2 and 4)"),
+    ("config nested 10,000 deep", lambda m: ["train", "--config", str(m["root"] / "deep.yaml")],
+     "deep.yaml, line 1: nested more than 32 levels deep"),
+    ("config is a FIFO", lambda m: ["train", "--config", str(m["root"] / "fifo.yaml")],
+     "fifo.yaml: is a FIFO (named pipe); expected a YAML config file (a regular file)"),
+    ("--set alias", lambda m: ["train", "--config", BPR, "--set", "data.import_options={a: &x [1], b: *x}"],
+     "the value is not valid YAML (anchor &x"),
     ("unparsable --set", lambda m: ["train", "--config", BPR, "--set", "trainer.epochs=[1"],
      "--set 'trainer.epochs=[1': the value is not valid YAML"),
     ("--set without =", lambda m: ["train", "--config", BPR, "--set", "trainer.epochs"], "expected KEY=VALUE"),

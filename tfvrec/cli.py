@@ -114,7 +114,8 @@ def build_parser():
     p.add_argument("--out", required=True)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a SyntheticWorldConfig field, e.g. --set num_users=500")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace a data set tfvrec wrote at --out (never another "
+                                                             "directory)")
     p.set_defaults(func="tfvrec.commands:data_synth")
     _recommend_arguments(sub)
 

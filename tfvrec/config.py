@@ -23,7 +23,7 @@ from typing import Dict, List
 
 import yaml
 
-from tfvrec import registry
+from tfvrec import registry, safe_yaml
 from tfvrec.data.splits import SPLIT_KINDS
 from tfvrec.data.synthetic import SyntheticWorldConfig
 from tfvrec.errors import ConfigError, quote, shorten
@@ -274,12 +274,11 @@ def parse_set(assignment):
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key.strip()):
         raise ConfigError(f"--set {quote(assignment)}: {quote(key.strip())} is not a config key (dotted names, "
                           "e.g. trainer.epochs)")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"--set {quote(assignment)}: the value is not valid YAML ({problem}); quote a string "
-                          "value, e.g. --set 'data.path=\"my dir\"'") from None
+    def refused(source, line, reason):  # (aliases, depth, duplicate keys, size: tfvrec.safe_yaml)
+        reason = reason[len("not valid YAML "):] if reason.startswith("not valid YAML ") else f"({reason})"
+        return ConfigError(f"--set {quote(assignment)}: the value is not valid YAML {reason}; quote a string "
+                           "value, e.g. --set 'data.path=\"my dir\"'")
+    value = safe_yaml.load(raw, "--set", error=refused) if raw.strip() else ""
     nested = value
     for part in reversed(key.strip().split(".")):
         nested = {part: nested}
@@ -287,20 +286,8 @@ def parse_set(assignment):
 
 
 def _read_yaml(path, what="config file"):
-    if os.path.isdir(path):
-        raise ConfigError(f"{path}: is a directory; expected a YAML {what}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text (UTF-8) file; expected a YAML {what}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+    # A regular file of at most 1 MiB, no aliases, bounded depth, no duplicate keys (tfvrec.safe_yaml).
+    return safe_yaml.load_file(path, what=f"a YAML {what}")
 
 
 # Shipped configs: configs/ beside the package in a source checkout, tfvrec/configs/ once installed.

@@ -17,8 +17,8 @@ Finished runs under runs/bench_cnn_permlp/ are reused (a killed benchmark resume
 """
 import argparse
 import json
+import dataclasses
 import os
-import pickle
 import sys
 import time
 
@@ -30,6 +30,7 @@ from tfvrec import benchmark_report
 from tfvrec import config as config_lib
 from tfvrec.runs import Run
 from tfvrec.evaluation import significance
+from tfvrec.evaluation.protocols import EvalResult
 from tfvrec.training import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,22 +66,53 @@ def run(dataset, name, sets, seed, root, tag=""):
                                     EXTRA_SETS + sets + [f"model.cnn_permlp.split_seed={seed}", f"runtime.seed={seed}",
                                             f"runtime.model_dir={model_dir}", "trainer.verbose=0"])
     start = time.time()
-    cached = os.path.join(model_dir, "bench_rows.pkl")  # a finished run's table (with per-post values)
-    if Run(model_dir).finished and os.path.exists(cached):
-        with open(cached, "rb") as f:
-            rows, load = pickle.load(f)
+    cached = os.path.join(model_dir, "bench_rows")  # a finished run's table (with per-post values)
+    if Run(model_dir).finished and os.path.exists(cached + ".json") and os.path.exists(cached + ".npz"):
+        rows, load = load_rows(cached)
     else:
         rows = trainer.train(config)
         load = os.getloadavg()[0]  # at the end of training (a reused run keeps the figure of its training)
-        with open(cached + ".tmp", "wb") as f:
-            pickle.dump((rows, load), f)
-        os.replace(cached + ".tmp", cached)
+        save_rows(cached, rows, load)
     state = json.load(open(os.path.join(model_dir, "training_state.json")))
     steps = state["completed_epochs"] * state.get("steps_per_epoch", 0)
     seconds = state.get("train_seconds", 0.0) or (time.time() - start)
     return {"rows": {(scorer, r.protocol): r for scorer, r in rows}, "best": state.get("best_value"),
             "posts_per_s": steps * config.trainer.batch_size / seconds if seconds else float("nan"),
             "epochs": state["completed_epochs"], "load": load}
+
+
+_ARRAYS = ("users", "per_user")
+
+
+def save_rows(stem, rows, load):
+    """The table as JSON (figures) + .npz (per-user arrays): data a reader cannot run, unlike a pickle."""
+    table, arrays = [], {}
+    for n, (scorer, result) in enumerate(rows):
+        fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name not in _ARRAYS}
+        table.append({"scorer": scorer, **fields})
+        if result.users is not None:
+            arrays[f"{n}/users"] = np.asarray(result.users)
+        for metric, values in (result.per_user or {}).items():
+            arrays[f"{n}/per_user/{metric}"] = np.asarray(values)
+    with open(stem + ".npz.tmp", "wb") as f:
+        np.savez(f, **arrays)
+    with open(stem + ".json.tmp", "w") as f:
+        json.dump({"load": load, "rows": table}, f, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    os.replace(stem + ".npz.tmp", stem + ".npz")
+    os.replace(stem + ".json.tmp", stem + ".json")
+
+
+def load_rows(stem):
+    with open(stem + ".json") as f:
+        saved = json.load(f)
+    rows = []
+    with np.load(stem + ".npz", allow_pickle=False) as arrays:
+        for n, fields in enumerate(saved["rows"]):
+            scorer = fields.pop("scorer")
+            per_user = {key.split("/", 2)[2]: arrays[key] for key in arrays.files if key.startswith(f"{n}/per_user/")}
+            users = arrays[f"{n}/users"] if f"{n}/users" in arrays.files else None
+            rows.append((scorer, EvalResult(**fields, users=users, per_user=per_user or None)))
+    return rows, saved["load"]
 
 
 def tune(dataset, name, sets, grid, root):

@@ -17,7 +17,6 @@ Outputs (features) go to data_cache/ (git-ignored); nothing else is written into
 """
 import argparse
 import os
-import shutil
 import sys
 import time
 
@@ -172,7 +171,7 @@ def measure(argv=None):
     parser.add_argument("--posters", default=os.path.join(POSTERS, "posters"))
     parser.add_argument("--movies", default=os.path.join(POSTERS, "ml1m_movies.dat"),
                         help="MovieLens movies file with genres (the posters are keyed by ML-1M movie id)")
-    parser.add_argument("--out", default=DEFAULT_OUT, help="feature file (deleted first unless --resume)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="feature file (replaced unless --resume)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--resume", action="store_true", help="keep existing features (no fresh timing)")
     parser.add_argument("--no-report", action="store_true", help="print, but do not update docs/benchmarks.md")
@@ -182,15 +181,11 @@ def measure(argv=None):
         sys.path.insert(0, os.path.join(REPO, "tools"))
         from convert_efficientnet_lite0 import convert
         convert(args.model)
-    if not args.resume:
-        for path in (args.out, args.out + extract.PARTS_SUFFIX):
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
     load_before = os.getloadavg()
     start, cpu_start = time.perf_counter(), time.process_time()
-    summary = extract.extract_features(args.posters, args.model, args.out, batch_size=args.batch_size)
+    # Without --resume, everything is extracted again (an older feature file and its parts are replaced).
+    summary = extract.extract_features(args.posters, args.model, args.out, batch_size=args.batch_size,
+                                       overwrite=not args.resume)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     print(summary.describe())
     item_ids, vectors = load_features(summary.out)

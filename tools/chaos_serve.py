@@ -16,16 +16,27 @@ and runs, in order:
    with ``--enable_batching`` (QPS and latency).
 
 Records connection resets, status codes, failures, peak server RSS (VmHWM) and writes
-``docs/benchmarks.md`` (section ``chaos_serve``).
+``docs/benchmarks.md`` (section ``chaos_serve``). Then the hostile scenarios of issue 30
+(section ``chaos_serve_hostile``), each against a fresh server with the default limits:
+
+6. large bodies: 16 concurrent 15 MiB REST bodies of short strings (each ~23× that once
+   decoded), then 16 concurrent 15 MiB bodies of long strings (decodable within the budget a
+   few at a time), then ``--sequential`` ones; the server's resident memory sampled every 10 ms;
+7. keep-alive flood: 1,000 keep-alive connections (the whole connection table), each sending
+   a request every ``--flood-interval`` seconds and reconnecting after a second when closed or
+   refused, while a new client arrives every 0.25 s: its status and time to answer.
 
     .venv/bin/python tools/chaos_serve.py
     .venv/bin/python tools/chaos_serve.py --seconds 3 --no-write
+    .venv/bin/python tools/chaos_serve.py --hostile-only      (6 and 7 only)
 """
 import argparse
 import json
 import os
 import re
+import resource
 import select
+import selectors
 import shutil
 import socket
 import subprocess
@@ -49,6 +60,7 @@ from tfvrec.serving import module as module_lib, parts as parts_lib, versions  #
 from tfvrec.serving.model_config import update_models_config  # noqa: E402
 
 SECTION = "chaos_serve"
+SECTION_HOSTILE = "chaos_serve_hostile"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_REQUEST_BYTES = 1 << 20
 HOST = "127.0.0.1"
@@ -83,6 +95,34 @@ def start_server(config_file, log_path, *extra):
             break
     proc.kill()
     raise SystemExit(f"server did not start; see {log_path}")
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class RssSampler:
+    """The server's resident memory every 10 ms while in the ``with`` block: ``peak`` (MB)."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.stop = pid, rss_mb(pid), threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.wait(0.01):
+            self.peak = max(self.peak, rss_mb(self.pid))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
 
 
 def peak_rss_mb(pid):
@@ -221,6 +261,245 @@ def copy_slowly(source, target, pause):
             dst.write(data[half:])
 
 
+def post_large(port, body, timeout=300):
+    """(status or None, error or None, seconds) of one POST whose body is sent separately (no copy of it)."""
+    started = time.perf_counter()
+    head = (f"POST /v1/models/chaos:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as conn:
+            conn.sendall(head)
+            conn.sendall(body)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as e:
+        return None, type(e).__name__, time.perf_counter() - started
+    if not data:
+        return None, "closed without an answer", time.perf_counter() - started
+    return int(data.split(b" ", 2)[1]), None, time.perf_counter() - started
+
+
+def concurrent(port, n, body):
+    results, lock = [], threading.Lock()
+    barrier = threading.Barrier(n)
+
+    def client():
+        barrier.wait()
+        result = post_large(port, body)
+        with lock:
+            results.append(result)
+    threads = [threading.Thread(target=client) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def codes(results):
+    counted = {}
+    for status, error, _ in results:
+        key = str(status or error)
+        counted[key] = counted.get(key, 0) + 1
+    return ", ".join(f"{n} × {key}" for key, n in sorted(counted.items()))
+
+
+def large_bodies(config, log, args):
+    """Scenario 6: what 16 concurrent 15 MiB bodies, and 10 sequential ones, do to the server's memory."""
+    size = 15 * 2 ** 20
+    short = ('{"inputs": {"user": [' + ",".join(f'"u{n % args.users}"' for n in range(size // 8)) + ']}}').encode()
+    long_value = "x" * (2 ** 20 - 16)
+    long = json.dumps({"inputs": {"user": [long_value] * 15}}).encode()
+    proc, _, rest_port = start_server(config, log, "--max_request_bytes", str(16 * 2 ** 20))
+    figures = {"budget_mb": 256 * 2 ** 20 / 1e6, "short_mib": len(short) / 2 ** 20, "long_mib": len(long) / 2 ** 20}
+    try:
+        assert http(rest_port, post(json.dumps({"inputs": {"user": ["u1"], "k": 10}}).encode()))[0] == 200
+        time.sleep(1)
+        figures["base"] = rss_mb(proc.pid)
+        for name, body in (("short", short), ("long", long)):
+            with RssSampler(proc.pid) as sampler:
+                results = concurrent(rest_port, 16, body)
+            time.sleep(2)
+            figures[name] = {"codes": codes(results), "peak": sampler.peak, "after": rss_mb(proc.pid),
+                             "seconds": max(r[2] for r in results)}
+        after = []
+        with RssSampler(proc.pid) as sampler:
+            for _ in range(args.sequential):
+                results = [post_large(rest_port, long)]
+                after.append(rss_mb(proc.pid))
+        figures["sequential"] = {"codes": codes(results), "after": after, "peak": sampler.peak}
+        figures["hwm"] = peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return figures
+
+
+class Flood:
+    """``n`` keep-alive connections, each sending a status request every ``interval`` seconds (first ones spread
+    over the interval), reconnecting a second after the server closes or refuses one; one thread, a selector."""
+
+    REQUEST = b"GET /v1/models/chaos HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def __init__(self, port, n, interval, seed=0):
+        self.port, self.n, self.interval = port, n, interval
+        self.rng = np.random.default_rng(seed)
+        self.stop, self.counts = threading.Event(), {"answered": 0, "refused": 0, "closed": 0, "connect_errors": 0}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.opened = threading.Event()
+
+    def _connect(self, selector, conns, when):
+        try:
+            sock = socket.create_connection((HOST, self.port), timeout=10)
+        except OSError:
+            self.counts["connect_errors"] += 1
+            return False
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+        conns[sock] = {"buffer": b"", "due": when, "waiting": False}
+        return True
+
+    def _run(self):
+        selector, conns, pending = selectors.DefaultSelector(), {}, []
+        now = time.monotonic()
+        for _ in range(self.n):
+            self._connect(selector, conns, now + float(self.rng.uniform(0, self.interval)))
+        self.opened.set()
+        while not self.stop.is_set():
+            now = time.monotonic()
+            for when in [w for w in pending if w <= now]:
+                pending.remove(when)
+                if not self._connect(selector, conns, now):
+                    pending.append(now + 1.0)
+            for sock, state in list(conns.items()):
+                if not state["waiting"] and state["due"] <= now:
+                    try:
+                        sock.send(self.REQUEST)
+                        state["waiting"] = True
+                    except OSError:
+                        self._drop(selector, conns, sock, pending, now)
+            for key, _ in selector.select(timeout=0.05):
+                sock = key.fileobj
+                state = conns.get(sock)
+                try:
+                    data = sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    self.counts["closed"] += 1
+                    self._drop(selector, conns, sock, pending, now)
+                    continue
+                state["buffer"] += data
+                head, sep, rest = state["buffer"].partition(b"\r\n\r\n")
+                if not sep:
+                    continue
+                length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+                if len(rest) < length:
+                    continue
+                status = int(head.split(b" ", 2)[1])
+                state["buffer"], state["waiting"], state["due"] = rest[length:], False, now + self.interval
+                if status == 503:
+                    self.counts["refused"] += 1
+                    self._drop(selector, conns, sock, pending, now)
+                else:
+                    self.counts["answered"] += 1
+        for sock in list(conns):
+            selector.unregister(sock)
+            sock.close()
+
+    def _drop(self, selector, conns, sock, pending, now):
+        selector.unregister(sock)
+        conns.pop(sock, None)
+        sock.close()
+        pending.append(now + 1.0)  # (the 503's Retry-After: 1)
+
+    def __enter__(self):
+        self.thread.start()
+        self.opened.wait()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def keep_alive_flood(config, log, args):
+    """Scenario 7: the whole connection table held by keep-alive clients; new clients keep arriving."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    proc, _, rest_port = start_server(config, log)
+    body = post(json.dumps({"inputs": {"user": ["u1"], "k": 10}}).encode())
+    figures = {"connections": 1000, "interval": args.flood_interval}
+    try:
+        with RssSampler(proc.pid) as sampler, Flood(rest_port, 1000, args.flood_interval, args.seed) as flood:
+            time.sleep(min(args.flood_interval, 5))  # (the table full, its connections between requests)
+            answers, started = [], time.time()
+            while time.time() - started < args.flood_seconds:
+                t0 = time.perf_counter()
+                status, error = http(rest_port, body)
+                answers.append((status or error, time.perf_counter() - t0))
+                time.sleep(0.25)
+        seconds = np.array([t for _, t in answers]) * 1000
+        figures.update(new=len(answers), served=sum(s == 200 for s, _ in answers),
+                       codes=sorted({str(s) for s, _ in answers}), p50=float(np.percentile(seconds, 50)),
+                       p99=float(np.percentile(seconds, 99)), max=float(seconds.max()), flood=dict(flood.counts),
+                       peak=sampler.peak)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return figures
+
+
+def hostile_report(figures, args):
+    big, flood = figures["large"], figures["flood"]
+    seq = big["sequential"]
+    rows = [
+        (f"16 concurrent {big['short_mib']:.0f} MiB bodies of short user ids (each ~23× once decoded)",
+         f"{big['short']['codes']}; server RSS {big['base']:.0f} MB → peak {big['short']['peak']:.0f} MB "
+         f"(**+{big['short']['peak'] - big['base']:.0f} MB**), {big['short']['after']:.0f} MB 2 s after"),
+        (f"16 concurrent {big['long_mib']:.0f} MiB bodies of 1 MiB strings (decodable a few at a time)",
+         f"{big['long']['codes']}; peak {big['long']['peak']:.0f} MB (**+{big['long']['peak'] - big['base']:.0f} "
+         f"MB**), {big['long']['after']:.0f} MB 2 s after"),
+        (f"{len(seq['after'])} sequential {big['long_mib']:.0f} MiB bodies of 1 MiB strings ({seq['codes']})",
+         f"RSS after every fifth: {', '.join(f'{r:.0f}' for r in seq['after'][4::5])} MB; peak {seq['peak']:.0f} MB"),
+        (f"{flood['connections']:,} keep-alive connections, one request each every {flood['interval']:g} s "
+         f"(reconnecting after 1 s when closed)",
+         f"{flood['flood']['answered']:,} flood requests answered, {flood['flood']['closed']:,} idle flood "
+         f"connections closed to make room, {flood['flood']['refused']:,} refused (503)"),
+        (f"meanwhile a new client every 0.25 s ({flood['new']} in {args.flood_seconds:g} s)",
+         f"**{flood['served']} of {flood['new']} served** (codes: {', '.join(flood['codes'])}); time to answer "
+         f"p50 {flood['p50']:.0f} ms, p99 {flood['p99']:.0f} ms, max {flood['max']:.0f} ms; server peak RSS "
+         f"{flood['peak']:.0f} MB"),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    budget_ok = max(big["short"]["peak"], big["long"]["peak"]) - big["base"] < 256 * 1.048576 + 128
+    half = len(seq["after"]) // 2  # (no pile-up: the second half of the requests adds little)
+    ok = flood["served"] == flood["new"] and budget_ok and seq["after"][-1] - seq["after"][half] < 64
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    return f"""## Chaos: `tfvrec serve` against large bodies and a keep-alive flood (issue 30)
+
+Command: `python tools/chaos_serve.py --hostile-only` at commit {commit} — the same export, served by
+`tfvrec serve` with the default REST limits (1000 connections, 8 workers + 256 queued, 256 MiB in flight, 16 MiB
+per request), a fresh server for each part, all on 127.0.0.1. The in-flight budget counts the bodies, the memory
+decoding each will take (an upper bound reserved before parsing) and the answers being sent. Before issue 30,
+16 concurrent 15 MiB bodies took the server from 1.2 to 4.5 GB and sequential ones piled up to 3.9 GB; a
+keep-alive flood kept every new client at 503.
+
+| scenario | result |
+| --- | --- |
+{table}
+
+Result: {"resident memory within the budget (+256 MiB) plus a fixed overhead, no pile-up, every new client served"
+          if ok else "**FAILED** (see above)"}."""
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20000)
@@ -228,12 +507,20 @@ def main():
     parser.add_argument("--seconds", type=float, default=6.0, help="per load phase")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--hostile-only", action="store_true", help="only the large-body and keep-alive-flood "
+                                                                    "scenarios (section chaos_serve_hostile)")
+    parser.add_argument("--flood-interval", type=float, default=10.0,
+                        help="seconds between two requests of one keep-alive flood connection")
+    parser.add_argument("--flood-seconds", type=float, default=20.0, help="how long new clients arrive")
+    parser.add_argument("--sequential", type=int, default=30, help="sequential large bodies")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="tfvrec-chaos-serve-")
     base = os.path.join(work, "models", "chaos")
     source = build(base, args)
     config = update_models_config(os.path.join(work, "models.config"), "chaos", base)
     log = os.path.join(work, "serve.log")
+    if args.hostile_only:
+        return hostile(config, log, work, args)
     proc, grpc_port, rest_port = start_server(config, log)
     figures = {}
     try:
@@ -317,7 +604,6 @@ def main():
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    shutil.rmtree(work, ignore_errors=True)
 
     b, s, v = figures["burst"], figures["slow"], figures["versions"]
     ok = (b["resets"] == 0 and b["other"] == 0 and s["408"] == s["connections"] and s["other_failures"] == 0
@@ -365,7 +651,18 @@ Request batching, 16 gRPC clients for {args.seconds:g} s each (one user per requ
 Batching joins up to 32 concurrent requests (waiting at most 2 ms) into one call of the signature; on 2 shared
 cores its gain is bounded by how much of a request's time is per-call overhead. Result: {verdict}."""
     benchmark_report.publish(SECTION, markdown, write=not args.no_write)
-    return 0 if ok else 1
+    return max(0 if ok else 1, hostile(config, log, work, args))
+
+
+def hostile(config, log, work, args):
+    """Scenarios 6 and 7 (section chaos_serve_hostile)."""
+    try:
+        figures = {"large": large_bodies(config, log, args), "flood": keep_alive_flood(config, log, args)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    markdown = hostile_report(figures, args)
+    benchmark_report.publish(SECTION_HOSTILE, markdown, write=not args.no_write)
+    return 0 if "FAILED" not in markdown else 1
 
 
 if __name__ == "__main__":

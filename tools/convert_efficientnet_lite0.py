@@ -23,6 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tfvrec  # noqa: E402,F401  (selects tf-keras before TensorFlow is imported)
+from tfvrec import outputs  # noqa: E402
 from tfvrec.data.errors import DataError  # noqa: E402
 from tfvrec.features import efficientnet_lite  # noqa: E402
 
@@ -33,6 +34,7 @@ def convert(out, weights=None, check=True, log=print):
     """Convert and save; returns the export directory."""
     start = time.perf_counter()
     weights = weights or efficientnet_lite.default_weights_path()
+    outputs.check_not_input(out, {"--weights": weights})  # (--out replaces only a model tfvrec converted)
     model = efficientnet_lite.efficientnet_lite0_imagenet(weights)
     log(f"built EfficientNet-Lite0 ({model.count_params():,} parameters) with weights from {weights}")
     path = efficientnet_lite.export_hub_savedmodel(model, out, weights_name=os.path.basename(weights))
@@ -69,7 +71,8 @@ def _check(path, model, log):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=DEFAULT_OUT, help=f"export directory (default {DEFAULT_OUT}; replaced)")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"export directory (default {DEFAULT_OUT}; an older conversion there is replaced)")
     parser.add_argument("--weights", default=None,
                         help="efficientnet-lite0-57934424.pth (default: from the installed weights package)")
     parser.add_argument("--no-check", action="store_true", help="skip reloading and checking the saved model")

@@ -147,3 +147,80 @@ def test_write_is_atomic_and_refuses_to_overwrite(tmp_path):
     assert not os.path.exists(tmp_path / "2" / "ds")
     assert [p for p in os.listdir(tmp_path / "2") if p.startswith(".tmp")] == []
     assert load_dataset(path).num_users == 3
+
+
+# -- hostile input files (issue 30): what is not a regular file, or too large, is refused at once -------------
+
+def _in_time(call, seconds=20):
+    """``call()``'s exception, raised within ``seconds`` (a blocked open/read fails the test instead of hanging)."""
+    import threading
+    found = []
+
+    def run():
+        try:
+            call()
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            found.append(e)
+        else:
+            found.append(None)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert found, f"still blocked after {seconds} s"
+    return found[0]
+
+
+def test_fifo_and_device_inputs_are_refused_promptly(tmp_path):
+    from tfvrec.data.importers import import_dataset
+    from tfvrec.data.synthetic import load_truth
+
+    path = tiny(tmp_path)
+    users = os.path.join(path, "users.tsv")
+    os.remove(users)
+    os.mkfifo(users)  # nobody ever writes it: a plain open() blocks forever
+    error = _in_time(lambda: load_dataset(path))
+    assert isinstance(error, DataError) and str(error) == (f"{users}: is a FIFO (named pipe); expected a "
+                                                          "tab-separated table (a regular file)")
+    features = os.path.join(path, "features", "f.npz")
+    os.remove(features)
+    os.symlink("/dev/zero", features)  # endless
+    error = _in_time(lambda: load_features(features))
+    assert isinstance(error, DataError) and "is a device; expected a .npz feature file (a regular file)" in str(error)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    os.mkfifo(raw / "likes_train.tsv")
+    error = _in_time(lambda: import_dataset("flickr_fs", str(raw), str(tmp_path / "out")))
+    assert isinstance(error, DataError)
+    assert "likes_train.tsv: is a FIFO (named pipe); expected a raw table" in str(error)
+    os.mkfifo(tmp_path / "synthetic_truth.npz")
+    error = _in_time(lambda: load_truth(str(tmp_path)))
+    assert isinstance(error, DataError) and "is a FIFO" in str(error)
+
+
+def test_input_size_bound(tmp_path, monkeypatch):
+    path = tiny(tmp_path)
+    monkeypatch.setenv("TFVREC_MAX_INPUT_BYTES", "40")
+    with pytest.raises(DataError, match=r"items.tsv: is \d+ bytes, more than the 40 bytes a tab-separated table may "
+                                        r"have \(TFVREC_MAX_INPUT_BYTES\)"):
+        load_dataset(path)
+    monkeypatch.setenv("TFVREC_MAX_INPUT_BYTES", "lots")
+    from tfvrec.errors import ConfigError
+    with pytest.raises(ConfigError, match="TFVREC_MAX_INPUT_BYTES='lots': expected a positive number of bytes"):
+        load_dataset(path)
+
+
+def test_npz_array_claiming_more_than_it_holds_is_refused(tmp_path):
+    """NumPy allocates the shape an array header claims before reading: 36 bytes may claim terabytes."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npy
+    header = io.BytesIO()
+    npy.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10 ** 12, 2)})
+    path = tmp_path / "claims.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("item.npy", header.getvalue() + b"\0" * 8)
+        archive.writestr("features.npy", header.getvalue() + b"\0" * 8)
+    with pytest.raises(DataError, match=r"claims.npz: not a readable .npz archive \(array 'item' claims shape "
+                                        r"\(1000000000000, 2\) \(8,000,000,000,000 bytes\) in a member of"):
+        load_features(str(path))

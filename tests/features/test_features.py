@@ -166,7 +166,7 @@ def test_resume_after_kill_extracts_only_missing(tmp_path, models, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         extract.extract_features(str(folder), models["keras_mean"], out, batch_size=2, progress=False)
     assert not os.path.exists(out)
-    assert len(os.listdir(out + ".parts")) == 2  # manifest + the one finished batch
+    assert sorted(os.listdir(out + ".parts")) == [".tfvrec-output", "manifest.json", "part-000000.npz"]  # + marker
     monkeypatch.setattr(extract.HubExtractor, "__call__", original)
 
     summary = extract.extract_features(str(folder), models["keras_mean"], out, batch_size=2, progress=False)
@@ -266,3 +266,153 @@ def test_checkpoint_reader_rejects_garbage_and_code(tmp_path):
         efficientnet_lite.read_torch_state_dict(str(evil))
     with pytest.raises(DataError, match="not found"):
         efficientnet_lite.read_torch_state_dict(str(tmp_path / "missing.pth"))
+
+
+class _Marker:
+    """A pickle that, loaded with plain `pickle.load`, creates the file it names."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+@pytest.mark.parametrize("where", ["magic", "protocol", "sys_info", "keys"])
+def test_legacy_checkpoint_runs_no_code_from_any_pickle(tmp_path, where):
+    """Every pickle of a legacy .pth is read restricted: a crafted header (read before the magic number is
+    checked) or key list is refused naming the file, and the command it carries never runs."""
+    import pickle
+
+    from tfvrec.features import efficientnet_lite
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / f"evil-{where}.pth"
+    records = {"magic": efficientnet_lite._LEGACY_MAGIC, "protocol": 1001, "sys_info": {"little_endian": True},
+               "state": {}, "keys": []}
+    records[where] = _Marker(marker)
+    with open(evil, "wb") as f:
+        for record in records.values():
+            pickle.dump(record, f, protocol=2)
+    with pytest.raises(DataError, match="refusing to load posix.system") as caught:
+        efficientnet_lite.read_torch_state_dict(str(evil))
+    assert str(evil) in str(caught.value)
+    assert not marker.exists()
+
+
+def test_checkpoint_tensor_outside_its_storage_is_refused(tmp_path, monkeypatch):
+    """A size or stride reaching past its storage (as_strided checks nothing) is refused, not read."""
+    import pickle
+    import struct
+    import sys
+    import types
+
+    from tfvrec.features import efficientnet_lite
+
+    # Stand-ins pickled by reference under torch's names, as torch writes a checkpoint.
+    torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+    torch.FloatStorage = type("FloatStorage", (), {"__module__": "torch"})
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+
+    class Tensor:
+        def __init__(self, size):
+            self.size = size
+
+        def __reduce__(self):
+            return (_rebuild_tensor_v2, (("storage", torch.FloatStorage, "0", "cpu", 4), 0, self.size, (1,)))
+
+    def persistent_id(obj):
+        return obj if isinstance(obj, tuple) and obj and obj[0] == "storage" else None
+
+    for size, ok in (((4,), True), ((1000,), False)):
+        path = tmp_path / f"t{size[0]}.pth"
+        with open(path, "wb") as f:
+            for header in (efficientnet_lite._LEGACY_MAGIC, 1001, {"little_endian": True}):
+                pickle.dump(header, f, protocol=2)
+            pickler = pickle.Pickler(f, protocol=2)
+            pickler.persistent_id = persistent_id
+            pickler.dump({"w": Tensor(size)})
+            pickle.dump(["0"], f, protocol=2)
+            f.write(struct.pack("<q", 4) + np.arange(4, dtype="<f4").tobytes())
+        if ok:
+            assert efficientnet_lite.read_torch_state_dict(str(path))["w"].tolist() == [0, 1, 2, 3]
+        else:
+            with pytest.raises(DataError, match="lies outside its storage"):
+                efficientnet_lite.read_torch_state_dict(str(path))
+
+
+def _rebuild_tensor_v2(*args):  # (only its pickled name matters: the reader maps it to its own)
+    raise AssertionError("never called")
+
+
+# -- image bombs (issue 30): the header's size is checked before any pixel is decoded -----------------------------
+
+def _png_claiming(path, width, height):
+    """A valid PNG signature and IHDR claiming ``width`` × ``height``, then a few bytes of image data: a decoder
+    would allocate the whole image (20,000² × 3 = 1.2 GB) before finding the data short."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 60_000)) + chunk(b"IEND", b""))
+    with open(path, "wb") as f:
+        f.write(data)
+    return str(path)
+
+
+@pytest.mark.parametrize("fmt, options", [("JPEG", {}), ("PNG", {}), ("GIF", {}), ("BMP", {}),
+                                          ("WEBP", {"lossless": False}), ("WEBP", {"lossless": True})])
+def test_header_size_of_every_format_without_decoding(fmt, options):
+    import io
+
+    import tensorflow as tf
+    from tfvrec.features.images import header_size
+    buffer = io.BytesIO()
+    Image.new("RGB", (37, 23), (10, 200, 30)).save(buffer, fmt, **options)
+    assert [int(v) for v in header_size(tf.constant(buffer.getvalue()))] == [23, 37]
+    assert [int(v) for v in header_size(tf.constant(b"plain text, not an image"))] == [-1, -1]
+    assert [int(v) for v in header_size(tf.constant(b""))] == [-1, -1]
+
+
+def test_image_bomb_refused_before_decoding(tmp_path, models):
+    from tfvrec.features import images
+    from tfvrec.models.cnn_permlp import patches
+
+    folder = colour_folder(tmp_path / "imgs", ("red",))
+    bomb = _png_claiming(folder / "bomb.png", 20_000, 20_000)
+    assert os.path.getsize(bomb) < 1000
+    out = str(tmp_path / "out.npz")
+    expected = ("image of 20,000 × 20,000 pixels (400,000,000), more than the 50,000,000 pixels an image may "
+                "have (refused before decoding")
+    with pytest.raises(DataError, match=r"bomb\.png: image of 20,000 × 20,000 pixels") as caught:
+        extract.extract_features(str(folder), models["keras_mean"], out, progress=False)
+    assert expected in str(caught.value)
+    summary = extract.extract_features(str(folder), models["keras_mean"], out, skip_bad=True, progress=False)
+    assert summary.reused + summary.extracted == 1 and [os.path.basename(p) for p, _ in summary.bad] == ["bomb.png"]
+    assert sorted(as_dict(out)) == ["red"]
+    # The graph's own check (CDL's and CNN-PerMLP's decoders, served images) refuses it the same way.
+    with pytest.raises(DataError, match=r"<image bytes>: image of 20,000 × 20,000 pixels \(400,000,000\), more than"):
+        patches.decode_bytes(open(bomb, "rb").read(), "<image bytes>")
+    # The bound is configurable: a 10 × 13 image against 100 pixels.
+    os.remove(bomb)
+    with pytest.raises(DataError, match=r"red\.png: image of 10 × 13 pixels \(130\), more than the 100 pixels"):
+        extract.extract_features(str(folder), models["keras_mean"], str(tmp_path / "small.npz"), progress=False,
+                                 max_image_pixels=100)
+    assert images.max_image_file_bytes(100) == 400 + 2 ** 20
+
+
+def test_image_files_that_are_not_regular_files_are_refused(tmp_path, models):
+    folder = colour_folder(tmp_path / "imgs", ("red", "green"))
+    data = tmp_path / "ds"
+    from tfvrec.data.dataset import write_dataset
+    os.mkfifo(tmp_path / "fifo.png")  # nobody writes it: reading it would block the pipeline forever
+    items = pd.DataFrame({"item": ["a", "b"], "image": [str(folder / "red.png"), str(tmp_path / "fifo.png")]})
+    write_dataset(str(data), users=pd.DataFrame({"user": ["u"]}), items=items,
+                  interactions={"train": pd.DataFrame({"user": ["u"], "item": ["a"]})})
+    with pytest.raises(DataError, match=r"fifo\.png, key 'b': is a FIFO \(named pipe\); expected an image file"):
+        extract.extract_features(str(data), models["keras_mean"], "v", progress=False)

@@ -291,6 +291,18 @@ def test_bad_queries_fail_inside_the_graph(served, inputs, message):
         _call(served, "serving_default", **inputs)
 
 
+def test_a_failed_check_echoes_the_request_bounded():
+    """A graph check quotes the offending values, cut to 200 bytes each: TensorFlow keeps the message of a
+    signature call that fails, and fifteen unknown 1 MiB ids made it 8 MB (the server grew 8 MB a request)."""
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def lookup(ids):
+        return parts.with_checks([parts.assert_that(tf.size(ids) == 0, "unknown ids:", ids)], ids)
+
+    with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+        lookup(tf.constant(["x" * 2 ** 20] * 15))
+    assert "unknown ids:" in caught.value.message and len(caught.value.message) < 20_000  # (was 8 MB)
+
+
 def test_failed_export_leaves_nothing_and_versions_are_immutable(loaded, tmp_path, monkeypatch):
     config, dataset, model = loaded
     base = tmp_path / "models" / "bpr"

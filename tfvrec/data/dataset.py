@@ -30,7 +30,6 @@ import dataclasses
 import io
 import os
 import shutil
-import tempfile
 from typing import Dict, Optional
 
 import numpy as np
@@ -38,6 +37,7 @@ import pandas as pd
 import yaml
 from absl import logging
 
+from tfvrec import input_files, outputs, safe_yaml
 from tfvrec.data import features as features_lib
 from tfvrec.data.errors import DataError
 from tfvrec.errors import quote
@@ -133,8 +133,8 @@ class Dataset:
         path = os.path.join(self.path, "images.npz")
         if not os.path.exists(path):
             raise DataError(path, "this data set has no images.npz")
-        with np.load(path, allow_pickle=False) as archive:
-            ids, pixels = archive["item"].astype(str), archive["pixels"]
+        arrays = input_files.load_npz(path, "a .npz pixel archive", names=("item", "pixels"))
+        ids, pixels = arrays["item"].astype(str), arrays["pixels"]
         return features_lib.align_features(path, ids, pixels, self.item_ids)
 
     def train_items_by_user(self):
@@ -159,13 +159,9 @@ def _resolve(index, ids, path, what, table, first_line=2):
 
 
 def _read_bytes(path):
-    if not os.path.exists(path):
-        raise DataError(path, "file not found")
-    if os.path.isdir(path):
-        raise DataError(path, "is a directory; expected a tab-separated table")
+    # A regular file (a FIFO or device would block or never end), at most TFVREC_MAX_INPUT_BYTES.
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return input_files.read_input(path, "a tab-separated table")
     except OSError as e:
         raise DataError(path, f"cannot read ({e.strerror or e})") from None
 
@@ -342,15 +338,8 @@ def read_interactions(path, dataset, allow_headerless=False, truncated="error"):
 
 
 def _read_metadata(meta_path):
-    try:
-        with open(meta_path, encoding="utf-8") as f:
-            metadata = yaml.safe_load(f)
-    except UnicodeDecodeError:
-        raise DataError(meta_path, "not a text (UTF-8) file; expected YAML (name, source, notes)") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise DataError(meta_path, f"not valid YAML ({getattr(e, 'problem', None) or 'unparsable'})",
-                        line=mark.line + 1 if mark is not None else None) from None
+    # (no aliases, bounded size and depth, no duplicate keys: tfvrec.safe_yaml)
+    metadata = safe_yaml.load_file(meta_path, what="YAML (name, source, notes)", error=safe_yaml.data_error)
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
@@ -454,20 +443,18 @@ def _resolve_optional(index, values, path, first_line, what):
 
 
 def write_dataset(path, users, items, interactions, social=None, post_tags=None, groups=None,
-                  features=None, images=None, metadata=None, overwrite=False):
+                  features=None, images=None, metadata=None, overwrite=False, inputs=None, also_write=None):
     """Write a data set directory atomically (built aside, then renamed into place).
 
     ``users``/``items``/``social``/``post_tags``/``groups`` are DataFrames with the
     columns of `SCHEMA` (external string-able ids); ``interactions`` maps split name to
     a DataFrame; ``features`` maps feature-set name to ``(item_ids, vectors)``;
-    ``images`` is ``(item_ids, uint8 pixels)``.
+    ``images`` is ``(item_ids, uint8 pixels)``. ``overwrite`` replaces only a data set tfvrec
+    wrote, and never one of ``inputs`` (``{label: path}``: what the command read), see
+    `tfvrec.outputs`; ``also_write(directory)`` adds files before the directory is published.
     """
-    path = os.path.abspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise DataError(path, "output directory already exists (pass overwrite=True / --overwrite)")
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
+    path = outputs.prepare(path, "dataset", overwrite=overwrite, inputs=inputs)
+    tmp = outputs.temporary(path)
     try:
         os.makedirs(os.path.join(tmp, "interactions"))
         _write_tsv(users, os.path.join(tmp, "users.tsv"), *SCHEMA["users.tsv"])
@@ -491,9 +478,9 @@ def write_dataset(path, users, items, interactions, social=None, post_tags=None,
         with open(os.path.join(tmp, "dataset.yaml"), "w") as f:
             yaml.safe_dump(dict(metadata or {}, name=(metadata or {}).get("name", os.path.basename(path))), f,
                            sort_keys=False)
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if also_write is not None:
+            also_write(tmp)
+        outputs.publish(tmp, path, "dataset", overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

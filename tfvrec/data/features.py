@@ -16,6 +16,7 @@ import tempfile
 
 import numpy as np
 
+from tfvrec import input_files
 from tfvrec.data.errors import DataError
 
 
@@ -44,16 +45,9 @@ def load_features(path):
     """Read and validate a feature file. Returns ``(item_ids, vectors)``."""
     if not os.path.exists(path):
         raise DataError(path, "feature file not found")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "item" not in archive or "features" not in archive:
-                raise DataError(path, f"expected arrays 'item' and 'features', found {sorted(archive.files)}")
-            item_ids = archive["item"].astype(str)
-            vectors = archive["features"]
-    except DataError:
-        raise
-    except Exception as e:  # a truncated or non-npz file
-        raise DataError(path, f"not a readable .npz feature file ({e})") from None
+    # A regular file, bounded, no pickles, no array claiming more than its member holds (tfvrec.input_files).
+    arrays = input_files.load_npz(path, "a .npz feature file", names=("item", "features"))
+    item_ids, vectors = arrays["item"].astype(str), arrays["features"]
     if vectors.ndim != 2 or len(vectors) != len(item_ids):
         raise DataError(path, f"expected 'features' of shape [{len(item_ids)}, d], got {vectors.shape}")
     vectors = vectors.astype(np.float32, copy=False)

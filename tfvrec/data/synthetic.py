@@ -55,6 +55,8 @@ import pandas as pd
 
 from tfvrec import progress
 from tfvrec.data.dataset import write_dataset
+from tfvrec import outputs
+from tfvrec import input_files
 
 DRIVERS = ("visual", "social", "upload", "creator")
 TRUTH_FILE = "synthetic_truth.npz"
@@ -278,11 +280,11 @@ def generate_world(config=None) -> dict:
 
 def write_world(path, config=None, overwrite=False):
     """Generate the world and write it to ``path`` (data set format + ``synthetic_truth.npz``)."""
+    outputs.prepare(path, "dataset", overwrite=overwrite)  # (before the work: refuse early)
     world = generate_world(config)
     truth = world.pop("truth")
-    path = write_dataset(path, overwrite=overwrite, **world)
-    np.savez_compressed(os.path.join(path, TRUTH_FILE), **truth)
-    return path
+    return write_dataset(path, overwrite=overwrite, also_write=lambda tmp: np.savez_compressed(
+        os.path.join(tmp, TRUTH_FILE), **truth), **world)
 
 
 def load_truth(path) -> dict:
@@ -293,8 +295,7 @@ def load_truth(path) -> dict:
     / ``artist_ids`` / ``group_ids`` stored alongside them, which is also the order of
     ``users.tsv`` / ``items.tsv``. ``user_driver`` holds one of `DRIVERS` per user.
     """
-    with np.load(os.path.join(path, TRUTH_FILE), allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
+    return input_files.load_npz(os.path.join(path, TRUTH_FILE), "the synthetic world's ground truth")
 
 
 def render_images(config, items, look_rng, render_rng):

@@ -30,9 +30,10 @@ import numpy as np
 from tfvrec.data import features as features_lib
 from tfvrec.beam_support import import_beam
 from tfvrec.data.errors import DataError
-from tfvrec.features.images import resolve_images, resolve_out
 from tfvrec.features.hub import HubExtractor
-from tfvrec.features.images import decode_image_file, diagnose, preprocess_image
+from tfvrec.features.images import (check_outputs, decode_image_file, diagnose, file_problem, preprocess_image,
+                                    resolve_images, resolve_out)
+from tfvrec.features.images import max_image_pixels as check_max_pixels
 
 
 def shard_of(item, num_shards):
@@ -44,8 +45,8 @@ def _make_dofn(beam):
     class ExtractBatch(beam.DoFn):
         """Positions → ``(item id, vector)``; unreadable images → the ``bad`` output."""
 
-        def __init__(self, images, extractor_options):
-            self.images, self.extractor_options = images, extractor_options
+        def __init__(self, images, extractor_options, max_pixels=None):
+            self.images, self.extractor_options, self.max_pixels = images, extractor_options, max_pixels
 
         def setup(self):
             self.source = resolve_images(self.images)
@@ -59,14 +60,17 @@ def _make_dofn(beam):
             for position in positions:
                 try:
                     if self.source.paths is not None:
-                        image = decode_image_file(self.source.paths[position])
+                        problem = file_problem(self.source.paths[position], self.max_pixels)
+                        if problem is not None:  # (never opened: a FIFO would block the worker)
+                            raise ValueError(problem)
+                        image = decode_image_file(self.source.paths[position], self.max_pixels)
                     else:
                         image = tf.constant(self.source.pixels[position])
                     images.append(preprocess_image(image, size))
                     good.append(position)
                 except (tf.errors.OpError, ValueError):
                     path = self.source.name_of(position)
-                    reason = diagnose(path) if self.source.paths is not None else "cannot decode"
+                    reason = diagnose(path, self.max_pixels) if self.source.paths is not None else "cannot decode"
                     yield beam.pvalue.TaggedOutput("bad", (path, reason, self.source.item_ids[position]))
             if good:
                 vectors = self.extractor(tf.stack(images))
@@ -84,16 +88,19 @@ def _write_shard(keyed, tmp_dir, stem_name, num_shards):
 
 
 def extract_with_beam(images, handle, out, num_shards=4, batch_size=32, skip_bad=False, signature=None,
-                      output_key=None, image_size=None, pixel_range="0,1", runner="DirectRunner", beam_args=()):
+                      output_key=None, image_size=None, pixel_range="0,1", runner="DirectRunner", beam_args=(),
+                      max_image_pixels=None):
     """Run the pipeline; returns a dict summary (vectors, shards, bad files, seconds, out stem)."""
     if num_shards < 1:
         raise DataError("--num-shards", f"must be at least 1, got {num_shards}")
     if batch_size < 1:
         raise DataError("--batch-size", f"must be at least 1, got {batch_size}")
+    check_max_pixels(max_image_pixels)  # (a bad --max-image-pixels fails here, not in a worker)
     beam = import_beam("or use the in-process extraction: --runner local")
     from apache_beam.options.pipeline_options import PipelineOptions
     source = resolve_images(images)
     out = resolve_out(out, source)
+    check_outputs(out, source, handle)  # (<stem>.npz is replaced: only a feature file, never an input)
     stem = out[:-len(".npz")]
     directory, name = os.path.dirname(os.path.abspath(stem)), os.path.basename(stem)
     options = {"handle": handle, "signature": signature, "output_key": output_key, "image_size": image_size,
@@ -109,7 +116,8 @@ def extract_with_beam(images, handle, out, num_shards=4, batch_size=32, skip_bad
                        | "Positions" >> beam.Create(list(range(len(source.item_ids))))
                        | "Spread" >> beam.Reshuffle()
                        | "Batch" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
-                       | "Extract" >> beam.ParDo(_make_dofn(beam)(os.path.abspath(images), options)).with_outputs(
+                       | "Extract" >> beam.ParDo(_make_dofn(beam)(os.path.abspath(images), options,
+                                                                   max_image_pixels)).with_outputs(
                            "bad", main="vectors"))
             _ = (outputs.vectors
                  | "KeyByShard" >> beam.Map(lambda row: (shard_of(row[0], num_shards), row))

@@ -23,7 +23,9 @@ A torch checkpoint is either the legacy format (consecutive pickles: magic numbe
 system info, the state-dict pickle with *persistent ids* for tensor storages, the list of
 storage keys, then each storage's raw bytes prefixed by its element count) or the zip format
 (``<root>/data.pkl`` plus one raw file ``<root>/data/<key>`` per storage). `read_torch_state_dict`
-reads both with a restricted `pickle.Unpickler` that only rebuilds numpy arrays.
+reads both with restricted unpicklers, every pickle of the file: the state dict's rebuilds numpy
+arrays only, the legacy header's and key list's plain data only; any other global is refused before
+anything runs (a checkpoint is a file a user hands in, not a program).
 """
 import collections
 import io
@@ -35,6 +37,7 @@ import zipfile
 
 import numpy as np
 
+from tfvrec import input_files, outputs
 from tfvrec.data.errors import DataError
 
 IMAGE_SIZE = 224
@@ -92,8 +95,21 @@ class _TensorRef:
         flat = self.storage.array
         if flat is None:
             raise ValueError(f"storage {self.storage.key!r} was never read")
+        # The view must lie inside its storage: `as_strided` does not check, and a crafted size or
+        # stride would read memory beyond the buffer.
+        numbers = (self.offset, *self.size, *self.stride)
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers) \
+                or len(self.size) != len(self.stride):
+            raise ValueError(f"tensor of storage {self.storage.key!r}: bad offset, size or stride {numbers}")
         if not self.size:
+            if self.offset >= len(flat):
+                raise ValueError(f"tensor of storage {self.storage.key!r} lies outside it")
             return flat[self.offset].copy()
+        if 0 not in self.size:
+            last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+            if last >= len(flat):
+                raise ValueError(f"tensor of shape {self.size} lies outside its storage {self.storage.key!r} "
+                                 f"({len(flat)} elements)")
         itemsize = flat.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(flat[self.offset:], shape=self.size,
                                                strides=[s * itemsize for s in self.stride])
@@ -111,6 +127,17 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *unused):
 class _StorageType:
     def __init__(self, dtype):
         self.dtype = dtype
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """Plain data only (numbers, strings, lists, dicts): every global and persistent id is refused, so
+    no code named by the file runs. The legacy format's header pickles and storage-key list."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a checkpoint")
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
 
 
 class _CheckpointUnpickler(pickle.Unpickler):
@@ -149,42 +176,50 @@ def read_torch_state_dict(path):
     """Read a PyTorch state dict (legacy or zip format) into ``{name: numpy array}``, without torch."""
     if not os.path.exists(path):
         raise DataError(path, "checkpoint file not found")
+    input_files.check_input(path, "a PyTorch checkpoint")  # (a regular file, bounded: a FIFO would block)
     try:
         if zipfile.is_zipfile(path):
             state = _read_zip_checkpoint(path)
         else:
             state = _read_legacy_checkpoint(path)
+        if not isinstance(state, dict):
+            raise DataError(path, f"expected a state dict, found {type(state).__name__}")
+        out = collections.OrderedDict()
+        for name, value in state.items():
+            if isinstance(value, _TensorRef):
+                out[name] = value.materialize()
     except DataError:
         raise
     except Exception as e:
         raise DataError(path, f"not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict):
-        raise DataError(path, f"expected a state dict, found {type(state).__name__}")
-    out = collections.OrderedDict()
-    for name, value in state.items():
-        if isinstance(value, _TensorRef):
-            out[name] = value.materialize()
     return out
 
 
 def _read_legacy_checkpoint(path):
     storages = {}
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
-        magic = pickle.load(f)
+        magic = _DataUnpickler(f).load()
         if magic != _LEGACY_MAGIC:
             raise ValueError("bad magic number")
-        protocol = pickle.load(f)
+        protocol = _DataUnpickler(f).load()
         if protocol != 1001:
             raise ValueError(f"unsupported legacy protocol {protocol}")
-        sys_info = pickle.load(f)
+        sys_info = _DataUnpickler(f).load()
+        if not isinstance(sys_info, dict):
+            raise ValueError("bad system info record")
         if not sys_info.get("little_endian", True):
             raise ValueError("big-endian checkpoints are not supported")
         state = _CheckpointUnpickler(f, storages).load()
-        keys = pickle.load(f)
+        keys = _DataUnpickler(f).load()
+        if not isinstance(keys, list):
+            raise ValueError("bad storage key list")
         for key in keys:
             ref = storages.get(str(key))
             (count,) = struct.unpack("<q", f.read(8))
             dtype = np.dtype(ref.dtype if ref is not None else np.uint8)
+            if not 0 <= count * dtype.itemsize <= size - f.tell():  # (never allocate what the file cannot hold)
+                raise ValueError(f"storage {key!r} claims {count} elements, more than the file holds")
             data = f.read(count * dtype.itemsize)
             if len(data) != count * dtype.itemsize:
                 raise ValueError(f"truncated storage {key!r}")
@@ -201,10 +236,27 @@ def _read_zip_checkpoint(path):
         if not pkl:
             raise ValueError("zip checkpoint without data.pkl")
         root = pkl[0][: -len("data.pkl")]
-        state = _CheckpointUnpickler(io.BytesIO(archive.read(pkl[0])), storages).load()
+        state = _CheckpointUnpickler(io.BytesIO(_read_member(archive, pkl[0])), storages).load()
         for key, ref in storages.items():
-            ref.array = np.frombuffer(archive.read(f"{root}data/{key}"), dtype=np.dtype(ref.dtype).newbyteorder("<"))
+            data = _read_member(archive, f"{root}data/{key}")
+            ref.array = np.frombuffer(data, dtype=np.dtype(ref.dtype).newbyteorder("<"))
     return state
+
+
+MAX_CHECKPOINT_MEMBER_BYTES = 2 ** 31  # one storage of a checkpoint (EfficientNet-Lite0's largest: 5 MB)
+
+
+def _read_member(archive, name):
+    """A member of a zip checkpoint, refused when it declares more than the bound (a zip bomb)."""
+    info = archive.getinfo(name)
+    if info.file_size > MAX_CHECKPOINT_MEMBER_BYTES:
+        raise ValueError(f"member {name!r} declares {info.file_size:,} bytes, more than "
+                         f"{MAX_CHECKPOINT_MEMBER_BYTES:,}")
+    with archive.open(info) as member:
+        data = member.read(info.file_size + 1)
+    if len(data) > info.file_size:
+        raise ValueError(f"member {name!r} holds more than it declares")
+    return data
 
 
 def default_weights_path():
@@ -387,16 +439,17 @@ def export_hub_savedmodel(model, export_dir, weights_name=WEIGHTS_FILE):
     signatures = {"serving_default": features_signature.get_concrete_function(),
                   "features": features_signature.get_concrete_function(),
                   "logits": logits_signature.get_concrete_function()}
-    export_dir = os.path.abspath(export_dir)
-    tmp = export_dir.rstrip(os.sep) + ".tmp-export"
-    if os.path.exists(tmp):
-        shutil.rmtree(tmp)
-    tf.saved_model.save(root, tmp, signatures=signatures)
-    with open(os.path.join(tmp, "README.txt"), "w") as f:
-        f.write(MODEL_CARD.replace("{weights}", weights_name))
-    if os.path.exists(export_dir):
-        shutil.rmtree(export_dir)
-    os.replace(tmp, export_dir)
+    # An existing export_dir is replaced only if it is a model tfvrec converted (tfvrec.outputs).
+    export_dir = outputs.prepare(export_dir, "hub_model", overwrite=True, flag="--out")
+    tmp = outputs.temporary(export_dir)
+    try:
+        tf.saved_model.save(root, tmp, signatures=signatures)
+        with open(os.path.join(tmp, "README.txt"), "w") as f:
+            f.write(MODEL_CARD.replace("{weights}", weights_name))
+        outputs.publish(tmp, export_dir, "hub_model", overwrite=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return export_dir
 
 

@@ -33,15 +33,17 @@ import time
 
 import numpy as np
 
+from tfvrec import input_files, outputs
 from tfvrec.data import features as features_lib
 from tfvrec.data.errors import DataError
 from tfvrec.features.hub import PIXEL_RANGES, HubExtractor
-from tfvrec.features.images import (ImageSource, decode_image_file, diagnose, make_dataset,  # noqa: F401
-                                    preprocess_image, resolve_images, resolve_out)
+from tfvrec.features.images import (ImageSource, check_outputs, decode_image_file, diagnose,  # noqa: F401
+                                    is_feature_file, make_dataset, preprocess_image, resolve_images, resolve_out)
+from tfvrec.features.images import PARTS_SUFFIX
+from tfvrec.features.images import max_image_pixels as max_image_pixels_of
 from tfvrec import beam_support
 from tfvrec.features import beam_extract
 
-PARTS_SUFFIX = ".parts"
 MANIFEST = "manifest.json"
 
 
@@ -71,6 +73,9 @@ def add_arguments(parser):
     parser.add_argument("--overwrite", action="store_true",
                         help="ignore an existing output file and partial results: extract everything again")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--max-image-pixels", type=int, default=None, metavar="N",
+                        help="refuse (before decoding) an image of more than N pixels (default: "
+                             "$TFVREC_MAX_IMAGE_PIXELS or 50 million)")
     parser.add_argument("--runner", default="local", metavar="RUNNER",
                         help="'local' (in-process, resumable; default) or an Apache Beam runner (beam = DirectRunner, "
                              "DataflowRunner, FlinkRunner, SparkRunner, ...): a pipeline writing a sharded feature set")
@@ -98,14 +103,14 @@ def run(args):
             images=args.images, handle=args.hub, out=args.out, num_shards=args.num_shards, batch_size=args.batch_size,
             skip_bad=args.skip_bad, signature=args.signature, output_key=args.output_key,
             image_size=args.image_size, pixel_range=args.pixel_range, runner=beam_support.runner_name(args.runner),
-            beam_args=args.beam_arg)
+            beam_args=args.beam_arg, max_image_pixels=args.max_image_pixels)
         print(beam_extract.describe(summary))
         return 0
     summary = extract_features(
         images=args.images, handle=args.hub, out=args.out, skip_bad=args.skip_bad,
         batch_size=args.batch_size, signature=args.signature, output_key=args.output_key,
         image_size=args.image_size, pixel_range=args.pixel_range, overwrite=args.overwrite,
-        progress=not args.no_progress)
+        progress=not args.no_progress, max_image_pixels=args.max_image_pixels)
     print(summary.describe())
     return 0
 
@@ -173,13 +178,14 @@ def _load_parts(parts_dir):
 def _check_manifest(parts_dir, identity):
     path = os.path.join(parts_dir, MANIFEST)
     if os.path.exists(path):
-        with open(path) as f:
-            previous = json.load(f)
+        previous = input_files.read_json(path, what="the manifest of partial results")
         if previous != identity:
             raise DataError(parts_dir, f"holds partial results of a different extraction ({previous}); "
                                        f"this run is {identity}. Delete the folder or pass --overwrite")
     else:
-        os.makedirs(parts_dir, exist_ok=True)
+        if not os.path.isdir(parts_dir):
+            tmp_dir = outputs.temporary(parts_dir)
+            outputs.publish(tmp_dir, parts_dir, "feature_parts")  # (marked: the only folder --overwrite removes)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(identity, f, indent=1)
@@ -187,22 +193,26 @@ def _check_manifest(parts_dir, identity):
 
 
 def extract_features(images, handle, out, skip_bad=False, batch_size=32, signature=None, output_key=None,
-                     image_size=None, pixel_range="0,1", overwrite=False, progress=True, log=None, loaded=None):
+                     image_size=None, pixel_range="0,1", overwrite=False, progress=True, log=None, loaded=None,
+                     max_image_pixels=None):
     """Extract feature vectors for every image of ``images`` that ``out`` does not have yet.
 
-    ``loaded`` optionally passes the already loaded model (``hub.load(handle)``).
+    ``loaded`` optionally passes the already loaded model (``hub.load(handle)``). ``max_image_pixels``:
+    larger images are refused before decoding (default ``$TFVREC_MAX_IMAGE_PIXELS`` or 50 million).
 
     Returns a `Summary`. Raises `DataError` naming the first unreadable image (unless
     ``skip_bad``), or on a bad folder, data set, handle or output file.
     """
     if batch_size < 1:
         raise DataError("--batch-size", f"must be at least 1, got {batch_size}")
+    max_image_pixels = max_image_pixels_of(max_image_pixels)
     log = log or (lambda message: print(message, file=sys.stderr))
     source = resolve_images(images)
     out = resolve_out(out, source)
     parts_dir = _parts_dir(out)
-    if overwrite:
-        shutil.rmtree(parts_dir, ignore_errors=True)
+    check_outputs(out, source, handle)
+    if overwrite and os.path.isdir(parts_dir):
+        shutil.rmtree(parts_dir)
 
     done = {}  # item -> vector already available
     existing_ids, existing = np.array([], dtype=str), None
@@ -240,12 +250,13 @@ def extract_features(images, handle, out, skip_bad=False, batch_size=32, signatu
             new = []
             while expected < upto:
                 position = todo[expected]
-                reason = diagnose(source.paths[position]) if source.paths is not None else "cannot decode"
+                reason = (diagnose(source.paths[position], max_image_pixels) if source.paths is not None
+                          else "cannot decode")
                 new.append((source.name_of(position), reason, source.item_ids[position]))
                 expected += 1
             return new
 
-        for positions, batch in make_dataset(source, todo, extractor.image_size, batch_size):
+        for positions, batch in make_dataset(source, todo, extractor.image_size, batch_size, max_image_pixels):
             positions = positions.numpy()
             new_bad = []
             for position in positions:  # positions arrive in order; a gap is a dropped (bad) file

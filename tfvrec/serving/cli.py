@@ -74,11 +74,14 @@ def register_cli(subparsers):
     rest.add_argument("--rest_backlog", type=int, default=1024, help="listen backlog (connections waiting to be "
                                                                      "accepted)")
     rest.add_argument("--rest_max_connections", type=int, default=1000,
-                      help="open connections; more are answered 503 and closed")
+                      help="open connections; when all are open, the one idle the longest is closed to make room "
+                           "(a keep-alive one between requests, or one silent for 1 s), else 503 and closed")
     rest.add_argument("--rest_workers", type=int, default=8, help="requests answered at once")
     rest.add_argument("--rest_queue", type=int, default=256, help="requests waiting for a worker; more get 503")
     rest.add_argument("--rest_max_inflight_bytes", type=int, default=256 * 2 ** 20,
-                      help="request bodies held at once (read, queued, answered); a request past it gets 503")
+                      help="memory requests hold at once: their bodies as they arrive, what decoding each will "
+                           "take (reserved before it is decoded) and the answers being sent; a request past it gets "
+                           "503, one that alone decodes to more 413")
     rest.add_argument("--rest_request_timeout", type=float, default=30.0,
                       help="seconds a request may take to arrive (headers and body); then 408 and close")
     rest.add_argument("--rest_idle_timeout", type=float, default=60.0, help="seconds a keep-alive connection may "

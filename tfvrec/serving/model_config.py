@@ -1,11 +1,12 @@
 """TF Serving's ``model_config_list`` file and the export directory layout (no TensorFlow import)."""
 import fcntl
-import json
 import os
 import tempfile
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
+
+from tfvrec import input_files
 
 METADATA_FILE = "tfvrec_export.json"  # in <version>/assets.extra/
 WARMUP_FILE = "tf_serving_warmup_requests"  # in <version>/assets.extra/, replayed at load
@@ -24,8 +25,21 @@ def export_metadata(version_path):
     path = os.path.join(version_path, "assets.extra", METADATA_FILE)
     if not os.path.exists(path):
         return {}
-    with open(path) as f:
-        return json.load(f)
+    # (bounded, a regular file: an export directory is a user's)
+    return input_files.read_json(path, "an export's metadata", error=lambda p, reason: ValueError(f"{p}: {reason}"))
+
+
+MAX_CONFIG_BYTES = 16 * 2 ** 20
+
+
+def _read_text(path):
+    """A model config's text: a regular UTF-8 file of at most 16 MiB (a FIFO would block the server's poll)."""
+    data = input_files.read_input(path, "a model_config_list file", limit=MAX_CONFIG_BYTES,
+                                  error=lambda p, reason: ValueError(f"{p}: {reason}"))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text; expected a model_config_list file") from None
 
 
 def read_model_config(path):
@@ -34,8 +48,7 @@ def read_model_config(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: model config file not found")
     try:
-        with open(path) as f:
-            text_format.Parse(f.read(), config)
+        text_format.Parse(_read_text(path), config)
     except text_format.ParseError as e:
         raise ValueError(f"{path}: not a valid ModelServerConfig text proto: {e}") from None
     if config.WhichOneof("config") != "model_config_list":
@@ -60,8 +73,7 @@ def update_models_config(path, name, base_path):
         config = model_server_config_pb2.ModelServerConfig()
         if os.path.exists(path):
             try:
-                with open(path) as f:
-                    text_format.Parse(f.read(), config)
+                text_format.Parse(_read_text(path), config)
             except text_format.ParseError as e:
                 raise ValueError(f"{path}: not a valid model_config_list text proto ({e})") from None
         for entry in config.model_config_list.config:

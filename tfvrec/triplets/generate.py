@@ -4,18 +4,17 @@ Both write the same records in the same order (the in-process stream's), into a 
 folder beside ``out`` that replaces the older record set only when everything, manifest
 last, is written: a failed run leaves the previous records untouched.
 """
-import os
 import shutil
-import tempfile
 import time
 
-from tfvrec import beam_support, registry
+from tfvrec import beam_support, outputs, registry
 from tfvrec import config as config_lib
 from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
 from tfvrec.triplets import manifest as manifest_lib
 from tfvrec.triplets import shards
 from tfvrec.triplets import beam_pipeline
+from tfvrec.data.resolve import expand_path
 
 
 def triplet_source(config):
@@ -45,17 +44,6 @@ def write_local(source, directory, num_shards):
     return writer.close(), counters, {}
 
 
-def _replace(tmp_dir, out):
-    """Move the new set into ``out``, removing an older set (shards of any count, its manifest) first."""
-    os.makedirs(out, exist_ok=True)
-    for old in os.listdir(out):
-        if old == manifest_lib.MANIFEST or (old.startswith("triplets-") and old.endswith(".tfrecord.gz")):
-            os.remove(os.path.join(out, old))
-    files = sorted(os.listdir(tmp_dir), key=lambda f: f == manifest_lib.MANIFEST)  # the manifest last
-    for name in files:
-        os.replace(os.path.join(tmp_dir, name), os.path.join(out, name))
-
-
 def write_triplets(config, out, runner="local", num_shards=4, beam_args=()):
     """Write ``config``'s training triplets to ``out``; returns the manifest (a dict).
 
@@ -64,11 +52,13 @@ def write_triplets(config, out, runner="local", num_shards=4, beam_args=()):
         raise DataError("--num_shards", f"must be at least 1, got {num_shards}")
     source = triplet_source(config)
     started = time.perf_counter()
+    # An older record set at ``out`` is replaced; any other non-empty folder, or the data, never is.
+    data = config.data
+    out = outputs.prepare(out, "triplets", overwrite=True, inputs={
+        "data.path": expand_path(data.path) if data.source == "directory" else "",
+        "data.raw_path": expand_path(data.raw_path) if data.source == "import" else ""})
     identity = source.identity  # builds the data set and sampler (errors before any file is written)
-    out = os.path.abspath(out)
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=f".triplets-{os.path.basename(out)}-", dir=parent)
+    tmp_dir = outputs.temporary(out)
     try:
         if runner == "local":
             counts, counters, facts = write_local(source, tmp_dir, num_shards)
@@ -88,7 +78,7 @@ def write_triplets(config, out, runner="local", num_shards=4, beam_args=()):
         if not manifest["counts"]["triplets"]:
             raise DataError(out, "the sampler produced no triplet; nothing was written")
         manifest_lib.write_manifest(tmp_dir, manifest)
-        _replace(tmp_dir, out)
+        outputs.publish(tmp_dir, out, "triplets", overwrite=True)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return manifest

@@ -14,6 +14,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from tfvrec import input_files
 from tfvrec.data.errors import DataError
 
 MANIFEST = "triplets.json"
@@ -65,11 +66,7 @@ def read_manifest(directory):
                                    "--config CFG --out DIR` (or leave triplets_path empty to sample in process)")
     if not os.path.exists(path):
         raise DataError(path, "missing: the directory holds no triplet record set (`tfvrec triplets` writes it)")
-    try:
-        with open(path) as f:
-            manifest = json.load(f)
-    except (OSError, ValueError) as e:
-        raise DataError(path, f"unreadable manifest: {e}") from None
+    manifest = input_files.read_json(path, "a triplet manifest")  # (bounded, regular file: tfvrec.input_files)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DataError(path, f"not a format-{FORMAT} triplet manifest; write the records again with this tfvrec",
                         key="format")

@@ -179,7 +179,7 @@ def test_cli_writes_the_records(world, tmp_path, capsys):
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "3,000 curatornet triplets in 2 shards" in out and "model.curatornet.triplets_path=" in out
-    assert sorted(os.listdir(tmp_path / "out")) == ["triplets-00000-of-00002.tfrecord.gz",
+    assert sorted(os.listdir(tmp_path / "out")) == [".tfvrec-output", "triplets-00000-of-00002.tfrecord.gz",
                                                     "triplets-00001-of-00002.tfrecord.gz", "triplets.json"]
     assert cli.main(["triplets", "--config", str(config_file), "--out", str(tmp_path / "x"),
                      "--num_shards", "0"] + [a for s in sets for a in ("--set", s)]) == 2

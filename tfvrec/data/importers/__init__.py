@@ -24,7 +24,7 @@ or ``python tools/import_dataset.py flickr_fs --raw ../shared/data/flickr_fs --o
 import inspect
 import os
 
-from tfvrec import progress
+from tfvrec import outputs, progress
 from tfvrec.data.dataset import load_dataset
 from tfvrec.data.errors import DataError
 from tfvrec.data.importers.flickr_fs import import_flickr_fs
@@ -80,6 +80,9 @@ def import_dataset(name, raw_dir, out_dir, overwrite=False, **options) -> str:
         raise _option_error(f"{name}: unknown option(s) {unknown}; valid options: "
                          f"{', '.join(f'{k} (default {v!r})' for k, v in accepted.items()) or 'none'}")
     options = {k: _coerce(name, k, v, accepted[k]) for k, v in options.items()}
+    # Before reading anything: --out must not be (or hold, or lie in) the raw folder, and --overwrite
+    # replaces only a data set tfvrec wrote (tfvrec.outputs).
+    outputs.prepare(out_dir, "dataset", overwrite=overwrite, inputs={"--raw": raw_dir})
     with progress.bar(total=2, desc=f"importing {name}", unit="step") as bar:
         path = IMPORTERS[name](raw_dir, out_dir, overwrite=overwrite, **options)
         bar.update()
@@ -104,7 +107,8 @@ def add_import_arguments(parser):
     parser.add_argument("name", choices=sorted(IMPORTERS), help="raw data set to import")
     parser.add_argument("--raw", required=True, help="raw data folder, e.g. ../shared/data/<name>")
     parser.add_argument("--out", required=True, help="output tfvrec data set directory")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a data set tfvrec wrote at --out (never another directory, nor --raw)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="importer option, repeatable (ugallery: holdout=last_basket|none; "
                              "movielens_posters: min_rating=4.0; lastfm_2k: encoding=auto)")

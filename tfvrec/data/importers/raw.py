@@ -11,6 +11,7 @@ from absl import logging
 
 from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
+from tfvrec import input_files
 
 
 class _Raw:
@@ -38,8 +39,7 @@ class _Raw:
 
 
 def _decode(path, encodings):
-    with open(path, "rb") as f:
-        data = f.read()
+    data = input_files.read_input(path, "a raw table")  # (a regular file, at most TFVREC_MAX_INPUT_BYTES)
     for encoding in encodings:
         try:
             return data.decode(encoding), encoding

@@ -13,5 +13,6 @@ def register_cli(subparsers):
     p.add_argument("--max_likes", type=int, default=200)
     p.add_argument("--hidden", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a data set tfvrec wrote at --out (never another directory, nor --data)")
     p.set_defaults(func="tfvrec.models.cdl.protocol:run_cli")

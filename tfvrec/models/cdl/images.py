@@ -148,8 +148,7 @@ def decode_bytes(image_bytes, size, as_uint8=True):
     dtype = tf.uint8 if as_uint8 else tf.float32
 
     def one(b):
-        image = tf.io.decode_image(b, channels=3, expand_animations=False)
-        image.set_shape([None, None, 3])
+        image = images_lib.decode_bounded(b)  # (an image bomb is refused before it is decoded)
         image = images_lib.preprocess_image(image, size)
         return tf.cast(tf.round(image * 255.0), tf.uint8) if as_uint8 else image
     return tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], dtype))

@@ -17,8 +17,10 @@ import shutil
 import numpy as np
 import pandas as pd
 
+from tfvrec import outputs
 from tfvrec.data.dataset import SPLITS
 from tfvrec.data.errors import DataError
+from tfvrec.models.cdl.sampling import interest_items
 
 
 def paper_split(likes, min_likes=40, max_likes=200, hidden=20, seed=0):
@@ -41,7 +43,6 @@ def interest_candidate_pool(dataset, heldout=None):
     mixes every concealed favourite with the 80 others (§6.1.1), so the rule picks the others.
     The protocol still never draws a user's training items. A user without an interest tag gets
     their held-out items alone (counted by the protocol as short of negatives)."""
-    from tfvrec.models.cdl.sampling import interest_items
     tagged = interest_items(dataset)
     users = range(dataset.num_users) if heldout is None else sorted(heldout)
     empty = np.zeros(0, np.int64)
@@ -59,10 +60,8 @@ def write_paper_split(source, out, min_likes=40, max_likes=200, hidden=20, seed=
     source, out = os.path.abspath(source), os.path.abspath(out)
     if not os.path.isdir(os.path.join(source, "interactions")):
         raise DataError(source, "not a tfvrec data set (no interactions/ folder)")
-    if os.path.exists(out):
-        if not overwrite:
-            raise DataError(out, "output directory already exists (pass --overwrite)")
-        shutil.rmtree(out)
+    # --out never is, holds or lies in --data; --overwrite replaces only a data set tfvrec wrote.
+    outputs.prepare(out, "dataset", overwrite=overwrite, inputs={"--data": source})
     if hidden >= min_likes:
         raise ValueError(f"hidden ({hidden}) must be below min_likes ({min_likes}): users keep likes to train on")
     frames = []
@@ -72,18 +71,21 @@ def write_paper_split(source, out, min_likes=40, max_likes=200, hidden=20, seed=
             frames.append(pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False))
     likes = pd.concat(frames, ignore_index=True)
     train, test = paper_split(likes, min_likes, max_likes, hidden, seed)
-    tmp = out + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("interactions"))
-    os.makedirs(os.path.join(tmp, "interactions"))
-    train.to_csv(os.path.join(tmp, "interactions", "train.tsv"), sep="\t", index=False)
-    test.to_csv(os.path.join(tmp, "interactions", "test.tsv"), sep="\t", index=False)
-    items = os.path.join(tmp, "items.tsv")
-    table = pd.read_csv(items, sep="\t", dtype=str, keep_default_na=False)
-    if "image" in table:  # relative image paths pointed into the source folder
-        table["image"] = [p if not p or os.path.isabs(p) else os.path.join(source, p) for p in table["image"]]
-        table.to_csv(items, sep="\t", index=False)
-    os.replace(tmp, out)
+    tmp = outputs.temporary(out)
+    try:
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("interactions"), dirs_exist_ok=True)
+        os.makedirs(os.path.join(tmp, "interactions"))
+        train.to_csv(os.path.join(tmp, "interactions", "train.tsv"), sep="\t", index=False)
+        test.to_csv(os.path.join(tmp, "interactions", "test.tsv"), sep="\t", index=False)
+        items = os.path.join(tmp, "items.tsv")
+        table = pd.read_csv(items, sep="\t", dtype=str, keep_default_na=False)
+        if "image" in table:  # relative image paths pointed into the source folder
+            table["image"] = [p if not p or os.path.isabs(p) else os.path.join(source, p) for p in table["image"]]
+            table.to_csv(items, sep="\t", index=False)
+        outputs.publish(tmp, out, "dataset", overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out, int(test["user"].nunique())
 
 

@@ -16,10 +16,12 @@ images or tags (`UserVectors.from_items`, `UserVectors.from_tags`) without retra
 TensorFlow-free.
 """
 import dataclasses
+import io
 
 import numpy as np
 from absl import logging
 
+from tfvrec import input_files
 from tfvrec.errors import ConfigError
 
 
@@ -90,11 +92,16 @@ def ppmi_svd(item_tags, vocabulary, dim, seed=0):
     return vectors.astype(np.float32)
 
 
+def _config_error(path, reason):
+    return ConfigError(f"{path}: {reason}")
+
+
 def read_tag_vectors(path, vocabulary):
     """Tag vectors from a text file ``tag v1 v2 ...`` per line; tags missing from it get none (-1 cluster)."""
     wanted, found = set(vocabulary), {}
     try:
-        with open(path, encoding="utf-8") as f:
+        with io.TextIOWrapper(input_files.open_input(path, "a tag vector file", error=_config_error),
+                              encoding="utf-8") as f:
             for number, line in enumerate(f, 1):
                 parts = line.rstrip("\n").split(" ")
                 if len(parts) < 2 or parts[0] not in wanted:
@@ -105,6 +112,8 @@ def read_tag_vectors(path, vocabulary):
                     raise ConfigError(f"{path}, line {number}: expected 'tag v1 v2 ...' with numbers") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the tag vector file ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; expected a tag vector file ('tag v1 v2 ...' per line)") from None
     if not found:
         raise ConfigError(f"{path}: no vector for any of the data set's {len(vocabulary)} tags")
     dims = {len(v) for v in found.values()}

@@ -9,11 +9,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfvrec.data.errors import DataError
+from tfvrec.features.images import decode_bounded
+from tfvrec.features.images import file_problem
+from tfvrec.features.images import size_problem
 
 
 def decode(encoded):
-    """Encoded JPEG / PNG / GIF / BMP bytes (a scalar string tensor) → uint8 ``[h, w, 3]``."""
-    return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    """Encoded JPEG / PNG / GIF / BMP bytes (a scalar string tensor) → uint8 ``[h, w, 3]``; more pixels
+    than ``TFVREC_MAX_IMAGE_PIXELS`` are refused before decoding (`tfvrec.features.images.decode_bounded`)."""
+    return decode_bounded(encoded)
 
 
 def square(image, side):
@@ -47,6 +51,8 @@ def patches_of_bytes(encoded, side, patch, num_patches=3):
 
 def read_image(path):
     """uint8 ``[h, w, 3]`` of an image file; `DataError` naming the file if it cannot be read or decoded."""
+    if file_problem(path) is not None:  # (missing, a FIFO, too large: never opened)
+        raise DataError(path, file_problem(path))
     try:
         data = tf.io.read_file(path)
     except (tf.errors.NotFoundError, tf.errors.OpError) as e:
@@ -60,6 +66,9 @@ def decode_bytes(data, what="<image>"):
     try:
         return decode(tf.constant(bytes(data))).numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.OpError):
+        problem = size_problem(tf.constant(bytes(data)))  # an image bomb is refused before decoding
+        if problem is not None and "pixels" in problem:
+            raise DataError(what, problem) from None
         raise DataError(what, "the file is not an image TensorFlow can decode (JPEG, PNG, GIF or BMP)") from None
 
 

@@ -7,19 +7,31 @@ loop holds every connection, so slow or idle clients cost a socket, not a thread
 the request work runs on a bounded pool. Limits, as TF Serving's REST server keeps them:
 
 - a listen backlog (``backlog``), so a burst of connections queues instead of being reset;
-- at most ``max_connections`` open connections; past that a connection is answered
-  ``503`` (and closed gracefully, never reset);
+- at most ``max_connections`` open connections; when they are all open, the connection idle the
+  longest is closed to make room: a keep-alive connection between two requests, or one that has
+  sent nothing for ``EVICT_IDLE_SECONDS`` since it opened. Only when none is idle is a new
+  connection answered ``503`` (and closed gracefully, never reset). So a flood of keep-alive
+  clients cannot lock new clients out, and a burst of new connections is not cut off before it
+  sends its requests;
 - per-connection read timeouts: a request must arrive within ``request_timeout`` seconds
   (a client sending half a request gets ``408`` and is closed), an idle keep-alive
   connection is closed after ``idle_timeout``;
 - at most ``workers`` requests run at once and ``queue`` more wait; past that ``503``;
-- bodies over ``max_request_bytes`` are refused before they are read (``400``), and the
-  bodies held at once (being read, queued or answered) add up to at most
-  ``max_inflight_bytes`` (counted as they arrive, so a stalled client holds little): a
-  request that passes it is answered ``503``. So the memory requests hold is bounded, and a
-  body, its parsed JSON and its tensors are released as soon as its answer is sent.
+- bodies over ``max_request_bytes`` are refused before they are read (``400``), and what
+  requests hold at once adds up to at most ``max_inflight_bytes``: their bodies (counted as
+  they arrive, so a stalled client holds little), the memory decoding each one will take
+  (`decoded_cost`, an upper bound from the body's structure, reserved before the JSON is
+  parsed: a body of short strings may take ~23× its size as Python objects) and the answers
+  being sent. A request that does not fit is answered ``503``; one whose decoded form alone is
+  larger than the whole budget ``413``. A body is kept as the chunks it arrived in (nothing
+  reallocated as it grows), joined once into a buffer that is emptied when decoded to text, the
+  text dropped once parsed, the inputs become arrays without a second copy of the JSON, and
+  freed memory is handed back to the system after a large request (``malloc_trim``), so
+  sequential large requests do not pile up.
 """
 import asyncio
+import ctypes
+import ctypes.util
 import json
 import re
 import resource
@@ -61,78 +73,129 @@ def _json_value(value):
     return value
 
 
-def _from_json(key, value, dtype):
-    """A JSON input value → numpy of the signature's dtype, checking kinds strictly."""
+MAX_INPUT_RANK = 32  # nesting of one input's JSON arrays (a tensor's rank)
+
+
+def _b64(key, value):
     import base64
-
-    def convert(v):
-        if isinstance(v, list):
-            return [convert(x) for x in v]
-        if dtype == tf.string:
-            if isinstance(v, dict) and set(v) == {"b64"}:
-                try:
-                    return base64.b64decode(v["b64"], validate=True)
-                except (ValueError, TypeError):
-                    raise invalid(f"input {key}: invalid base64 in {quote(v)}") from None
-            if not isinstance(v, str):
-                raise invalid(f"input {key}: expects strings, got JSON {type(v).__name__} {quote(v)}")
-            return v.encode("utf-8")
-        if dtype == tf.bool:
-            if not isinstance(v, bool):
-                raise invalid(f"input {key}: expects booleans, got JSON {type(v).__name__} {quote(v)}")
-            return v
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise invalid(f"input {key}: expects {dtype.name} numbers, got JSON {type(v).__name__} {quote(v)}")
-        if dtype.is_integer and not (isinstance(v, int) or float(v).is_integer()):
-            raise invalid(f"input {key}: expects {dtype.name} integers, got {quote(v)}")
-        return v
-
-    converted = convert(value)
-    shape = _rectangular_shape(key, converted)
-    array = np.empty(shape, dtype=object if dtype == tf.string else dtype.as_numpy_dtype)
+    if set(value) != {"b64"} or not isinstance(value["b64"], str):
+        raise invalid(f"input {key}: a JSON object in a string input must be {{\"b64\": \"...\"}}, got {quote(value)}")
     try:
-        if shape:
-            array[...] = converted if dtype != tf.string else _nested_to_object(converted, shape)
+        return base64.b64decode(value["b64"], validate=True)
+    except (ValueError, TypeError):
+        raise invalid(f"input {key}: invalid base64 in {quote(value)}") from None
+
+
+def _check_leaf(key, v, dtype):
+    if dtype == tf.string:
+        if not isinstance(v, (str, bytes)):
+            raise invalid(f"input {key}: expects strings, got JSON {type(v).__name__} {quote(v)}")
+        if isinstance(v, str) and not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise invalid(f"input {key}: a string that is not valid UTF-8 (a lone surrogate escape)") from None
+        return
+    if dtype == tf.bool:
+        if not isinstance(v, bool):
+            raise invalid(f"input {key}: expects booleans, got JSON {type(v).__name__} {quote(v)}")
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise invalid(f"input {key}: expects {dtype.name} numbers, got JSON {type(v).__name__} {quote(v)}")
+    if dtype.is_integer and not (isinstance(v, int) or float(v).is_integer()):
+        raise invalid(f"input {key}: expects {dtype.name} integers, got {quote(v)}")
+
+
+def _check_value(key, value, dtype, depth=0):
+    """The shape of a JSON input value, checking its kinds and that it is rectangular. Nothing is copied:
+    ``{"b64": ...}`` objects of a string input are replaced by their bytes in place."""
+    if not isinstance(value, list):
+        _check_leaf(key, value, dtype)
+        return ()
+    if depth >= MAX_INPUT_RANK:
+        raise invalid(f"input {key}: arrays nested more than {MAX_INPUT_RANK} deep")
+    kinds = {type(v) for v in value}
+    if list not in kinds and dict not in kinds:  # a row of scalars
+        plain = (dtype.is_floating and kinds <= {float, int} or dtype.is_integer and kinds <= {int}
+                 or dtype.is_bool and kinds <= {bool})
+        if not plain:  # strings (each checked for UTF-8), or a wrong kind for the error to name
+            for v in value:
+                _check_leaf(key, v, dtype)
+        return (len(value),)
+    shape = None
+    for n, v in enumerate(value):
+        if isinstance(v, dict) and dtype == tf.string:
+            value[n] = v = _b64(key, v)
+        inner = _check_value(key, v, dtype, depth + 1)
+        if shape is None:
+            shape = inner
+        elif inner != shape:
+            raise invalid(f"input {key}: not a rectangular array (rows of different lengths or depths)")
+    return (len(value),) + (shape or ())
+
+
+def _from_json(key, value, dtype):
+    """A JSON input value → numpy of the signature's dtype, checking kinds strictly. The decoded JSON is not
+    copied into a second nested structure: a string input's array holds the very str objects json made."""
+    if isinstance(value, dict) and dtype == tf.string:
+        value = _b64(key, value)
+    shape = _check_value(key, value, dtype)
+    try:
+        if dtype == tf.string:
+            array = np.array(value, dtype=object)
+            if array.shape != shape:  # (numpy stops at the first non-list: never for a checked value)
+                raise ValueError(f"shape {array.shape} instead of {shape}")
         else:
-            array[()] = converted
+            array = np.array(value, dtype=dtype.as_numpy_dtype)
     except (ValueError, OverflowError, TypeError) as e:
         raise invalid(f"input {key}: values do not fit {dtype.name} ({quote(str(e))})") from None
     return array
 
 
-def _rectangular_shape(key, value):
-    if not isinstance(value, list):
-        return ()
-    shapes = {_rectangular_shape(key, v) for v in value}
-    if len(shapes) > 1:
-        raise invalid(f"input {key}: not a rectangular array (rows of different lengths or depths)")
-    return (len(value),) + (shapes.pop() if shapes else ())
-
-
-def _nested_to_object(value, shape):
-    flat = []
-
-    def walk(v):
-        if isinstance(v, list):
-            for x in v:
-                walk(x)
-        else:
-            flat.append(v)
-    walk(value)
-    array = np.empty(len(flat), dtype=object)
-    array[:] = flat
-    return array.reshape(shape)
-
-
 def _parse_json(body):
+    """The JSON of a request body. A `bytearray` body is emptied once decoded to text, and the text is
+    dropped once parsed: at most two forms of the request exist at once."""
     if not body.strip():
         raise invalid("request body is empty; expected a JSON object with 'instances' or 'inputs'")
     try:
-        return json.loads(body)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise invalid(f"request body is not valid JSON: not UTF-8 ({quote(str(e))})") from None
+    if isinstance(body, bytearray):
+        body.clear()
+    try:
+        return json.loads(text)
     except RecursionError:  # (the C decoder counts its depth: no stack is at risk)
         raise invalid("request body nests JSON arrays or objects too deeply") from None
-    except (ValueError, UnicodeDecodeError) as e:
+    except ValueError as e:
         raise invalid(f"request body is not valid JSON: {quote(str(e))}") from None
+    finally:
+        del text
+
+
+def decoded_cost(body):
+    """An upper bound, in bytes, of the memory answering a ``:predict`` body (bytes, or a list of its
+    chunks) holds at its peak beyond the body itself: its text, the values ``json.loads`` builds and
+    the arrays and tensors made of them.
+
+    Counted from the body's structural bytes (C-speed passes, before anything is decoded) with
+    CPython 3.11's 64-bit object sizes: every value position (after a comma or colon, or first in
+    an array or object) at most a list slot grown by 1/8 (9 B) and a number object (32 B); every
+    string a str header (80 B) and up to 4 bytes a character (non-ASCII text); every array or object
+    104 B; then an 8-byte array element and a 40-byte tensor element each. ``tests/serving/
+    test_rest_limits.py`` checks it against tracemalloc for the costliest shapes."""
+    parts = body if isinstance(body, (list, tuple)) else [body]  # (a body, or the chunks it came in)
+
+    def count(byte):
+        return sum(part.count(byte) for part in parts)
+    size = sum(len(part) for part in parts)
+    lists, objects, quotes = count(b"["), count(b"{"), count(b'"')
+    values = count(b",") + count(b":") + lists + objects + 1
+    wide = 1 if all(part.isascii() for part in parts) else 4
+    text = wide * size
+    parsed = values * (9 + 32) + quotes // 2 * 80 + wide * size + (lists + objects) * 104
+    arrays = values * (8 + 40) + size
+    return text + parsed + arrays
 
 
 def rest_predict(server, name, version, label, body):
@@ -276,9 +339,10 @@ class RestServer:
         self.connections = 0
         self.in_flight = 0
         self.max_inflight_bytes = max(max_inflight_bytes, server.max_request_bytes)
-        self.inflight_bytes = 0
+        self.budget = _Budget(self.max_inflight_bytes)
+        self._idle = {}  # connection token -> (its writer, since when), while it waits for a request
         self.stats = {"connections": 0, "rejected_connections": 0, "rejected_requests": 0, "timeouts": 0,
-                      "requests": 0}
+                      "requests": 0, "evicted_idle": 0}
         _raise_fd_limit(max_connections + 256)
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -292,6 +356,11 @@ class RestServer:
     @property
     def server_address(self):
         return self._server.sockets[0].getsockname()[:2]
+
+    @property
+    def inflight_bytes(self):
+        """Bytes requests hold now (bodies, reserved decoding memory, answers being sent)."""
+        return self.budget.held
 
     def _run(self, port):
         asyncio.set_event_loop(self.loop)
@@ -328,26 +397,45 @@ class RestServer:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.connections >= self.max_connections:
+        if self.connections >= self.max_connections and not self._evict_idle():
             self.stats["rejected_connections"] += 1
             await self._refuse(reader, writer, 503, f"server overloaded: {self.connections} open connections "
-                                                    f"(at most {self.max_connections}); retry later")
+                                                    f"(at most {self.max_connections}), none idle; retry later")
             return
         self.connections += 1
+        token = _Token()
         try:
-            await self._serve(reader, writer)
+            await self._serve(reader, writer, token)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         except Exception:  # never let one connection stop the loop
             logging.exception("REST connection failed")
         finally:
-            self.connections -= 1
+            self._idle.pop(token, None)
+            if not token.evicted:  # (an evicted connection was uncounted when it was closed)
+                self.connections -= 1
             if not writer.is_closing():
                 writer.close()
             try:
                 await writer.wait_closed()
             except (ConnectionError, OSError, asyncio.CancelledError):
                 pass
+
+    def _evict_idle(self):
+        """Close the connection idle the longest: between two requests, or silent for `EVICT_IDLE_SECONDS`
+        since it opened; False if there is none."""
+        now = self.loop.time()
+        for token, (writer, since) in self._idle.items():  # (insertion order: the longest idle first)
+            if token.served or now - since >= EVICT_IDLE_SECONDS:
+                break
+        else:
+            return False
+        del self._idle[token]
+        token.evicted = True
+        self.connections -= 1
+        self.stats["evicted_idle"] += 1
+        writer.close()  # (its read ends with EOF and the connection's task finishes on its own)
+        return True
 
     async def _refuse(self, reader, writer, status, message):
         """Answer outside h11's request cycle (no request read, or one h11 cannot parse), then close
@@ -379,7 +467,9 @@ class RestServer:
             pass
 
     async def _send(self, writer, conn, status, payload, close=False):
-        body = json.dumps(payload).encode("utf-8")
+        await self._send_json(writer, conn, status, json.dumps(payload).encode("utf-8"), close)
+
+    async def _send_json(self, writer, conn, status, body, close=False):
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                    ("Server", "tfvrec-serve")]
         if close:
@@ -391,19 +481,19 @@ class RestServer:
         writer.write(data)
         await asyncio.wait_for(writer.drain(), self.write_timeout)
 
-    async def _serve(self, reader, writer):
-        held = [0]  # body bytes this connection has reserved of max_inflight_bytes
+    async def _serve(self, reader, writer, token):
+        held = [0]  # bytes this connection has reserved of max_inflight_bytes (its body, its answer)
         try:
-            await self._requests(reader, writer, held)
+            await self._requests(reader, writer, held, token)
         finally:
-            self.inflight_bytes -= held[0]
+            self.budget.give(held[0])
 
-    async def _requests(self, reader, writer, held):
+    async def _requests(self, reader, writer, held, token):
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         limit = self.server.max_request_bytes
         while True:
             # -- read one request: headers and body within request_timeout of its first byte
-            request, body, deadline = None, bytearray(), None
+            request, body, deadline = None, _Body(), None
             while True:
                 try:
                     event = conn.next_event()
@@ -417,6 +507,8 @@ class RestServer:
                     if deadline is None and (request is not None or conn.trailing_data[0]):
                         deadline = loop_time + self.request_timeout
                     timeout = self.idle_timeout if deadline is None else max(0.0, deadline - loop_time)
+                    if deadline is None:  # idle: the first to close when a new client needs the room
+                        self._idle[token] = (writer, self.loop.time())
                     try:
                         data = await asyncio.wait_for(reader.read(65536), timeout)
                     except asyncio.TimeoutError:
@@ -425,6 +517,10 @@ class RestServer:
                             if conn.our_state is h11.SEND_RESPONSE:
                                 await self._send(writer, conn, 408, {"error": "request not received within "
                                                                      f"{self.request_timeout:g} s"}, close=True)
+                        return
+                    finally:
+                        self._idle.pop(token, None)
+                    if token.evicted:
                         return
                     if deadline is None and data:
                         deadline = self.loop.time() + self.request_timeout
@@ -442,17 +538,17 @@ class RestServer:
                         return
                     continue
                 if isinstance(event, h11.Data):
-                    body += event.data
-                    self.inflight_bytes += len(event.data)  # the bytes actually held (a stalled client holds few)
-                    held[0] += len(event.data)
-                    if self.inflight_bytes > self.max_inflight_bytes:
+                    grown = body.append(event.data)
+                    self.budget.take(grown, force=True)  # the bytes actually held (a stalled client holds few)
+                    held[0] += grown
+                    if self.budget.held > self.max_inflight_bytes:
                         self.stats["rejected_requests"] += 1
                         await self._send(writer, conn, 503, {"error": "server overloaded: the request bodies held "
                                                              f"at once exceed {self.max_inflight_bytes} bytes; retry "
                                                              "later"}, close=True)
                         await self._linger(reader, writer)
                         return
-                    if len(body) > limit:
+                    if body.size > limit:
                         await self._send(writer, conn, 400, {"error": f"request body exceeds the server's "
                                                              f"--max_request_bytes={limit}"}, close=True)
                         await self._linger(reader, writer)
@@ -469,22 +565,137 @@ class RestServer:
                                                  f"{self.workers} running and {self.queue} queued); retry later"}
             else:
                 self.in_flight += 1
+                holder, body = [body], None  # (the worker takes the only reference, and frees it early)
                 try:
-                    status, payload = await self.loop.run_in_executor(self.pool, handle_request, self.server, method,
-                                                                      target, bytes(body))
+                    status, payload, answer = await self.loop.run_in_executor(self.pool, self._answer, method,
+                                                                              target, holder)
                 finally:
                     self.in_flight -= 1
+                held[0] += answer  # (reserved by the worker: the answer's bytes, until sent)
             del body
-            await self._send(writer, conn, status, payload)
+            await self._send_json(writer, conn, status, payload if isinstance(payload, bytes) else
+                                  json.dumps(payload).encode("utf-8"))
             del payload
-            self.inflight_bytes -= held[0]
+            self.budget.give(held[0])
             held[0] = 0
+            token.served = True
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             try:
                 conn.start_next_cycle()
             except h11.LocalProtocolError:
                 return
+
+
+    def _answer(self, method, target, holder):
+        """On a worker: ``(status, JSON answer bytes, bytes reserved for it)``. Decoding is admitted only
+        when its `decoded_cost` fits the in-flight budget beside what other requests hold."""
+        body = holder.pop()
+        size = body.size
+        # Decoding holds the body joined into one buffer (then its text, ...: see decoded_cost).
+        cost = size + decoded_cost(body.chunks) if method == "POST" and size else 0
+        large = max(cost, size) >= TRIM_AFTER_BYTES
+        try:
+            if cost > self.max_inflight_bytes:
+                status, payload = 413, {"error": f"request of {size:,} bytes would take about {cost:,} bytes "
+                                        "once decoded, more than the server holds for all requests at once "
+                                        f"(--rest_max_inflight_bytes={self.max_inflight_bytes}); send fewer values "
+                                        "per request"}
+                cost = 0
+            elif not self.budget.take(cost):
+                self.stats["rejected_requests"] += 1
+                status, payload = 503, {"error": f"server overloaded: decoding this request needs about {cost:,} "
+                                        f"bytes and the requests in flight hold {self.budget.held:,} of "
+                                        f"{self.max_inflight_bytes:,}; retry later"}
+                cost = 0
+            else:
+                joined = body.join()  # (the chunks are dropped: a bytearray, emptied once decoded to text)
+                status, payload = handle_request(self.server, method, target, joined)
+                del joined
+            body.chunks.clear()
+            del body
+            answer = json.dumps(payload).encode("utf-8")
+            del payload
+        finally:
+            self.budget.give(cost)
+        self.budget.take(len(answer), force=True)
+        if large:
+            _trim_memory()
+        return status, answer, len(answer)
+
+
+class _Body:
+    """A request body as the chunks it arrived in: nothing is reallocated as it grows (a growing buffer is
+    copied when moved, and many growing at once fragment the heap), and it is joined once, to be decoded."""
+    __slots__ = ("chunks", "size")
+
+    CHUNK_OVERHEAD = 64  # (a chunk object's header)
+
+    def __init__(self):
+        self.chunks, self.size = [], 0
+
+    def append(self, data):
+        """Add a chunk; returns the bytes it holds."""
+        self.chunks.append(data)
+        self.size += len(data)
+        return len(data) + self.CHUNK_OVERHEAD
+
+    def join(self):
+        joined = bytearray().join(self.chunks)
+        self.chunks.clear()
+        return joined
+
+
+class _Budget:
+    """The bytes requests hold at once, shared by the event loop and the worker threads."""
+
+    def __init__(self, limit):
+        self.limit, self.held = limit, 0
+        self._lock = threading.Lock()
+
+    def take(self, n, force=False):
+        with self._lock:
+            if not force and self.held + n > self.limit:
+                return False
+            self.held += n
+            return True
+
+    def give(self, n):
+        with self._lock:
+            self.held -= n
+
+
+class _Token:
+    """One connection (a key of the idle table): ``served`` once it has had an answer; ``evicted`` once
+    closed to make room."""
+    __slots__ = ("evicted", "served")
+
+    def __init__(self):
+        self.evicted = self.served = False
+
+
+TRIM_AFTER_BYTES = 8 * 2 ** 20
+# A new connection that has sent nothing for this long may be closed to make room for another (sooner,
+# it is a client of a burst about to send its request).
+EVICT_IDLE_SECONDS = 1.0
+
+
+def _libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+def _trim_memory():
+    """Hand freed memory back to the system (glibc's ``malloc_trim``): after a large request the heap's
+    free pages would otherwise stay resident, and sequential large requests pile up."""
+    trim = getattr(_LIBC, "malloc_trim", None)  # (glibc only)
+    if trim is not None:
+        trim(0)
 
 
 def _raise_fd_limit(wanted):
