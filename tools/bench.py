@@ -52,6 +52,8 @@ def main(argv=None):
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--report", metavar="PATH", help="write into PATH instead of docs/benchmarks.md")
     out.add_argument("--no-report", action="store_true", help="print only")
+    parser.add_argument("--without", nargs="+", default=[], metavar="PACKAGE",
+                        help="with --quick: run as if these optional packages (peers) were not installed")
     parser.add_argument("--runs-root", help="where runs and scratch go (default runs/, quick: runs/quick/)")
     parser.add_argument("--cache-dir", help="the data sets' import cache (default data_cache/)")
     args = parser.parse_args(argv)
@@ -78,12 +80,18 @@ def main(argv=None):
         if not sep:
             parser.error(f"--option {item}: expected KEY=VALUE")
         options[key] = parse_value(value)
+    if args.without and not args.quick:
+        parser.error("--without is for --quick runs (a full run needs its peers)")
+    known = {k for s in sections for k in s.options}
+    for key in options:
+        if ":" not in key and key not in known:
+            parser.error(f"--option {key}: no selected section has that option (see --list)")
     if args.quick and not args.report and not args.no_report:
         harness.log("--quick: printing only (quick figures never go into docs/benchmarks.md; --report PATH "
                     "writes them elsewhere)")
     _, failures = runner.run_sections(sections, quick=args.quick, options=options, report=args.report,
                                       write=not args.no_report, runs_root=args.runs_root,
-                                      cache_dir=args.cache_dir, fresh=args.fresh)
+                                      cache_dir=args.cache_dir, fresh=args.fresh, without=args.without)
     for name, why in failures:
         harness.log(f"FAILED {name}: {why}")
     return 1 if failures else 0

@@ -26,10 +26,13 @@ def command_text(section, quick, options):
     return " ".join(parts)
 
 
-def run_section(section, quick=False, options=None, runs_root=None, cache_dir=None, fresh=False, echo=print):
-    """Run ``section``; its `Result` (markdown with the harness's notes, and the closed stamp)."""
+def run_section(section, quick=False, options=None, runs_root=None, cache_dir=None, fresh=False, echo=print,
+                without=()):
+    """Run ``section``; its `Result` (markdown with the harness's notes, and the closed stamp). ``without``:
+    optional packages to run without, as if they were not installed (quick mode)."""
     options = dict(options or {})
-    ctx = Context(section, quick=quick, options=options, runs_root=runs_root, cache_dir=cache_dir, log=echo)
+    ctx = Context(section, quick=quick, options=options, runs_root=runs_root, cache_dir=cache_dir, log=echo,
+                  without=without)
     ctx.fresh = fresh
     if ctx.missing and not quick:
         raise MissingPackage(f"section {section.name} needs {', '.join(ctx.missing)} (the bench extra of setup.py); "
@@ -51,7 +54,7 @@ def run_section(section, quick=False, options=None, runs_root=None, cache_dir=No
 
 
 def run_sections(sections, quick=False, options=None, report=None, write=True, runs_root=None, cache_dir=None,
-                 fresh=False):
+                 fresh=False, without=()):
     """Run ``sections`` in order; publish each into ``report`` (default docs/benchmarks.md; never with
     ``quick`` unless ``report`` names another file). Returns ``(results, failures)``."""
     path = report or document.DEFAULT_PATH
@@ -62,7 +65,7 @@ def run_sections(sections, quick=False, options=None, report=None, write=True, r
         mine = {k.split(":", 1)[-1]: v for k, v in (options or {}).items()
                 if (k.split(":", 1)[0] == section.name if ":" in k else k in section.options)}
         try:
-            result = run_section(section, quick, mine, runs_root, cache_dir, fresh)
+            result = run_section(section, quick, mine, runs_root, cache_dir, fresh, without=without)
         except MissingPackage as e:
             log(str(e))
             failures.append((section.name, str(e)))

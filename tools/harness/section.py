@@ -69,8 +69,9 @@ class Section:
             values[key] = value
         return values
 
-    def missing_packages(self):
-        return [p for p in self.needs if importlib.util.find_spec(p) is None]
+    def missing_packages(self, without=()):
+        """Its optional packages not installed (or named in ``without``: run as if they were not)."""
+        return [p for p in self.needs if p in without or importlib.util.find_spec(p) is None]
 
 
 def parse_value(text):
@@ -89,7 +90,7 @@ class Context:
     ``cache_dir``: the data sets' import cache (``data.cache_dir`` of every config `config` loads).
     """
 
-    def __init__(self, section, quick=False, options=None, runs_root=None, cache_dir=None, log=None):
+    def __init__(self, section, quick=False, options=None, runs_root=None, cache_dir=None, log=None, without=()):
         self.section, self.quick = section, quick
         self.options = section.resolve_options(quick, options)
         self.runs_root = os.path.abspath(runs_root or os.path.join(REPO, "runs", "quick" if quick else ""))
@@ -97,7 +98,8 @@ class Context:
         self._log = log or print
         self.not_run = []  # (what, why): parts of the section that did not run (quick mode without a peer)
         self.reused = []  # harness.runs.Trained of the runs reused rather than trained
-        self.missing = section.missing_packages()
+        self.without = tuple(without)
+        self.missing = section.missing_packages(self.without)
         self.fresh = False  # train every run again (tools/bench.py --fresh)
         self.failed = None  # set by a section whose measurement failed its own check (the exit code says it)
 
@@ -111,7 +113,8 @@ class Context:
     # -- optional packages -----------------------------------------------------------------
     def has(self, package):
         """Is optional package ``package`` installed? (A full run of the section has checked ``needs`` already.)"""
-        return package not in self.missing and importlib.util.find_spec(package) is not None
+        return package not in self.missing and package not in self.without and \
+            importlib.util.find_spec(package) is not None
 
     def skip(self, what, package):
         """Record that ``what`` did not run because ``package`` is missing (allowed in quick mode only)."""
