@@ -75,9 +75,27 @@ def log(message):
     print(f"[bench] {message}", flush=True)
 
 
+def quick_sets(steps=20, epochs=1, validation_users=300):
+    """Config overrides that make a training run a code check (``--quick``): one short epoch, a small
+    validation sample, one evaluation repeat, no TensorBoard summaries."""
+    return [f"trainer.epochs={epochs}", f"trainer.steps_per_epoch={steps}",
+            f"trainer.validation_max_users={validation_users}", "trainer.tensorboard_summaries=false",
+            "eval.repeats=1"]
+
+
+def keyed(name, sets):
+    """``name`` plus a short digest of ``sets`` (config overrides) when there are any: a run directory
+    name that changes with the settings."""
+    if not sets:
+        return name
+    import hashlib
+    import json
+    return f"{name}-{hashlib.sha256(json.dumps(list(sets)).encode()).hexdigest()[:8]}"
+
+
 def ratio(value, reference):
     """``value / reference`` as table text (— when the reference is 0 or missing)."""
     return f"{value / reference:.3f}" if reference else "—"
 
 
-__all__ = ["Section", "Context", "MissingPackage", "REPO", "TOOLS", "log", "ratio"]
+__all__ = ["Section", "Context", "MissingPackage", "REPO", "TOOLS", "log", "ratio", "quick_sets", "keyed"]
