@@ -1,12 +1,13 @@
 """Toy sizes of a real data set, for quick modes: the same tables, the interactions of fewer users and items.
 
 `subset(ctx, config, users=N, items=ids)` imports the config's data set (as the full run would), then
-writes a copy under the context's cache that keeps every user and item row but only the interactions
-(every split) and post tags of the first ``N`` users with training interactions, on the items kept
-(``items``: an id list, default all); the config overrides it returns point the run at the copy
-(``data.source=directory``). Splits, social links, creators, image paths and feature files are kept as
-they are, so a quick run exercises the same code on the same kind of data, only less of it: evaluation
-time is proportional to the users judged, and items the quick features did not cover can be left out.
+writes a copy under the context's cache that keeps every user row, the item rows of ``items`` (an id
+list; default every item) and only the interactions (every split) and post tags of the first ``N``
+users with training interactions on those items; the config overrides it returns point the run at the
+copy (``data.source=directory``). Splits, social links, creators, image paths and feature files are kept
+as they are, so a quick run exercises the same code on the same kind of data, only less of it:
+evaluation time is proportional to the users judged, and items the quick features did not cover can be
+left out (only where no table names them: a creator is a user, never an item).
 """
 import hashlib
 import json
@@ -16,6 +17,7 @@ import shutil
 from harness import log
 
 FILTERED = ("items.tsv", "interactions", "post_tags.tsv")
+VERSION = 2  # of the copy's making: part of its cache key
 
 
 def subset(ctx, config, users=None, items=None):
@@ -23,7 +25,7 @@ def subset(ctx, config, users=None, items=None):
     import pandas as pd
     from tfvrec.data.resolve import dataset_path
     source = os.path.abspath(dataset_path(config.data))  # imports the data set once, as a full run would
-    key = hashlib.sha256(json.dumps([source, users, sorted(map(str, items)) if items is not None else None])
+    key = hashlib.sha256(json.dumps([VERSION, source, users, sorted(map(str, items)) if items is not None else None])
                          .encode()).hexdigest()[:10]
     out = os.path.join(ctx.cache_dir, "toy", f"{os.path.basename(source)}-{key}")
     if not os.path.isdir(out):
@@ -39,6 +41,8 @@ def subset(ctx, config, users=None, items=None):
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(source, tmp, ignore=lambda d, names: FILTERED if os.path.abspath(d) == source else ())
         table = read(os.path.join(source, "items.tsv"))
+        if items is not None:
+            table = table[table["item"].isin(kept_items)]
         if "image" in table:  # relative image paths pointed into the source folder
             table["image"] = [p if not p or os.path.isabs(p) else os.path.join(source, p) for p in table["image"]]
         table.to_csv(os.path.join(tmp, "items.tsv"), sep="\t", index=False)
