@@ -116,17 +116,18 @@ def trained(ctx, config, fresh=False):
     if redo is not None and os.path.isdir(model_dir):
         ctx.log(f"{model_dir}: {redo}; training it again")
         shutil.rmtree(model_dir)
-    reused = Run(model_dir).finished
+    reused = Run(model_dir).finished and model_dir not in ctx.trained_here
     record = read_record(model_dir)
     if record is None:
         os.makedirs(model_dir, exist_ok=True)
         record = _record(ctx)
         with open(os.path.join(model_dir, TRAINED_FILE), "w") as f:
             json.dump(record, f, indent=1)
-    if not reused:
+    if not Run(model_dir).finished:
         ctx.log(f"training {os.path.relpath(model_dir, ctx.runs_root)}")
+        ctx.trained_here.add(model_dir)
     run = ensure_trained(config)
     result = Trained(run, config, reused, record)
-    if reused:
+    if reused and all(t.dir != result.dir for t in ctx.reused):
         ctx.reused.append(result)
     return result

@@ -98,6 +98,7 @@ class Context:
         self._log = log or print
         self.not_run = []  # (what, why): parts of the section that did not run (quick mode without a peer)
         self.reused = []  # harness.runs.Trained of the runs reused rather than trained
+        self.trained_here = set()  # run directories this section trained
         self.without = tuple(without)
         self.missing = section.missing_packages(self.without)
         self.fresh = False  # train every run again (tools/bench.py --fresh)

@@ -107,10 +107,10 @@ def hasc_run(ctx, bpr_dir):
 def holdout_and_peers(ctx, config):
     """The data set of ``config``, its train holdout's HR@5 (N=100) as a selection function, and cornac's
     and implicit's BPR each selected on it over `GRID`: ``(dataset, holdout_hr5, scorers, times, notes)``."""
+    from tfvrec import runs
     from tfvrec.data import splits
-    from tfvrec.data.resolve import resolve_dataset
     from tfvrec.evaluation import evaluator, protocols
-    dataset = resolve_dataset(config.data)
+    dataset = runs.prepare_dataset(config)  # the splits of the runs (the train holdout carved)
     holdout = splits.validation_frame(config, dataset)  # carves the same train holdout as tfvrec's runs
     train = dataset.split("train")
     holdout_by_user = evaluator.heldout_by_user(holdout)
