@@ -54,6 +54,8 @@ def main(argv=None):
     out.add_argument("--no-report", action="store_true", help="print only")
     parser.add_argument("--without", nargs="+", default=[], metavar="PACKAGE",
                         help="with --quick: run as if these optional packages (peers) were not installed")
+    parser.add_argument("--summary", metavar="PATH", help="write each section's outcome, times and what did not run "
+                                                           "as JSON (the tests read it)")
     parser.add_argument("--runs-root", help="where runs and scratch go (default runs/, quick: runs/quick/)")
     parser.add_argument("--cache-dir", help="the data sets' import cache (default data_cache/)")
     args = parser.parse_args(argv)
@@ -91,7 +93,8 @@ def main(argv=None):
                     "writes them elsewhere)")
     _, failures = runner.run_sections(sections, quick=args.quick, options=options, report=args.report,
                                       write=not args.no_report, runs_root=args.runs_root,
-                                      cache_dir=args.cache_dir, fresh=args.fresh, without=args.without)
+                                      cache_dir=args.cache_dir, fresh=args.fresh, without=args.without,
+                                      summary=args.summary)
     for name, why in failures:
         harness.log(f"FAILED {name}: {why}")
     return 1 if failures else 0

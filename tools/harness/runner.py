@@ -3,7 +3,10 @@
 `tools/bench.py` is its command line; `tests/tools/test_sections.py` calls `run_section` directly.
 """
 import dataclasses
+import json
 import os
+import resource
+import time
 import traceback
 
 from harness import REPO, log
@@ -53,32 +56,50 @@ def run_section(section, quick=False, options=None, runs_root=None, cache_dir=No
     return Result(section, markdown, stamp, ctx)
 
 
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_sections(sections, quick=False, options=None, report=None, write=True, runs_root=None, cache_dir=None,
-                 fresh=False, without=()):
+                 fresh=False, without=(), summary=None):
     """Run ``sections`` in order; publish each into ``report`` (default docs/benchmarks.md; never with
-    ``quick`` unless ``report`` names another file). Returns ``(results, failures)``."""
+    ``quick`` unless ``report`` names another file). Returns ``(results, failures)``; ``summary``: a JSON
+    file recording each section's outcome, times (wall, CPU of this process and of its children: servers,
+    subprocesses) and what did not run."""
     path = report or document.DEFAULT_PATH
     if quick and os.path.abspath(path) == os.path.abspath(document.DEFAULT_PATH):
         write = False  # quick figures never go into docs/benchmarks.md
-    results, failures = [], []
+    results, failures, record = [], [], {}
     for section in sections:
         mine = {k.split(":", 1)[-1]: v for k, v in (options or {}).items()
                 if (k.split(":", 1)[0] == section.name if ":" in k else k in section.options)}
+        start, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
+        entry = record[section.name] = {"status": "failed"}
         try:
             result = run_section(section, quick, mine, runs_root, cache_dir, fresh, without=without)
         except MissingPackage as e:
             log(str(e))
             failures.append((section.name, str(e)))
-            continue
+            entry["error"] = str(e)
         except Exception as e:  # one broken section does not stop the others; the exit code says it
             traceback.print_exc()
             failures.append((section.name, f"{type(e).__name__}: {e}"))
-            continue
-        print(result.markdown + "\n\n" + result.stamp.line(), flush=True)
-        if write:
-            document.write_section(section.name, result.markdown, result.stamp, path)
-            log(f"wrote section {section.name} of {path}")
-        results.append(result)
-        if result.context.failed:
-            failures.append((section.name, result.context.failed))
+            entry["error"] = traceback.format_exc()[-4000:]
+        else:
+            print(result.markdown + "\n\n" + result.stamp.line(), flush=True)
+            if write:
+                document.write_section(section.name, result.markdown, result.stamp, path)
+                log(f"wrote section {section.name} of {path}")
+            results.append(result)
+            entry.update(status="ok", not_run=[list(x) for x in result.context.not_run])
+            if result.context.failed:
+                failures.append((section.name, result.context.failed))
+                entry.update(status="failed", error=result.context.failed)
+        entry.update(seconds=round(time.perf_counter() - start, 1), cpu_seconds=round(time.process_time() - cpu, 1),
+                     children_cpu_seconds=round(_children_cpu() - children, 1))
+        if summary:
+            with open(summary + ".tmp", "w") as f:
+                json.dump(record, f, indent=1)
+            os.replace(summary + ".tmp", summary)
     return results, failures

@@ -97,8 +97,11 @@ def read_record(model_dir):
         return None
 
 
-def trained(ctx, config, fresh=False):
-    """The finished `Trained` run of ``config`` (its ``runtime.model_dir`` inside ``ctx.runs_root``)."""
+def trained(ctx, config, fresh=False, train=None):
+    """The finished `Trained` run of ``config`` (its ``runtime.model_dir`` inside ``ctx.runs_root``).
+
+    ``train(config)``: how to train (or finish) it when it is not finished (default
+    `tfvrec.runs.ensure_trained`; e.g. ``trainer.train`` to keep the evaluation rows it returns)."""
     from tfvrec.runs import OtherRunError, Run, check_same_run, ensure_trained
     model_dir = config.runtime.model_dir
     if not ctx.owns(model_dir):
@@ -126,7 +129,9 @@ def trained(ctx, config, fresh=False):
     if not Run(model_dir).finished:
         ctx.log(f"training {os.path.relpath(model_dir, ctx.runs_root)}")
         ctx.trained_here.add(model_dir)
-    run = ensure_trained(config)
+    if train is not None and not Run(model_dir).finished:
+        train(config)
+    run = ensure_trained(config)  # (finished: checked and returned)
     result = Trained(run, config, reused, record)
     if reused and all(t.dir != result.dir for t in ctx.reused):
         ctx.reused.append(result)

@@ -157,7 +157,7 @@ class Context:
             path = os.path.join(REPO, "configs", path)
         return config_lib.load_config(path, [f"data.cache_dir={self.cache_dir}", *sets])
 
-    def trained(self, config, fresh=None):
+    def trained(self, config, fresh=None, train=None):
         """The finished run of ``config`` (trained unless a run of the same code is there): `harness.runs`."""
         from harness import runs
-        return runs.trained(self, config, fresh=self.fresh if fresh is None else fresh)
+        return runs.trained(self, config, fresh=self.fresh if fresh is None else fresh, train=train)
