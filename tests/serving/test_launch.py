@@ -12,7 +12,8 @@ from conftest import REPO
 
 def test_the_ready_line_the_server_prints_is_the_one_start_reads():
     line = launch.ready_line("127.0.0.1", 41231, 40117, "bpr versions [1]; hasc versions [2]")
-    assert line == "tfvrec serve: gRPC 127.0.0.1:41231, REST http://127.0.0.1:40117; bpr versions [1]; hasc versions [2]"
+    assert line == ("tfvrec serve: gRPC 127.0.0.1:41231, REST http://127.0.0.1:40117; bpr versions [1]; "
+                    "hasc versions [2]")
     assert launch.parse_ready_line(line + "\n") == (41231, 40117)
     assert launch.parse_ready_line(launch.ready_line("127.0.0.1", 8500, None, "m versions []")) == (8500, None)
     for other in ("", "W0000 tfvrec serve: gRPC 127.0.0.1:1; x", "tfvrec serve: warning: gRPC 1.2.3.4:5; x",
