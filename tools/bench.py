@@ -68,7 +68,7 @@ def main(argv=None):
         for v in verdicts:
             print(v)
         stale = [v for v in verdicts if v.stale]
-        print(f"{len(stale)} of {len(verdicts)} sections of {os.path.relpath(path)} are stale")
+        print(f"{len(stale)} of {len(verdicts)} sections of {path} are stale")
         return 1 if stale else 0
     if not args.sections:
         parser.error("name --sections (or --list, --stale)")
