@@ -209,6 +209,8 @@ def shipped(ctx):
     from tfvrec.runs import Run as RunDir
     sets = ["trainer.verbose=2"] + (quick_sets() if ctx.quick else [])
     config = toy.config(ctx, HASC_CONFIG, sets)
+    if ctx.quick:  # its BPR-MF init (trained into <run>/bpr_init) too
+        config.model.hasc.bpr_init_overrides.update({"trainer.epochs": "1", "trainer.steps_per_epoch": "20"})
     config.runtime.model_dir = ctx.run_dir("shipped")
     trained = ctx.trained(config)
     state = trained.state
