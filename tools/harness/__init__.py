@@ -6,28 +6,30 @@
     python tools/bench.py --sections scann --quick --report out.md
     python tools/bench.py --stale                           # which figures are older than the code they measure
 
-Why a package under ``tools/`` (on ``sys.path`` through ``tools/bench.py`` and ``tests/tools/conftest.py``)
-rather than in ``tfvrec/``: benchmarks are the project's development tooling — they read the real data
-sets, import the peers of the ``bench`` extra, ask git which commit is measured — and are not installed
-with the package; what the package itself and its tests share with the tools (starting ``tfvrec serve``
-and reading its ports) lives in the package, `tfvrec.serving.server.launch`.
+Why a package under ``tools/`` (on ``sys.path`` through ``tools/bench.py``; the tests in ``tests/tools/``
+put ``tools/`` there themselves) rather than in ``tfvrec/``: benchmarks are the project's development
+tooling — they read the real data sets, import the peers of the ``bench`` extra, ask git which commit is
+measured — and are not installed with the package; what the package itself and its tests share with the
+tools (starting ``tfvrec serve`` and reading its ports) lives in the package,
+`tfvrec.serving.server.launch`.
 
 Modules: `section` (`Section`, `Context`), `runner` (runs a section: stamp, load averages, what was not
 run, publishing), `stamp` (commit, ``-dirty``, date, machine, load averages), `document` (the markers of
 docs/benchmarks.md), `fresh` (stale sections), `code` (has the code of a run changed since it was
 trained), `runs` (training runs reused through `tfvrec.runs` while their code is unchanged), `peak`
-(a compute ceiling measured in the same run), `catalogue` (every section, in run order).
+(a compute ceiling measured in the same run), `toy` (toy copies of the real data sets for quick modes),
+`paths` (code paths many sections measure), `catalogue` (every section, in run order).
 
 Writing a section
 -----------------
 A section is a function ``run(ctx) -> markdown`` declared in its tool module's ``SECTIONS`` list, and
 the module is named in `catalogue.MODULES`::
 
-    from harness import Section
+    from harness import Section, quick_sets, toy
 
     def measure(ctx):
         n = ctx.opt("items")                       # ctx.quick: toy sizes; ctx.opt: the section's options
-        config = ctx.config("bpr_posters.yaml", ["trainer.epochs=1"] if ctx.quick else [])
+        config = toy.config(ctx, "bpr_posters.yaml", quick_sets() if ctx.quick else [])  # quick: toy data
         config.runtime.model_dir = ctx.run_dir("bpr")   # runs go under the runs root, never elsewhere
         run = ctx.trained(config)                  # trained unless a run of the same code is there
         if not ctx.has("cornac"):                  # a peer of the bench extra: only quick mode may go without
