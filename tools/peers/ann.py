@@ -9,8 +9,8 @@ Contenders, each swept over its main search knob:
 - **tfvrec ScaNN**: the index exactly as ``tfvrec export`` builds it — ``ServingModule`` with
   ``export.index=scann`` at the export defaults (tree of √n leaves, asymmetric hashing with 2 dimensions per
   block, k-means via the tfrs ScaNN layer) — searched the way the serving signature searches it
-  (``search_batched_parallel`` for ``rerank_candidates`` candidates, then ``tfvrec.retrieval.rerank``: exact
-  dot products of those candidates, top 10), in one ``tf.function``; knobs leaves_to_search and the number
+  (``search_batched_parallel`` for ``rerank_candidates`` candidates, then ``tfvrec.retrieval.ann_top_k``:
+  exact dot products of those candidates, top 10), in one ``tf.function``; knobs leaves_to_search and the number
   of candidates re-scored exactly (reorder). The export's default point is marked.
 - **faiss IVF-PQ + refine**: ``IndexRefineFlat(IndexIVFPQ)`` with as many lists as ScaNN has leaves and
   d/4 sub-quantizers of 8 bits (the same bytes per code as ScaNN's 2-dim blocks of 16 centres); knobs
@@ -101,11 +101,11 @@ def tfvrec_scann(items, quick):
                                   tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
     def search(q, leaves, candidates):
         found = searcher.search_batched_parallel(q, final_num_neighbors=candidates, leaves_to_search=leaves)
-        rows = tf.cast(found.indices, tf.int64)
-        valid = rows >= 0
-        rows = tf.where(valid, rows, tf.zeros_like(rows))
+        # The serving signature's own second stage (`tfvrec.retrieval.ann_top_k`: a leaf may hold fewer than K
+        # items; -1 padding; exact re-scoring), with no exclusions.
+        none = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int64), tf.zeros([tf.shape(q)[0]], tf.int64))
         exact = lambda c: tf.einsum("bd,bcd->bc", q, tf.gather(vectors, c))  # noqa: E731
-        return retrieval.rerank(rows, valid, exact, K)[1]
+        return retrieval.ann_top_k(found.indices, none, len(items), K, exact)[1]
 
     leaves = settings["num_leaves"]
     default = (settings["num_leaves_to_search"], defaults.rerank_candidates)
