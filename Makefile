@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-10)
 
-.PHONY: setup demo test bench-bpr bench-hasc bench-peers bench-retrieval bench-shards chaos-train chaos-serve clean
+.PHONY: setup demo test bench bench-list bench-stale bench-bpr bench-hasc bench-peers bench-retrieval bench-shards \
+	bench-features bench-scann bench-serving bench-curatornet bench-cdl bench-cnn-permlp chaos-train chaos-serve clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,46 +32,68 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -rs -p no:cacheprovider tests
 
-bench-bpr: setup
-	$(PY) tools/bench_bpr_flickr.py
+# Benchmarks: every section of docs/benchmarks.md is a section of tools/bench.py (tools/harness/: stamp, stale
+# check, quick modes). `make bench SECTIONS="scann peers_ann"` runs any of them, QUICK=1 at toy sizes (prints,
+# writes nothing); `make bench-list` lists them, `make bench-stale` names the figures older than their code.
+# Run them with the machine otherwise idle: each section records the commit, date and load averages it ran at.
+bench: setup
+	$(PY) tools/bench.py --sections $(SECTIONS) $(if $(QUICK),--quick)
 
-# Hours on 2 CPU cores; reuses finished runs and resumes killed ones from runs/bench_hasc_flickr/.
+bench-list: setup
+	$(PY) tools/bench.py --list
+
+bench-stale: setup
+	$(PY) tools/bench.py --stale
+
+bench-bpr: setup
+	$(PY) tools/bench.py --sections bpr_flickr_fs
+
+# Hours on 2 CPU cores; reuses finished runs (same measured code) and resumes killed ones from runs/bench_hasc_flickr/.
 bench-hasc: setup
-	$(PY) tools/bench_hasc_flickr.py
+	$(PY) tools/bench.py --sections hasc_flickr_fs hasc_flickr_fs_shipped
 
 # tfrs' retrieval objective vs the pairwise one (CuratorNet on UGallery and posters, BPR-MF on F.S).
 bench-retrieval: setup
-	$(PY) tools/bench_retrieval.py
+	$(PY) tools/bench.py --sections retrieval_objective
 
 # Issue 16's chaos runs (loopback only, bounded; figures into docs/benchmarks.md): ~35 and ~8 min on 2 busy cores.
+# (Not harness sections yet: their figures carry no stamp.)
 chaos-train: setup
 	$(PY) tools/chaos_train.py
 
 chaos-serve: setup
 	$(PY) tools/chaos_serve.py
 
-# tfvrec against its peers (cornac, implicit, faiss, hnswlib), side by side in one run: sections peers_bpr,
-# peers_vbpr, peers_ann, peers_serving and features (installs the bench extra into .venv). Run it with the
-# machine otherwise idle; `.venv/bin/python tools/bench_peers.py --sections ann --quick --report /tmp/x.md`
-# checks one section's code at toy sizes without touching docs/benchmarks.md.
+# tfvrec against its peers (cornac, implicit, faiss, hnswlib), side by side: sections features, peers_bpr,
+# peers_bpr_posters, peers_vbpr, peers_ann, peers_ann_real, peers_serving (installs the bench extra into .venv).
 bench-peers: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) tools/bench_peers.py
+	$(PY) tools/bench.py --sections peers
+
+bench-features: setup
+	$(PY) tools/bench.py --sections features
+
+bench-scann: setup
+	$(PY) tools/bench.py --sections scann
+
+bench-serving: setup
+	$(PY) tools/bench.py --sections serving_load
+
+bench-curatornet: setup
+	$(PY) tools/bench.py --sections curatornet_ugallery curatornet_posters curatornet_throughput
 
 # Sharded retrieval on one machine: latency and recall of S = 1, 2, 4 shards.
 bench-shards: setup
-	$(PY) tools/bench_shards.py
+	$(PY) tools/bench.py --sections sharded_retrieval
 
 # CDL on MovieLens posters (the paper's 20-of-100 protocol) against its baselines; ~40 min on 2 busy cores.
-.PHONY: bench-cdl
 bench-cdl: setup
-	$(PY) tools/bench_cdl.py
-
-clean:
-	rm -rf runs data_cache
+	$(PY) tools/bench.py --sections cdl-posters
 
 # CNN-PerMLP and its baselines on MovieLens posters and Last.fm-2k (F1/P/R@K, repeats, paired t):
 # about 40 min on 2 busy cores; reuses finished runs from runs/bench_cnn_permlp/.
-.PHONY: bench-cnn-permlp
 bench-cnn-permlp: setup
-	$(PY) tools/bench_cnn_permlp.py
+	$(PY) tools/bench.py --sections cnn_permlp
+
+clean:
+	rm -rf runs data_cache

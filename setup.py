@@ -32,10 +32,10 @@ EXTRAS_REQUIRE = {
     # taking protobuf 6.33 (beam wants <7; TF 2.20 accepts it) and pyarrow 25; `pip check` is clean.
     # Add Beam's own extras (e.g. apache-beam[gcp] for Dataflow) on top as the runner needs.
     "beam": ["apache-beam==2.77.*"],
-    # Peers measured side by side in tools/bench_peers.py; never a runtime dependency. Checked against the
-    # pins: installing these leaves tensorflow 2.20, tf-keras, numpy, protobuf, scann 1.4.2, tfrs 0.7.7 and
+    # Peers measured side by side (the peers sections of tools/bench.py); never a runtime dependency. Checked
+    # against the pins: installing these leaves tensorflow 2.20, tf-keras, numpy, protobuf, scann 1.4.2, tfrs 0.7.7 and
     # tensorflow-serving-api 2.20 as they are and `pip check` clean. torch: cornac's VBPR trains with it
-    # (imported only in bench_peers' cornac child process: in a process with TensorFlow loaded it crashes).
+    # (imported only in peers_vbpr's cornac child process: in a process with TensorFlow loaded it crashes).
     "bench": ["cornac==3.0.1", "implicit==0.7.3", "faiss-cpu==1.15.1", "hnswlib==0.8.0", "torch==2.14.1"],
     # Test-only: independent metric implementations and real photographs to classify.
     "test": [

@@ -2,6 +2,11 @@
 
 Each benchmark script rewrites only its own section (between HTML comment markers),
 so several benchmarks can update the same document independently.
+
+Only ``tools/chaos_train.py`` and ``tools/chaos_serve.py`` still write through this module; every
+other section is written by the benchmark harness (``tools/bench.py``, ``tools/harness/document.py``:
+the same markers, plus a stamp naming the commit measured). Sections written here carry no commit,
+so the harness's check calls them stale until those tools become harness sections.
 """
 import datetime
 import os

@@ -1,69 +1,49 @@
-"""Benchmark: BPR-MF on Flickr F.S (the HASC paper's data), the paper's protocols.
+"""Section ``bpr_flickr_fs``: BPR-MF on Flickr F.S (the HASC paper's data), the paper's protocols.
 
-Trains ``configs/bpr_flickr_fs.yaml`` from scratch on likes_train.tsv, evaluates on
-likes_val.tsv with 100 and 1000 sampled negatives (10 repeats) and full ranking,
-and writes HR/nDCG and the training time to ``docs/benchmarks.md``.
+Trains ``configs/bpr_flickr_fs.yaml`` on likes_train.tsv (or reuses its run when the measured code is
+unchanged), evaluates on likes_val.tsv with 100 and 1000 sampled negatives (10 repeats) and full ranking,
+and reports HR/nDCG and the training time. The run is shared (`shipped_run`) with ``peers_bpr``,
+``peers_ann_real`` and ``hasc_flickr_fs_shipped``: the same config trained once.
 
-    .venv/bin/python tools/bench_bpr_flickr.py [--set key=value ...]
+    python tools/bench.py --sections bpr_flickr_fs [--option "set=['trainer.epochs=30']"]
 
 Needs $TFVREC_SHARED_DATA/flickr_fs (default ../shared/data; not part of this repository).
 """
-import argparse
-import json
-import os
-import shutil
-import sys
-import time
 
-import tfvrec  # noqa: F401
+from harness import Section, keyed, quick_sets
+from harness import paths as P
+from harness import toy
 
-from tfvrec import benchmark_report
-from tfvrec import config as config_lib
-from tfvrec.data.resolve import expand_path
-from tfvrec.evaluation import significance
-from tfvrec.training import trainer
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = "bpr_flickr_fs.yaml"
+PATHS = P.TRAINING + P.EVALUATION + P.model("bpr") + P.config(CONFIG)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=os.path.join(REPO, "configs", "bpr_flickr_fs.yaml"))
-    parser.add_argument("--set", action="append", default=[])
-    parser.add_argument("--model_dir", default=os.path.join(REPO, "runs", "bench_bpr_flickr_fs"))
-    parser.add_argument("--no_report", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    parser.add_argument("--resume", action="store_true",
-                        help="keep --model_dir: resume an interrupted run, or only re-evaluate a finished one")
-    args = parser.parse_args(argv)
-    os.chdir(REPO)
-    config = config_lib.load_config(args.config, args.set + [f"runtime.model_dir={args.model_dir}",
-                                                             "trainer.verbose=2"])
-    raw = expand_path(config.data.raw_path)
-    if not os.path.isdir(raw):
-        sys.exit(f"Flickr F.S not found at {raw}; this benchmark needs the real data sets ($TFVREC_SHARED_DATA)")
-    if not args.resume:
-        shutil.rmtree(args.model_dir, ignore_errors=True)
-    start = time.time()
-    rows = trainer.train(config)
-    wall = time.time() - start
-    state = json.load(open(os.path.join(args.model_dir, "training_state.json")))
+def shipped_run(ctx, sets=()):
+    """The shipped BPR-MF recipe's run on Flickr F.S (``sets``: overrides), trained unless there: a `Trained`."""
+    sets = list(sets) + ["trainer.verbose=2"] + (quick_sets() if ctx.quick else [])
+    config = toy.config(ctx, CONFIG, sets)
+    config.runtime.model_dir = ctx.shared_dir(keyed("bpr_flickr_fs", sets))
+    return ctx.trained(config)
 
-    sets = " --set " + " --set ".join(args.set) if args.set else ""
-    minutes_per_epoch = state.get("train_seconds", 0) / 60 / max(1, state["completed_epochs"])
+
+def run(ctx):
+    from tfvrec.evaluation import significance
+    trained = shipped_run(ctx, ctx.opt("set"))
+    config, state = trained.config, trained.state
+    sets = " ".join(f"--set {s}" for s in ctx.opt("set"))
+    minutes_per_epoch = state.train_seconds / 60 / max(1, state.completed_epochs)
+    rows = trained.results()
     lines = [
         "## BPR-MF on Flickr F.S (HASC paper data)",
         "",
-        f"Command: `.venv/bin/python tools/bench_bpr_flickr.py{sets}`"
-        f" (config `{os.path.relpath(args.config, REPO)}`). Trained on `likes_train.tsv` only (early stopping on one"
-        " like per user held out of train); evaluated on `likes_val.tsv` (4,418 users).",
+        f"Config `configs/{CONFIG}`{' with ' + sets if sets else ''}. Trained on `likes_train.tsv` only (early "
+        "stopping on one like per user held out of train); evaluated on `likes_val.tsv` "
+        f"({rows[0][1].num_users:,} users).",
         "",
-        f"Training: {state['completed_epochs']} epochs (best epoch {state.get('best_epoch')}), "
-        f"{state.get('train_seconds', 0):.0f} s of training ({minutes_per_epoch:.2f}"
-        f" min/epoch incl. per-epoch validation); this command took {wall:.0f} s"
-        f"{' (re-evaluation of the finished run)' if args.resume else ''}; embedding dim"
-        f" {config.model.bpr.embedding_dim}, λ {config.model.bpr.l2}, batch {config.trainer.batch_size},"
-        f" lr {config.trainer.learning_rate}, optimizer {config.trainer.optimizer}. Load average at the end:"
-        f" {os.getloadavg()[0]:.1f} (2 cores, shared with other jobs).",
+        f"Training: {state.completed_epochs} epochs (best epoch {state.best_epoch}), {state.train_seconds:.0f} s of "
+        f"training ({minutes_per_epoch:.2f} min/epoch incl. per-epoch validation); embedding dim "
+        f"{config.model.bpr.embedding_dim}, λ {config.model.bpr.l2}, batch {config.trainer.batch_size}, "
+        f"lr {config.trainer.learning_rate}, optimizer {config.trainer.optimizer}.",
         "",
         "| model | protocol | HR@5 | HR@5 95% CI | p (HR@5) | nDCG@5 | HR@10 | nDCG@10 | AUC |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -83,9 +63,9 @@ def main(argv=None):
                   "negatives; ≈ 0.09 expected at 1000. Before the exclusion fix (a held-out training like could be "
                   "drawn as a negative; validation knew the test items) the same run gave HR@5 0.3869 ± 0.0021 at "
                   "N=100."]
-    text = "\n".join(lines)
-    benchmark_report.publish("bpr_flickr_fs", text, write=not args.no_report)
+    return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    main()
+SECTIONS = [Section(
+    name="bpr_flickr_fs", title="BPR-MF on Flickr F.S, the HASC paper's protocols", run=run, paths=PATHS,
+    data=("flickr_fs",), make="bench-bpr", options={"set": []})]

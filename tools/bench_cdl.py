@@ -1,46 +1,34 @@
-"""Benchmark: CDL (Lei et al., CVPR 2016) on MovieLens posters, the paper's §6 protocol.
-
-One command (``make bench-cdl``) produces:
+"""Section ``cdl-posters``: CDL (Lei et al., CVPR 2016) on MovieLens posters, the paper's §6 protocol.
 
 * the P@K / R@K table (K = 1, 5, 10, 20) of CDL-CE, CDL-hinge, CDL with the frozen
-  EfficientNet-Lite0 backbone, TwoNets, Borda count over pretrained CNN features, Borda
-  count over colour histograms, BPR-MF and random, with mean ± std over repeats of the
-  candidate sampling and a per-user paired t-test of CDL-CE against every other row;
-* the wall-clock time of ``tfvrec train --config configs/cdl_posters.yaml`` (the CDL-CE row:
-  the shipped config on the paper's split) on this machine;
+  EfficientNet-Lite0 backbone, TwoNets, CDL with tfrs' retrieval loss, Borda count over pretrained
+  CNN features, Borda count over colour histograms, BPR-MF and random, with mean ± std over repeats of
+  the candidate sampling and a per-user paired t-test of CDL-CE against every other row;
+* the training time of each trained row (its run's training time; with ``time_shipped``, also the wall
+  clock of ``tfvrec train --config configs/cdl_posters.yaml`` as shipped, its own split);
 * training throughput (triplets/s, images/s) of the CPU tower and of the paper's
   AlexNet-size tower (256 px, d = 1024).
 
 The split is the paper's (§6): every user with 40–200 likes (ratings ≥ 4 on movies with
 a poster) hides 20 of them (`tfvrec cdl-split`); each is ranked among 100 candidates
 (``candidates:100``), so random ranking gives P@K = 0.2. Runs live in
-``runs/bench_cdl/`` and are reused (or resumed) when the command is run again.
+``runs/bench_cdl/`` and are reused (or resumed) while the measured code is unchanged.
 
-    .venv/bin/python tools/bench_cdl.py                  # everything, writes docs/benchmarks.md
-    .venv/bin/python tools/bench_cdl.py --epochs 4 --repeats 3 --dry-run
+    python tools/bench.py --sections cdl-posters [--option epochs=4 --option repeats=3]
 """
-import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from harness import REPO, Section, keyed, quick_sets
+from harness import paths as P
+from harness import toy
 
-import tfvrec  # noqa: E402,F401
-
-from tfvrec import benchmark_report  # noqa: E402
-from tfvrec import config as config_lib  # noqa: E402
-from tfvrec.runs import Run  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNS = os.path.join(REPO, "runs", "bench_cdl")
-CONFIG = os.path.join(REPO, "configs", "cdl_posters.yaml")
+CONFIG = "cdl_posters.yaml"
 KS = (1, 5, 10, 20)
-UNDER_LOAD = 2.5
 VARIANTS = {  # row -> overrides of configs/cdl_posters.yaml
     "CDL-CE": [],
     "CDL-hinge": ["model.cdl.loss=hinge"],
@@ -50,64 +38,58 @@ VARIANTS = {  # row -> overrides of configs/cdl_posters.yaml
 }
 
 
-def load_average():
-    return os.getloadavg()[0]
+def base_config(ctx):
+    """configs/cdl_posters.yaml (quick: a toy copy of the posters data set, the quick features' posters)."""
+    if not ctx.quick:
+        return ctx.config(CONFIG)
+    import bench_features
+    from tfvrec.data import features as features_lib
+    ids, _ = features_lib.load_features(bench_features.ensure_features(ctx))
+    return toy.config(ctx, CONFIG, users=None, items=ids.tolist())
 
 
-def paper_split(base):
+def paper_split(ctx, base):
     from tfvrec.data.resolve import dataset_path
     from tfvrec.models.cdl.protocol import write_paper_split
-    out = os.path.join(RUNS, "posters_paper_split")
+    source = dataset_path(base.data)
+    rule = [ctx.opt("min_likes"), ctx.opt("max_likes"), ctx.opt("hidden")]
+    out = ctx.run_dir(keyed("posters_paper_split", [source] + rule))
     if not os.path.isdir(out):
-        _, users = write_paper_split(dataset_path(base.data), out, min_likes=40, max_likes=200, hidden=20, seed=0)
-        print(f"paper split: {users} users hide 20 likes each -> {out}", flush=True)
+        _, users = write_paper_split(source, out, min_likes=rule[0], max_likes=rule[1], hidden=rule[2], seed=0)
+        ctx.log(f"paper split: {users} users hide {rule[2]} likes each -> {out}")
     return out
 
 
-def run_sets(name, split, args):
-    return ["data.source=directory", f"data.path={split}", f"data.cache_dir={os.path.join(REPO, 'data_cache')}",
-            f"runtime.model_dir={os.path.join(RUNS, name)}", "eval.baselines=[]", f"trainer.epochs={args.epochs}",
-            f"eval.repeats={args.repeats}", "trainer.verbose=2", *VARIANTS[name]]
+def run_config(ctx, name, split):
+    sets = ["data.source=directory", f"data.path={split}", "eval.baselines=[]", f"trainer.epochs={ctx.opt('epochs')}",
+            f"eval.repeats={ctx.opt('repeats')}", "trainer.verbose=2", *VARIANTS[name]]
+    if ctx.quick:
+        sets += quick_sets(steps=2, validation_users=0) + [f"eval.repeats={ctx.opt('repeats')}"]
+    config = ctx.config(CONFIG, sets)
+    config.runtime.model_dir = ctx.run_dir(keyed(name, sets))
+    return config
 
 
-TIMINGS = os.path.join(RUNS, "timings.json")  # wall clock of every fresh run, kept for reused ones
-
-
-def _timings():
-    return json.load(open(TIMINGS)) if os.path.exists(TIMINGS) else {}
-
-
-def _record(name, seconds, load):
-    timings = _timings()
-    timings[name] = [seconds, load]
-    with open(TIMINGS + ".tmp", "w") as f:
-        json.dump(timings, f, indent=1)
-    os.replace(TIMINGS + ".tmp", TIMINGS)
-
-
-def train(name, split, args, sets=None, key=None):
-    """Train (or reuse) one row's run with ``tfvrec train``; returns (seconds, load at start), recorded
-    when the run was trained (by this or an earlier invocation), else (None, None)."""
-    key = key or name
-    model_dir = os.path.join(RUNS, key)
-    if Run(model_dir).finished:
-        return tuple(_timings().get(key, (None, None)))
-    command = [sys.executable, "-m", "tfvrec", "train", "--config", CONFIG]
-    for s in (run_sets(name, split, args) if sets is None else sets):
-        command += ["--set", s]
-    load, start = load_average(), time.time()
-    print(f"[{key}] {' '.join(command[2:])}", flush=True)
+def time_shipped(ctx):
+    """Wall clock of ``tfvrec train --config configs/cdl_posters.yaml`` as shipped (its own last-day split),
+    trained afresh in a child process: ``(seconds, load average at the start)``."""
+    import shutil
+    model_dir = ctx.run_dir("shipped")
+    shutil.rmtree(model_dir, ignore_errors=True)
+    command = [sys.executable, "-m", "tfvrec", "train", "--config", os.path.join(REPO, "configs", CONFIG),
+               "--set", f"runtime.model_dir={model_dir}", "--set", f"data.cache_dir={ctx.cache_dir}",
+               "--set", "trainer.verbose=2"]
+    load, start = os.getloadavg()[0], time.time()
     subprocess.run(command, cwd=REPO, check=True)
-    _record(key, time.time() - start, load)
     return time.time() - start, load
 
 
-def quality(split, args, timings):
+def quality(ctx, trained):
     from tfvrec.evaluation import evaluator
     from tfvrec import registry
     scorers, configs = {}, {}
-    for name in VARIANTS:
-        config, dataset, model = Run(os.path.join(RUNS, name)).load()
+    for name, run in trained.items():
+        config, dataset, model = run.load()
         scorers[name], configs[name] = model, config
     config = configs["CDL-CE"]
     test = dataset.split("test")
@@ -117,8 +99,8 @@ def quality(split, args, timings):
                        ("Borda (colour histogram)", "borda_colour"), ("BPR-MF", "bpr"), ("random", "random")):
         start = time.time()
         scorers[label] = factories[key](dataset, config, heldout)
-        print(f"[{label}] ready in {time.time() - start:.0f}s", flush=True)
-    rows = evaluator.evaluate_scorers(scorers, dataset, heldout, ["candidates:100"], KS, args.repeats, seed=0,
+        ctx.log(f"{label} ready in {time.time() - start:.0f}s")
+    rows = evaluator.evaluate_scorers(scorers, dataset, heldout, ["candidates:100"], KS, ctx.opt("repeats"), seed=0,
                                       judged="test")
     header = ("| method | " + " | ".join(f"P@{k}" for k in KS) + " | " + " | ".join(f"R@{k}" for k in KS)
               + " | p (P@20 vs CDL-CE) |")
@@ -133,15 +115,17 @@ def quality(split, args, timings):
     return "\n".join(lines), users, {name: result for name, result in rows}
 
 
-def throughput(args):
+def throughput(ctx):
     """Train steps per second of the CPU tower and of the paper's tower, on random pixels."""
     import tensorflow as tf
     from tfvrec.models.cdl import model as cdl
     out = []
-    cpu = config_lib.load_config(CONFIG).model.cdl
+    from tfvrec import config as config_lib
+    cpu = ctx.config(CONFIG).model.cdl
     paper = config_lib.get_experiment("cdl_paper").model.cdl
-    for label, c, batch, steps in (("CPU tower (96 px, d = 128)", cpu, 128, 10),
-                                   ("paper tower (256 px, AlexNet widths, d = 1024)", paper, args.paper_batch, 3)):
+    for label, c, batch, steps in (("CPU tower (96 px, d = 128)", cpu, ctx.opt("cpu_batch"), ctx.opt("cpu_steps")),
+                                   ("paper tower (256 px, AlexNet widths, d = 1024)", paper, ctx.opt("paper_batch"),
+                                    ctx.opt("paper_steps"))):
         model = cdl.CDL(c, np.random.default_rng(0).random((8, c.num_clusters)).astype(np.float32),
                         np.zeros((2, c.image_size, c.image_size, 3), np.uint8))
         model.compile(optimizer=tf.keras.optimizers.SGD(1e-3, momentum=0.9))
@@ -150,59 +134,41 @@ def throughput(args):
              "negative_image": tf.random.uniform(shape)}
         step = tf.function(model.train_step)
         step(x)
-        load, start = load_average(), time.time()
+        load, start = os.getloadavg()[0], time.time()
         for _ in range(steps):
             step(x)
         seconds = (time.time() - start) / steps
-        tag = " (under load)" if load > UNDER_LOAD else ""
         out.append(f"| {label} | {batch} | {model.triple.count_params():,} | {seconds:.2f} | {batch / seconds:.1f} | "
-                   f"{2 * batch / seconds:.1f} | {load:.2f}{tag} |")
-        print(out[-1], flush=True)
+                   f"{2 * batch / seconds:.1f} | {load:.2f} |")
+        ctx.log(out[-1])
     return out
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=10, help="epochs of every trained row (default 10)")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats of the candidate sampling (default 5)")
-    parser.add_argument("--paper-batch", type=int, default=16, help="batch of the paper-tower throughput steps")
-    parser.add_argument("--time-shipped", action="store_true",
-                        help="also time `tfvrec train --config configs/cdl_posters.yaml` as shipped (its own split)")
-    parser.add_argument("--dry-run", action="store_true", help="print the section, do not write docs/benchmarks.md")
-    args = parser.parse_args(argv)
-    os.makedirs(RUNS, exist_ok=True)
-    base = config_lib.load_config(CONFIG)
-    split = paper_split(base)
-    timings = {}
-    for name in VARIANTS:
-        timings[name] = train(name, split, args)
-    shipped = tuple(_timings().get("shipped", (None, None)))
-    if args.time_shipped:
-        shipped = train("CDL-CE", split, args, sets=[f"runtime.model_dir={os.path.join(RUNS, 'shipped')}",
-                                                      "trainer.verbose=2"], key="shipped")
-    table, users, results = quality(split, args, timings)
-    speed = throughput(args)
-    seconds, load = timings["CDL-CE"]
-    if seconds is None:
-        timing = "(the CDL-CE run was reused and its time was not recorded)"
-    else:
-        tag = " — under load" if load > UNDER_LOAD else ""
-        timing = (f"{seconds / 60:.1f} min wall clock for `tfvrec train --config configs/cdl_posters.yaml` on the "
-                  f"paper split ({args.epochs}-epoch budget, early stopping on a train holdout, final evaluation "
-                  f"included; load average {load:.2f} at the start{tag})")
-    if shipped[0] is not None:
-        tag = " — under load" if shipped[1] > UNDER_LOAD else ""
-        timing += (f"; the shipped command as is (its own last-day split, data set import cached): "
-                   f"{shipped[0] / 60:.1f} min at load average {shipped[1]:.2f}{tag}")
-    others = ", ".join(f"{n} {t[0] / 60:.1f} min" for n, t in timings.items() if n != "CDL-CE" and t[0])
-    markdown = f"""## CDL on MovieLens posters (Lei et al. §6 protocol)
+def run(ctx):
+    base = base_config(ctx)
+    split = paper_split(ctx, base)
+    variants = ctx.opt("variants")
+    trained = {name: ctx.trained(run_config(ctx, name, split)) for name in variants}
+    shipped = time_shipped(ctx) if ctx.opt("time_shipped") else None
+    table, users, results = quality(ctx, trained)
+    speed = throughput(ctx)
+    epochs, repeats = ctx.opt("epochs"), ctx.opt("repeats")
+    ce = trained["CDL-CE"]
+    timing = (f"{ce.train_seconds / 60:.1f} min of training for the CDL-CE row (`configs/cdl_posters.yaml` on the "
+              f"paper split: {epochs}-epoch budget, {ce.epochs} trained, early stopping on a train holdout)")
+    if shipped is not None:
+        timing += (f"; the shipped command as is (`tfvrec train --config configs/cdl_posters.yaml`, its own "
+                   f"last-day split, data set import cached): {shipped[0] / 60:.1f} min wall clock at load average "
+                   f"{shipped[1]:.2f}")
+    others = ", ".join(f"{n} {t.train_seconds / 60:.1f} min" for n, t in trained.items() if n != "CDL-CE")
+    hidden, low, high = ctx.opt("hidden"), ctx.opt("min_likes"), ctx.opt("max_likes")
+    return f"""## CDL on MovieLens posters (Lei et al. §6 protocol)
 
-`make bench-cdl` (`tools/bench_cdl.py --epochs {args.epochs} --repeats {args.repeats}`). Likes = ratings ≥ 4 on
-movies with a poster; the {users} users with 40–200 likes hide 20 each (`tfvrec cdl-split`), ranked among
-100 candidates (`candidates:100`; random P@K = 0.2, R@K = K/100). Mean ± std over {args.repeats} repeats of the
-candidate sampling; p: two-sided per-user paired t-test of CDL-CE against the row on P@20 (mean difference
-CDL-CE − row in brackets). CDL rows: the shipped `configs/cdl_posters.yaml` (CPU tower at 96 px, Adam, no
-dropout, {args.epochs} epochs at most, best epoch on a train holdout); TwoNets the same towers trained pointwise on
+Likes = ratings ≥ 4 on movies with a poster; the {users} users with {low}–{high} likes hide {hidden} each (`tfvrec
+cdl-split`), ranked among 100 candidates (`candidates:100`; random P@K = {hidden}/100, R@K = K/100). Mean ± std over
+{repeats} repeats of the candidate sampling; p: two-sided per-user paired t-test of CDL-CE against the row on P@20 (mean
+difference CDL-CE − row in brackets). CDL rows: the shipped `configs/cdl_posters.yaml` (CPU tower at 96 px, Adam, no
+dropout, {epochs} epochs at most, best epoch on a train holdout); TwoNets the same towers trained pointwise on
 the same triplets; CDL-pretrained trainable FC layers (512 → 128) on frozen EfficientNet-Lite0 features. No
 friends or groups in this data: negatives avoid the user's likes and interest tags (genres + MovieLens tags).
 
@@ -216,8 +182,13 @@ Training throughput (one `train_step` on random pixels, SGD with momentum; 2 ima
 |---|---|---|---|---|---|---|
 {chr(10).join(speed)}
 """
-    benchmark_report.publish("cdl-posters", markdown, write=not args.dry_run)
 
 
-if __name__ == "__main__":
-    main()
+SECTIONS = [Section(
+    name="cdl-posters", title="CDL on MovieLens posters (the paper's 20-of-100 protocol) against its baselines",
+    run=run, data=("movielens_posters",), make="bench-cdl",
+    paths=P.TRAINING + P.EVALUATION + P.model("cdl") + P.model("bpr") + P.FEATURES + P.config(CONFIG),
+    options={"epochs": 10, "repeats": 5, "variants": list(VARIANTS), "min_likes": 40, "max_likes": 200, "hidden": 20,
+             "time_shipped": False, "cpu_batch": 128, "cpu_steps": 10, "paper_batch": 16, "paper_steps": 3},
+    quick={"epochs": 1, "repeats": 1, "variants": ["CDL-CE", "CDL-pretrained"], "min_likes": 6, "hidden": 3,
+           "cpu_batch": 8, "cpu_steps": 1, "paper_batch": 2, "paper_steps": 1})]

@@ -1,7 +1,7 @@
-"""Benchmark: CNN-PerMLP and the paper's baselines on MovieLens posters and Last.fm-2k.
+"""Section ``cnn_permlp``: CNN-PerMLP and the paper's baselines on MovieLens posters and Last.fm-2k.
 
 For each data set, every trained row of the comparison (CNN-PerMLP, the non-personalized
-network, CH-PerMLP where there are pixels, PITF) is trained on ``--repeats`` leave-posts-out
+network, CH-PerMLP where there are pixels, PITF) is trained on ``repeats`` leave-posts-out
 splits (split seed = run seed = r); MP and MP-u are counted on the same splits. Figures are
 F1 / P / R @ 1, 3, 5, 10 over the test posts, mean ± std over the repeats, on all test
 posts and on the posts of new images; then a paired t-test of CNN-PerMLP against the best
@@ -10,30 +10,21 @@ throughput (posts/s). On Last.fm-2k each trained row first picks its learning ra
 the holdout carved from the training posts (split 0), with the same grid size per row;
 the test posts are never looked at for it.
 
-    .venv/bin/python tools/bench_cnn_permlp.py [--repeats 3] [--datasets posters,lastfm] [--no_report]
+    python tools/bench.py --sections cnn_permlp [--option "datasets=['posters']"]
 
 Needs $TFVREC_SHARED_DATA (default ../shared/data): movielens_posters/ and lastfm_2k/.
-Finished runs under runs/bench_cnn_permlp/ are reused (a killed benchmark resumes).
+Runs under runs/bench_cnn_permlp/ are reused while the measured code is unchanged (a killed benchmark resumes).
 """
-import argparse
-import json
 import dataclasses
+import json
 import os
-import sys
-import time
 
 import numpy as np
 
-import tfvrec  # noqa: F401
+from harness import Section, keyed, quick_sets
+from harness import paths as P
+from harness import toy
 
-from tfvrec import benchmark_report
-from tfvrec import config as config_lib
-from tfvrec.runs import Run
-from tfvrec.evaluation import significance
-from tfvrec.evaluation.protocols import EvalResult
-from tfvrec.training import trainer
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KS = (1, 3, 5, 10)
 VIEWS = ("test posts", "test posts, new images")
 
@@ -55,30 +46,49 @@ LASTFM = {
 LASTFM_GRID = {"cnn_permlp": [0.001, 0.003], "cnn": [0.001, 0.003], "pitf": [0.003, 0.01]}
 DATASETS = {"posters": ("cnn_permlp_posters.yaml", POSTERS, None),
             "lastfm": ("cnn_permlp_lastfm.yaml", LASTFM, LASTFM_GRID)}
-EXTRA_SETS = []  # --set: applied to every run (smoke tests)
 REPEATS = {"posters": 3, "lastfm": 2}  # Last.fm's runs are ~20× longer
 
 
-def run(dataset, name, sets, seed, root, tag=""):
-    config_file, _, _ = DATASETS[dataset]
-    model_dir = os.path.join(root, dataset, f"{name}{tag}-s{seed}")
-    config = config_lib.load_config(os.path.join(REPO, "configs", config_file),
-                                    EXTRA_SETS + sets + [f"model.cnn_permlp.split_seed={seed}", f"runtime.seed={seed}",
-                                            f"runtime.model_dir={model_dir}", "trainer.verbose=0"])
-    start = time.time()
-    cached = os.path.join(model_dir, "bench_rows")  # a finished run's table (with per-post values)
-    if Run(model_dir).finished and os.path.exists(cached + ".json") and os.path.exists(cached + ".npz"):
-        rows, load = load_rows(cached)
-    else:
-        rows = trainer.train(config)
-        load = os.getloadavg()[0]  # at the end of training (a reused run keeps the figure of its training)
+def dataset_config(ctx, dataset, sets):
+    """The config of ``dataset``'s run with ``sets`` (quick: on a toy copy of the data set)."""
+    config_file = DATASETS[dataset][0]
+    if not ctx.quick:
+        return ctx.config(config_file, sets)
+    if dataset == "posters":  # the posters of the quick features, every user
+        import bench_features
+        from tfvrec.data import features as features_lib
+        ids, _ = features_lib.load_features(bench_features.ensure_features(ctx))
+        return toy.config(ctx, config_file, sets, users=None, items=ids.tolist())
+    return toy.config(ctx, config_file, sets, users=300)
+
+
+def run(ctx, dataset, name, sets, seed, tag=""):
+    from tfvrec.training import trainer
+    sets = ctx.opt("set") + sets + [f"model.cnn_permlp.split_seed={seed}", f"runtime.seed={seed}", "trainer.verbose=0"]
+    if ctx.quick:
+        sets += quick_sets(steps=10, validation_users=0) + ["model.cnn_permlp.min_tag_count=1"]
+    config = dataset_config(ctx, dataset, sets)
+    config.runtime.model_dir = ctx.run_dir(dataset, keyed(f"{name}{tag}-s{seed}", sets))
+    cached = os.path.join(config.runtime.model_dir, "bench_rows")  # the run's table (with per-post values)
+    fresh = []
+
+    def train(config):  # trainer.train returns the table with its per-post values
+        fresh.append(trainer.train(config))
+
+    trained = ctx.trained(config, train=train)
+    if fresh:
+        rows, load = fresh[0], os.getloadavg()[0]  # the load at the end of training
         save_rows(cached, rows, load)
-    state = json.load(open(os.path.join(model_dir, "training_state.json")))
-    steps = state["completed_epochs"] * state.get("steps_per_epoch", 0)
-    seconds = state.get("train_seconds", 0.0) or (time.time() - start)
-    return {"rows": {(scorer, r.protocol): r for scorer, r in rows}, "best": state.get("best_value"),
-            "posts_per_s": steps * config.trainer.batch_size / seconds if seconds else float("nan"),
-            "epochs": state["completed_epochs"], "load": load}
+    elif os.path.exists(cached + ".json") and os.path.exists(cached + ".npz"):
+        rows, load = load_rows(cached)
+    else:  # finished, its table not kept: evaluated again
+        rows, load = trainer.train(config), float("nan")
+        save_rows(cached, rows, load)
+    state = trained.state
+    seconds = state.train_seconds
+    return {"rows": {(scorer, r.protocol): r for scorer, r in rows}, "best": state.best_value,
+            "posts_per_s": trained.steps * config.trainer.batch_size / seconds if seconds else float("nan"),
+            "epochs": state.completed_epochs, "load": load}
 
 
 _ARRAYS = ("users", "per_user")
@@ -103,6 +113,7 @@ def save_rows(stem, rows, load):
 
 
 def load_rows(stem):
+    from tfvrec.evaluation.protocols import EvalResult
     with open(stem + ".json") as f:
         saved = json.load(f)
     rows = []
@@ -115,13 +126,13 @@ def load_rows(stem):
     return rows, saved["load"]
 
 
-def tune(dataset, name, sets, grid, root):
+def tune(ctx, dataset, name, sets, grid):
     """The learning rate of ``grid`` with the best holdout F1@5 (split 0)."""
     scores = {}
     for lr in grid:
-        result = run(dataset, name, sets + [f"trainer.learning_rate={lr}"], 0, root, tag=f"-lr{lr}")
+        result = run(ctx, dataset, name, sets + [f"trainer.learning_rate={lr}"], 0, tag=f"-lr{lr}")
         scores[lr] = result["best"]
-        print(f"  tuning {dataset}/{name}: lr={lr} holdout F1@5={result['best']:.4f}", flush=True)
+        ctx.log(f"tuning {dataset}/{name}: lr={lr} holdout F1@5={result['best']:.4f}")
     return max(scores, key=scores.get), scores
 
 
@@ -144,17 +155,20 @@ def table(results, labels, view):
     return "\n".join(lines)
 
 
-def bench(dataset, repeats, root):
+def bench(ctx, dataset, repeats):
     config_file, variants, grid = DATASETS[dataset]
+    variants = {name: v for name, v in variants.items() if name in ctx.opt("variants")}
+    grid = {name: g[:ctx.opt("grid_points")] for name, g in grid.items()} if grid else None
     chosen, tuning, tags = {}, {}, {}
     for name, (_, sets) in variants.items():
         chosen[name], tags[name] = [], ""
         if grid:  # split 0's run at the chosen rate is also the first repeat (reused, not retrained)
-            lr, scores = tune(dataset, name, sets, grid[name], root)
+            lr, scores = tune(ctx, dataset, name, sets, grid[name])
             chosen[name], tuning[name], tags[name] = [f"trainer.learning_rate={lr}"], scores, f"-lr{lr}"
-    runs = {name: [run(dataset, name, variants[name][1] + chosen[name], seed, root, tag=tags[name])
+    runs = {name: [run(ctx, dataset, name, variants[name][1] + chosen[name], seed, tag=tags[name])
                    for seed in range(repeats)] for name in variants}
     out = []
+    variants = dict(variants)
     for view in VIEWS:
         results = {}
         for name, (label, _) in variants.items():
@@ -163,11 +177,12 @@ def bench(dataset, repeats, root):
         for baseline in ("MP", "MP-u"):
             results[baseline] = [r["rows"].get((baseline, view)) for r in first]
         out.append((view, results))
-    return runs, out, tuning, chosen
+    return runs, out, tuning, chosen, variants
 
 
 def paired(results, ours_label, best=None):
     """Paired t-test of ours vs the best baseline (mean F1@5; or ``best``), per test post of every repeat."""
+    from tfvrec.evaluation import significance
     means = {label: np.mean([r.metrics["f1@5"] for r in rs if r is not None]) for label, rs in results.items()
              if label != ours_label and any(r is not None for r in rs)}
     best = best or max(means, key=means.get)
@@ -177,40 +192,23 @@ def paired(results, ours_label, best=None):
 
 
 def describe_test(test):
+    from tfvrec.evaluation import significance
     verdict = ("no significant difference at the 5% level" if not test.p_value < 0.05 else
                "significantly better" if test.mean_difference > 0 else "significantly worse")
     return (f"{test.num_pairs} (post, split) pairs: mean difference {test.mean_difference:+.4f} (95% CI "
             f"[{test.ci_low:+.4f}, {test.ci_high:+.4f}]), p = {significance.format_p(test.p_value)} ({verdict})")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=0, help="splits per data set (default: posters 3, "
-                                                                    "Last.fm 2)")
-    parser.add_argument("--datasets", default="posters,lastfm")
-    parser.add_argument("--root", default=os.path.join(REPO, "runs", "bench_cnn_permlp"))
-    parser.add_argument("--no_report", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    parser.add_argument("--set", action="append", default=[], help="config override for every run (smoke tests)")
-    args = parser.parse_args(argv)
-    EXTRA_SETS.extend(args.set)
-    os.chdir(REPO)
-    from tfvrec.data.resolve import shared_data_dir
-    for folder in ("movielens_posters", "lastfm_2k"):
-        if not os.path.isdir(os.path.join(shared_data_dir(), folder)):
-            sys.exit(f"{folder} not found under {shared_data_dir()}; this benchmark needs the real data sets "
-                     "($TFVREC_SHARED_DATA)")
-    started = time.time()
+def run_section(ctx):
     sections = ["## CNN-PerMLP: tag recommendation on MovieLens posters and Last.fm-2k",
                 "",
-                "Command: `make bench-cnn-permlp` (`.venv/bin/python tools/bench_cnn_permlp.py`). Leave-posts-out "
-                "per user: 20% of each user's posts are the test set, 10% of the rest the validation holdout "
-                "(early stopping; Last.fm's learning-rate choice), repeated over R splits (split seed = run seed "
-                "= 0..R−1); figures are mean ± std over the repeats; F1@K = 2·P@K·R@K / (P@K + R@K) of the mean "
+                "Leave-posts-out per user: 20% of each user's posts are the test set, 10% of the rest the validation "
+                "holdout (early stopping; Last.fm's learning-rate choice), repeated over R splits (split seed = run "
+                "seed = 0..R−1); figures are mean ± std over the repeats; F1@K = 2·P@K·R@K / (P@K + R@K) of the mean "
                 "P@K and R@K (the paper's eq. 12)."]
-    for dataset in args.datasets.split(","):
-        repeats = args.repeats or REPEATS[dataset]
-        runs, views, tuning, chosen = bench(dataset, repeats, args.root)
-        variants = DATASETS[dataset][1]
+    for dataset in ctx.opt("datasets"):
+        repeats = ctx.opt("repeats") or REPEATS[dataset]
+        runs, views, tuning, chosen, variants = bench(ctx, dataset, repeats)
         ours = variants["cnn_permlp"][0]
         title = {"posters": "MovieLens posters (real pixels; tags of mls_tags.csv used ≥ 5 times on movies with "
                             "a poster)",
@@ -227,6 +225,9 @@ def main(argv=None):
         for view, results in views:
             heading = view.replace("new images", "new artists") if dataset == "lastfm" else view
             sections += ["", f"**{heading}**", "", table(results, variants, view)]
+            if any(r is None for rs in results.values() for r in rs):
+                sections += ["", "(Too few posts in this view for the paired test.)"]
+                continue
             best, test = paired(results, ours)
             sections += ["", f"Paired t-test, {ours} vs the best baseline ({best}) on per-post F1@5 over "
                          f"{describe_test(test)}."]
@@ -236,13 +237,17 @@ def main(argv=None):
         for name, rs in runs.items():
             speed = np.mean([r["posts_per_s"] for r in rs])
             load = max(r["load"] for r in rs)
-            note = f", under load (1-min load average up to {load:.1f})" if load > 2.5 else ""
+            note = f", under load (1-min load average up to {load:.1f})" if load > 1.25 * os.cpu_count() else ""
             lines.append(f"{variants[name][0]}: {speed:,.0f} posts/s{note}")
-        sections += ["", "Training throughput (posts/s over the whole run, per-epoch validation included, 2 CPU "
-                         "cores shared with other work): " + "; ".join(lines) + "."]
-    sections += ["", f"Whole benchmark: {(time.time() - started) / 60:.1f} min."]
-    benchmark_report.publish("cnn_permlp", "\n".join(sections), write=not args.no_report)
+        sections += ["", f"Training throughput (posts/s over the whole run, per-epoch validation included, "
+                         f"{os.cpu_count()} CPU cores): " + "; ".join(lines) + "."]
+    return "\n".join(sections)
 
 
-if __name__ == "__main__":
-    main()
+SECTIONS = [Section(
+    name="cnn_permlp", title="CNN-PerMLP and its baselines on MovieLens posters and Last.fm-2k (F1/P/R@K, repeats)",
+    run=run_section, data=("movielens_posters", "lastfm_2k"), make="bench-cnn-permlp",
+    paths=P.TRAINING + P.EVALUATION + P.model("cnn_permlp") + P.config("cnn_permlp_posters.yaml")
+    + P.config("cnn_permlp_lastfm.yaml"),
+    options={"datasets": ["posters", "lastfm"], "repeats": 0, "set": [], "variants": sorted(POSTERS), "grid_points": 2},
+    quick={"repeats": 1, "variants": ["cnn_permlp", "pitf"], "grid_points": 1})]

@@ -1,46 +1,122 @@
-#!/usr/bin/env python
-"""Benchmark ``tfvrec features`` on the 3,872 MovieLens posters and sanity-check the features.
+"""Section ``features``: ``tfvrec features`` on the 3,872 MovieLens posters, and a sanity check of the features.
 
-    python tools/bench_features.py            # converts the model into data_cache/ first if needed
-
-1. Converts EfficientNet-Lite0 (``tools/convert_efficientnet_lite0.py``) into ``--model`` unless
-   it is already there.
+1. Converts EfficientNet-Lite0 (``tools/convert_efficientnet_lite0.py``) into the data cache unless it
+   is already there (`ensure_model`).
 2. Extracts features for every poster with the same code as
-   ``tfvrec features --images POSTERS --hub MODEL --out OUT`` (fresh: the output is deleted
-   first), with its progress bar, and measures the throughput.
+   ``tfvrec features --images POSTERS --hub MODEL --out OUT`` (from scratch: an older feature file is
+   replaced), with its progress bar, and measures the throughput.
 3. Genre sanity check: for every poster, its 10 nearest neighbours by cosine similarity; the
    share of neighbours that have at least one MovieLens genre in common with the query,
    against the same share for a random other poster (exact expectation over all posters).
-4. Writes the figures into the ``features`` section of ``docs/benchmarks.md``.
 
-Outputs (features) go to data_cache/ (git-ignored); nothing else is written into the repository.
+The feature file is what the posters' sections feed their models (`posters_config`: CuratorNet, VBPR,
+the retrieval objective); in quick mode the first ``limit`` posters only, and those sections run on a
+toy copy of the posters data set restricted to them. Outputs go to the data cache (``data_cache/``,
+git-ignored).
+
+    python tools/bench.py --sections features
 """
-import argparse
 import os
-import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+import numpy as np
 
-import tfvrec  # noqa: E402,F401  (selects tf-keras before TensorFlow is imported)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from harness import Section
+from harness import paths as P
+from harness import toy
 
-from tfvrec.benchmark_report import publish  # noqa: E402
-from tfvrec.data.features import load_features  # noqa: E402
-from tfvrec.features import extract  # noqa: E402
-
-POSTERS = os.path.join(os.environ.get("TFVREC_SHARED_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data"),
-                       "movielens_posters")
-DEFAULT_MODEL = "data_cache/models/efficientnet_lite0"
-DEFAULT_OUT = "data_cache/features/movielens_posters_efficientnet_lite0.npz"
+POSTERS = os.path.join("${TFVREC_SHARED_DATA}", "movielens_posters")
+MODEL = os.path.join("models", "efficientnet_lite0")  # under the data cache
+FEATURES = os.path.join("features", "movielens_posters_efficientnet_lite0.npz")  # under the data cache
 EXAMPLES = (1, 1214, 1258, 2571)  # Toy Story, Alien, The Shining, The Matrix
 K = 10
 
 
+def posters_dir(*parts):
+    from tfvrec.data.resolve import expand_path
+    return os.path.join(expand_path(POSTERS), *parts)
+
+
+def model_dir(ctx):
+    return os.path.join(ctx.cache_dir, MODEL)
+
+
+def features_file(ctx):
+    return os.path.join(ctx.cache_dir, FEATURES if not ctx.quick else FEATURES.replace(".npz", "_quick.npz"))
+
+
+def ensure_model(ctx):
+    """The converted EfficientNet-Lite0 (converted into the data cache once)."""
+    path = model_dir(ctx)
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        from convert_efficientnet_lite0 import convert
+        convert(path, check=not ctx.quick, log=ctx.log)
+    return path
+
+
+def images(ctx, limit=None):
+    """The posters folder, or (``limit``) a folder of links to the first ``limit`` posters by movie id."""
+    folder = posters_dir("posters")
+    if not limit:
+        return folder
+    names = sorted(os.listdir(folder), key=lambda n: (len(n), n))[:limit]
+    out = os.path.join(ctx.cache_dir, f"posters-first-{limit}")
+    if not os.path.isdir(out):
+        os.makedirs(out + ".tmp", exist_ok=True)
+        for name in names:
+            link = os.path.join(out + ".tmp", name)
+            if not os.path.lexists(link):
+                os.symlink(os.path.join(folder, name), link)
+        os.replace(out + ".tmp", out)
+    return out
+
+
+def extract(ctx, limit, batch_size):
+    """Extract the posters' features (afresh) into `features_file`: ``(summary, wall s, CPU s, load)``."""
+    from tfvrec.features import extract as extract_lib
+    model = ensure_model(ctx)
+    out = features_file(ctx)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    load_before = os.getloadavg()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    summary = extract_lib.extract_features(images(ctx, limit), model, out, batch_size=batch_size, overwrite=True,
+                                           progress=not ctx.quick, log=ctx.log)
+    return summary, time.perf_counter() - start, time.process_time() - cpu_start, load_before
+
+
+def ensure_features(ctx):
+    """The posters' feature file, extracted unless there (quick mode: the first ``limit`` posters)."""
+    path = features_file(ctx)
+    if not os.path.exists(path):
+        extract(ctx, QUICK_LIMIT if ctx.quick else 0, 32)
+    return path
+
+
+def posters_config(ctx, path, sets=(), users=None):
+    """``ctx.config`` of a posters config whose data set holds the posters' EfficientNet-Lite0 features (the
+    feature set ``data.features`` names, from `ensure_features`); in quick mode on a toy copy of the data set
+    with the posters that have features (``users``: of the first users only)."""
+    from tfvrec.data import features as features_lib
+    from tfvrec.data.dataset import load_dataset
+    from tfvrec.data.resolve import dataset_path
+    source = ensure_features(ctx)
+    ids, vectors = features_lib.load_features(source)
+    config = ctx.config(path, sets)
+    if ctx.quick:
+        config = ctx.config(path, list(sets) + toy.subset(ctx, config, users, items=ids.tolist()))
+    folder = dataset_path(config.data)
+    target = os.path.join(folder, "features", f"{config.data.features}.npz")
+    if not os.path.exists(target) or os.path.getmtime(target) < os.path.getmtime(source):
+        dataset = load_dataset(folder)
+        features_lib.save_features(target, dataset.item_ids,
+                                   features_lib.align_features(source, ids, vectors, dataset.item_ids))
+        ctx.log(f"wrote {target} from {source}")
+    return config
+
+
 def read_movies(path):
     """MovieLens movies: ML-1M ``movies.dat`` (``id::title::genres``, latin-1) or ``movies.csv``."""
+    import pandas as pd
     if path.endswith(".dat"):
         movies = pd.read_csv(path, sep="::", engine="python", header=None, names=["movieId", "title", "genres"],
                              dtype=str, encoding="latin-1")
@@ -114,26 +190,25 @@ def genre_overlap(item_ids, vectors, movies_csv, k=K):
     return result
 
 
-def markdown(summary, wall, cpu, overlap, args, load_before):
+def markdown(summary, wall, cpu, overlap, ctx, load_before):
     lines = [
         "## Visual features: `tfvrec features` on the MovieLens posters",
         "",
-        f"Command: `python tools/bench_features.py` — runs the equivalent of "
-        f"`tfvrec features --images $TFVREC_SHARED_DATA/movielens_posters/posters --hub {args.model} "
-        f"--out {args.out} --batch-size {args.batch_size}` from scratch, with EfficientNet-Lite0 "
-        "(ImageNet, converted by `tools/convert_efficientnet_lite0.py`; 224x224 centre crops, 1280-d features).",
+        "The equivalent of `tfvrec features --images $TFVREC_SHARED_DATA/movielens_posters/posters --hub "
+        f"data_cache/{MODEL} --out data_cache/{FEATURES} --batch-size {ctx.opt('batch_size')}` from scratch, with "
+        "EfficientNet-Lite0 (ImageNet, converted by `tools/convert_efficientnet_lite0.py`; 224x224 centre crops, "
+        f"{summary.dim}-d features).",
         "",
         "| images | batch | throughput | extraction time | model load | whole run | bad files |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        f"| {summary.extracted:,} | {args.batch_size} | **{summary.images_per_second:.1f} images/s** | "
+        f"| {summary.extracted:,} | {ctx.opt('batch_size')} | **{summary.images_per_second:.1f} images/s** | "
         f"{summary.seconds:.1f} s | {summary.load_seconds:.1f} s | {wall:.1f} s | {len(summary.bad)} |",
         "",
         f"Throughput = images / extraction-loop time (decode + resize in the tf.data pipeline overlapped with "
-        f"the model), on {os.cpu_count()} CPU cores, no GPU. The machine is shared with other jobs (load "
-        f"average {load_before[0]:.1f} when the run started), so this is a lower bound: the run used "
+        f"the model), on {os.cpu_count()} CPU cores, no GPU. The run used "
         f"{cpu:.0f} CPU-seconds in all ({cpu / max(summary.extracted, 1) * 1000:.0f} ms per image including "
-        f"model load), i.e. up to about {os.cpu_count() * max(summary.extracted, 1) / cpu:.0f} images/s if "
-        f"it had all {os.cpu_count()} cores to itself.",
+        f"model load), i.e. up to about {os.cpu_count() * max(summary.extracted, 1) / max(cpu, 1e-9):.0f} images/s "
+        f"if it had all {os.cpu_count()} cores to itself (load average {load_before[0]:.1f} when it started).",
         "",
         f"**Genre sanity check** ({overlap['n']:,} posters with MovieLens-1M genres): of the top-{overlap['k']} "
         "cosine neighbours of each poster (self excluded),",
@@ -158,40 +233,17 @@ def markdown(summary, wall, cpu, overlap, args, load_before):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    text, args = measure(argv)
-    publish("features", text, write=not args.no_report)
-    return 0
-
-
-def measure(argv=None):
-    """Runs the benchmark (``argv``: this script's flags); returns ``(markdown of the section, parsed flags)``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="converted SavedModel (made if missing)")
-    parser.add_argument("--posters", default=os.path.join(POSTERS, "posters"))
-    parser.add_argument("--movies", default=os.path.join(POSTERS, "ml1m_movies.dat"),
-                        help="MovieLens movies file with genres (the posters are keyed by ML-1M movie id)")
-    parser.add_argument("--out", default=DEFAULT_OUT, help="feature file (replaced unless --resume)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--resume", action="store_true", help="keep existing features (no fresh timing)")
-    parser.add_argument("--no-report", action="store_true", help="print, but do not update docs/benchmarks.md")
-    args = parser.parse_args(argv)
-
-    if not os.path.exists(os.path.join(args.model, "saved_model.pb")):
-        sys.path.insert(0, os.path.join(REPO, "tools"))
-        from convert_efficientnet_lite0 import convert
-        convert(args.model)
-    load_before = os.getloadavg()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    # Without --resume, everything is extracted again (an older feature file and its parts are replaced).
-    summary = extract.extract_features(args.posters, args.model, args.out, batch_size=args.batch_size,
-                                       overwrite=not args.resume)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    print(summary.describe())
+def run(ctx):
+    from tfvrec.data.features import load_features
+    summary, wall, cpu, load_before = extract(ctx, ctx.opt("limit"), ctx.opt("batch_size"))
+    ctx.log(summary.describe())
     item_ids, vectors = load_features(summary.out)
-    overlap = genre_overlap(item_ids.tolist(), vectors, args.movies)
-    return markdown(summary, wall, cpu, overlap, args, load_before), args
+    overlap = genre_overlap(item_ids.tolist(), vectors, posters_dir("ml1m_movies.dat"))
+    return markdown(summary, wall, cpu, overlap, ctx, load_before)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+QUICK_LIMIT = 160  # posters extracted in quick mode (and the items of the posters sections' toy data set)
+SECTIONS = [Section(
+    name="features", title="Visual features: tfvrec features (EfficientNet-Lite0) on the MovieLens posters",
+    run=run, paths=P.FEATURES, data=("movielens_posters",), group="peers", make="bench-features",
+    options={"batch_size": 32, "limit": 0}, quick={"limit": QUICK_LIMIT})]

@@ -1,33 +1,21 @@
-"""Benchmark: tfrs' retrieval objective against the pairwise one, same data, budget and protocol.
+"""Section ``retrieval_objective``: tfrs' retrieval objective against the pairwise one, same data, budget and
+protocol.
 
-    .venv/bin/python tools/bench_retrieval.py                      # CuratorNet on UGallery and posters, BPR-MF on F.S
-    .venv/bin/python tools/bench_retrieval.py --only ugallery --triplets 2000000
+    python tools/bench.py --sections retrieval_objective [--option "only=['ugallery']" --option triplets=2000000]
 
 For each data set the model is trained twice from its shipped config, once with its pairwise
 loss (``logistic``) and once with ``loss: retrieval`` (`tfvrec.tasks.retrieval`: softmax over the
 global batch's positives and the examples' sampled negatives), with the same examples, steps,
 batch and learning rate; both runs are then evaluated in one table with the paper's protocol,
 so the paired t-test over users compares them on the same candidates. Wall time is the
-training time of each run (``training_state.json``), with the load average. Runs live in
-``runs/bench_retrieval/`` (reused when finished, resumed when killed). Needs the real data sets
-(``$TFVREC_SHARED_DATA``); the posters also need their EfficientNet-Lite0 features
-(``tools/bench_curatornet.py`` explains how they are made).
+training time of each run. The BPR-MF runs on Flickr F.S (`flickr_run`) are shared with
+``peers_bpr``. Needs the real data sets (``$TFVREC_SHARED_DATA``); the posters' features come from
+the ``features`` section's file (`bench_features.posters_config`).
 """
-import argparse
-import json
-import os
-import sys
+from harness import Section, keyed, quick_sets
+from harness import paths as P
+from harness import toy
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import tfvrec  # noqa: E402,F401
-
-from tfvrec import benchmark_report  # noqa: E402
-from tfvrec import config as config_lib  # noqa: E402
-from tfvrec.runs import Run  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNS = os.path.join(REPO, "runs", "bench_retrieval")
 # name -> (config, model section, budget: "triplets" (a D_S) or "epochs", metrics of the table)
 SETS = {
     "ugallery": ("curatornet_ugallery.yaml", "curatornet", "triplets", ["auc", "recall@20", "ndcg@100"]),
@@ -36,37 +24,48 @@ SETS = {
 }
 
 
-def log(message):
-    print(f"[bench_retrieval] {message}", flush=True)
-
-
-def budget(kind, args):
-    if kind == "triplets":  # 10 epochs over a D_S of --triplets triplets
-        steps = max(1, -(-args.triplets // (512 * 10)))
-        return [f"model.curatornet.num_triplets={args.triplets}", "trainer.epochs=10",
+def budget(kind, triplets, bpr_epochs):
+    if kind == "triplets":  # 10 epochs over a D_S of ``triplets`` triplets
+        steps = max(1, -(-triplets // (512 * 10)))
+        return [f"model.curatornet.num_triplets={triplets}", "trainer.epochs=10",
                 f"trainer.steps_per_epoch={steps}", "trainer.batch_size=512"]
-    return [f"trainer.epochs={args.bpr_epochs}"]
+    return [f"trainer.epochs={bpr_epochs}"]
 
 
-def run_pair(name, args):
+def pair_config(ctx, name, loss, triplets=2_000_000, bpr_epochs=30):
+    """The config of one run of the pair (``name``'s data set, ``loss``); its run directory set."""
+    config_file, section, kind, _ = SETS[name]
+    sets = budget(kind, triplets, bpr_epochs) + [f"model.{section}.loss={loss}", "trainer.verbose=2",
+                                                 "eval.baselines=[]"]
+    if ctx.quick:
+        sets += quick_sets() + (["model.curatornet.num_clusters=8", "model.curatornet.cluster_restarts=1"]
+                                if section == "curatornet" else [])
+    if name == "posters":
+        import bench_features
+        config = bench_features.posters_config(ctx, config_file, sets)
+    else:
+        config = toy.config(ctx, config_file, sets) if name == "flickr_fs" else ctx.config(config_file, sets)
+    # (Flickr F.S's runs are shared with peers_bpr; the others are this section's.)
+    folder = ctx.shared_dir if name == "flickr_fs" else ctx.run_dir
+    config.runtime.model_dir = folder(keyed(f"{name}-{loss}", sets))
+    return config
+
+
+def flickr_run(ctx, loss):
+    """BPR-MF on Flickr F.S (configs/bpr_flickr_fs_retrieval.yaml, this section's budget) with ``loss``: the
+    `Trained` run ``peers_bpr`` shares."""
+    options = SECTIONS[0].resolve_options(ctx.quick)
+    return ctx.trained(pair_config(ctx, "flickr_fs", loss, options["triplets"], options["bpr_epochs"]))
+
+
+def run_pair(ctx, name):
     from tfvrec.evaluation import evaluator, report
-    from tfvrec.training import trainer
-    config_file, section, kind, metrics = SETS[name]
-    path = os.path.join(REPO, "configs", config_file)
+    metrics = SETS[name][3]
     models, seconds, dataset, config = {}, {}, None, None
     for loss in ("logistic", "retrieval"):
-        model_dir = os.path.join(RUNS, f"{name}-{loss}-{args.triplets if kind == 'triplets' else args.bpr_epochs}")
-        config = config_lib.load_config(path, budget(kind, args) + [
-            f"model.{section}.loss={loss}", f"runtime.model_dir={model_dir}", "trainer.verbose=2", "eval.baselines=[]"])
-        if name == "posters":
-            from bench_curatornet import LITE0_FEATURES, LITE0_MODEL, ensure_poster_features
-            ensure_poster_features(config, LITE0_FEATURES, LITE0_MODEL)
-        if not Run(model_dir).finished:
-            log(f"training {name} with loss {loss} into {model_dir}")
-            trainer.train(config)
-        state = json.load(open(os.path.join(model_dir, "training_state.json")))
-        seconds[loss] = state.get("train_seconds", float("nan"))
-        config, dataset, models[loss] = Run(model_dir).load()
+        trained = ctx.trained(pair_config(ctx, name, loss, ctx.opt("triplets"), ctx.opt("bpr_epochs")))
+        seconds[loss] = trained.train_seconds
+        config, dataset, models[loss] = trained.load()
     judged = config.eval.split if config.eval.split in dataset.interactions else "validation"
     heldout = evaluator.heldout_by_user(dataset.split(judged))
     rows = evaluator.evaluate_scorers({"pairwise (logistic)": models["logistic"],
@@ -77,35 +76,28 @@ def run_pair(name, args):
     return rows, seconds, table, config
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=sorted(SETS), action="append", help="data sets (default: all)")
-    parser.add_argument("--triplets", type=int, default=2_000_000, help="CuratorNet training triplets per run")
-    parser.add_argument("--bpr-epochs", type=int, default=30, help="BPR-MF epoch cap (early stopping)")
-    parser.add_argument("--no_report", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    args = parser.parse_args(argv)
-    os.chdir(REPO)
-    sys.path.insert(0, os.path.join(REPO, "tools"))
-    load_start = os.getloadavg()[0]
+def run(ctx):
     lines = ["## The retrieval objective against the pairwise one",
              "",
-             f"Command: `.venv/bin/python tools/bench_retrieval.py --triplets {args.triplets} --bpr-epochs "
-             f"{args.bpr_epochs}`. Each model trained twice from its shipped config, once per loss, with the "
-             "same examples, budget and learning rate; the two runs evaluated in one table (the paper's "
-             "protocol; p: paired t-test over users of the pairwise row against the retrieval row). Retrieval: "
-             "tfrs softmax over the global batch's positives plus the sampled negatives, accidental hits "
+             f"Budget: {ctx.opt('triplets'):,} CuratorNet training triplets per run, BPR-MF at most "
+             f"{ctx.opt('bpr_epochs')} epochs (early stopping). Each model trained twice from its shipped config, once "
+             "per loss, with the same examples, budget and learning rate; the two runs evaluated in one table (the "
+             "paper's protocol; p: paired t-test over users of the pairwise row against the retrieval row). "
+             "Retrieval: tfrs softmax over the global batch's positives plus the sampled negatives, accidental hits "
              "removed, log-Q correction for BPR-MF (item frequency) and off for CuratorNet (guideline sampling).",
              ""]
-    for name in args.only or sorted(SETS):
-        rows, seconds, table, config = run_pair(name, args)
-        log(f"{name}:\n{table}")
+    for name in ctx.opt("only"):
+        rows, seconds, table, config = run_pair(ctx, name)
+        ctx.log(f"{name}:\n{table}")
         lines += [f"### {name} ({config.model.name})", "", table, "",
                   f"Training time: pairwise {seconds['logistic']:.0f} s, retrieval {seconds['retrieval']:.0f} s "
                   f"(ratio {seconds['retrieval'] / max(seconds['logistic'], 1e-9):.2f}).", ""]
-    lines.append(f"Load average at start {load_start:.2f}, at the end {os.getloadavg()[0]:.2f} (2 cores; times "
-                 "taken with the load above 2.5 are not speed measurements).")
-    benchmark_report.publish("retrieval_objective", "\n".join(lines), write=not args.no_report)
+    return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    main()
+SECTIONS = [Section(
+    name="retrieval_objective", title="tfrs' retrieval objective against the pairwise one (CuratorNet, BPR-MF)",
+    run=run, paths=P.TRAINING + P.EVALUATION + P.model("curatornet") + P.model("bpr") + ("tools/bench_features.py",)
+    + tuple(f"configs/{c}" for c, _, _, _ in SETS.values()), data=("ugallery", "movielens_posters", "flickr_fs"),
+    make="bench-retrieval", options={"only": sorted(SETS), "triplets": 2_000_000, "bpr_epochs": 30},
+    quick={"triplets": 3000, "bpr_epochs": 1})]

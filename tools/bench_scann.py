@@ -1,44 +1,37 @@
-"""ScaNN vs brute-force retrieval in tfvrec exports, on synthetic catalogues (issue 6 acceptance).
+"""Section ``scann``: ScaNN vs brute-force retrieval in tfvrec exports, on synthetic catalogues (issue 6).
 
-For each catalogue size (default 100k and 1M items, d=200) the script builds two
+For each catalogue size (default 100k and 1M items, d=200) the section builds two
 exports through the real export path (`tfvrec.serving.module.ServingModule` and
 `tfvrec.serving.versions.write_version`: atomic, saved, re-loaded and warmed up), one with
 ``export.index=brute_force`` and one with ``export.index=scann``, then loads both
 SavedModels and measures through their ``serving_default`` signature:
 
-- recall@10 of ScaNN against the exact brute-force top-10 (over ``--queries`` queries);
-- single-query latency (p50, p99) and batched throughput (QPS, batches of ``--batch``);
+- recall@10 of ScaNN against the exact brute-force top-10 (over ``queries`` queries);
+- single-query latency (p50, p99) and batched throughput (QPS, batches of ``batch``);
 - index build time and export size on disk.
 
-Synthetic data: item and query vectors are drawn around ``--clusters`` random
+Synthetic data: item and query vectors are drawn around ``clusters`` random
 centres (recommender embeddings are clustered; isotropic Gaussian data is the
 worst case for any partitioning index and unlike any trained model). Queries are
 the known "users" of the export, so the timings include the id lookup and output
 formatting a client pays for. ScaNN candidates are re-scored exactly
 (``export.rerank_candidates``), so its scores equal brute force's for the items it finds.
+`synthetic` (the clustered catalogue) and `measure` (the in-process floor) are shared with the
+``sharded_retrieval``, ``peers_ann`` and ``peers_serving`` sections.
 
-    .venv/bin/python tools/bench_scann.py                 # 100k and 1M, writes docs/benchmarks.md
-    .venv/bin/python tools/bench_scann.py --sizes 100000 --no-write
+    python tools/bench.py --sections scann [--option sizes=[100000]]
 """
 import argparse
 import gc
 import os
 import shutil
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import tfvrec  # noqa: E402,F401  (tf-keras before TensorFlow)
+from harness import Section
+from harness import paths as P
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from tfvrec import benchmark_report  # noqa: E402
-from tfvrec.config import ExportConfig  # noqa: E402
-from tfvrec.serving import module as module_lib, parts as parts_lib, versions  # noqa: E402
-
-SECTION = "scann"
 
 
 def synthetic(num_items, dim, num_queries, clusters, seed):
@@ -55,6 +48,8 @@ def synthetic(num_items, dim, num_queries, clusters, seed):
 
 
 def build_export(items, queries, base, index, args):
+    from tfvrec.config import ExportConfig
+    from tfvrec.serving import module as module_lib, parts as parts_lib, versions
     parts = parts_lib.ServingParts(
         model_name="synthetic", item_ids=np.array([f"i{n}" for n in range(len(items))]), item_vectors=items,
         user_ids=np.array([f"q{n}" for n in range(len(queries))]), user_vectors=queries, distance="dot_product")
@@ -75,12 +70,14 @@ def build_export(items, queries, base, index, args):
 
 
 def top_k(function, user_ids, k=10):
+    import tensorflow as tf
     out = function(user=tf.constant(user_ids),
                    exclude=tf.zeros([0, 0], tf.string), k=tf.constant(k, tf.int32))
     return out["item_ids"].numpy(), out["scores"].numpy()
 
 
 def measure(path, query_ids, args):
+    import tensorflow as tf
     served = tf.saved_model.load(path)
     function = served.signatures["serving_default"]
     top_k(function, query_ids[:1])  # warm
@@ -103,58 +100,37 @@ def measure(path, query_ids, args):
                  "p99_ms": 1000 * float(np.percentile(latencies, 99)), "qps": qps}
 
 
-def bench_size(num_items, args, workdir):
-    print(f"== {num_items:,} items, d={args.dim}", flush=True)
+def bench_size(num_items, args, workdir, log=print):
+    log(f"{num_items:,} items, d={args.dim}")
     items, queries = synthetic(num_items, args.dim, args.queries, args.clusters, args.seed)
     query_ids = np.array([f"q{n}" for n in range(len(queries))], object)
     row = {"items": num_items}
     for index in ("brute_force", "scann"):
         base = os.path.join(workdir, f"{index}_{num_items}")
         built = build_export(items, queries, base, index, args)
-        print(f"   {index}: export {built['export_seconds']:.1f}s (index build {built['index_build_seconds']:.1f}s), "
-              f"{built['bytes'] / 2 ** 20:.0f} MB", flush=True)
+        log(f"{index}: export {built['export_seconds']:.1f}s (index build {built['index_build_seconds']:.1f}s), "
+            f"{built['bytes'] / 2 ** 20:.0f} MB")
         ids, timing = measure(built["path"], query_ids, args)
-        print(f"   {index}: p50 {timing['p50_ms']:.2f} ms, p99 {timing['p99_ms']:.2f} ms, {timing['qps']:.0f} QPS",
-              flush=True)
+        log(f"{index}: p50 {timing['p50_ms']:.2f} ms, p99 {timing['p99_ms']:.2f} ms, {timing['qps']:.0f} QPS")
         row[index] = dict(built, **timing, ids=ids)
         shutil.rmtree(base, ignore_errors=True)
     del items, queries
     gc.collect()
     exact, approx = row["brute_force"]["ids"], row["scann"]["ids"]
     row["recall"] = float(np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact)]))
-    print(f"   recall@10 {row['recall']:.4f}", flush=True)
+    log(f"recall@10 {row['recall']:.4f}")
     return row
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--dim", type=int, default=200)
-    parser.add_argument("--queries", type=int, default=1000, help="queries for recall@10")
-    parser.add_argument("--single-queries", type=int, default=200, help="sequential single-query calls timed")
-    parser.add_argument("--qps-queries", type=int, default=2000, help="queries sent in batches for QPS")
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--clusters", type=int, default=1000)
-    parser.add_argument("--num-leaves", type=int, default=0, help="export.scann_num_leaves (0: sqrt(n))")
-    parser.add_argument("--leaves-to-search", type=int, default=0, help="export.scann_leaves_to_search (0: 10%%)")
-    parser.add_argument("--rerank-candidates", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default=None, help="where exports are written (default: a temp dir)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    args = parser.parse_args()
-
-    load_before = os.getloadavg()
-    workdir = args.workdir or os.path.join("runs", "bench_scann")
-    os.makedirs(workdir, exist_ok=True)
-    rows = [bench_size(n, args, workdir) for n in args.sizes]
-    load_after = os.getloadavg()
-    if not args.workdir:
-        shutil.rmtree(workdir, ignore_errors=True)
+def run(ctx):
+    args = argparse.Namespace(**ctx.options)
+    with ctx.scratch("exports") as workdir:
+        rows = [bench_size(n, args, workdir, ctx.log) for n in args.sizes]
 
     lines = [
         "## ScaNN vs brute force in the serving export",
         "",
-        f"`tools/bench_scann.py` — synthetic clustered catalogues (d={args.dim}, {args.clusters} centres), "
+        f"Synthetic clustered catalogues (d={args.dim}, {args.clusters} centres), "
         f"{args.queries} queries, K=10, through each export's `serving_default` signature (loaded SavedModel, "
         f"in-process, no network). ScaNN: tfrs `ScaNN` layer (tree + asymmetric hashing, "
         f"{args.rerank_candidates} candidates re-scored exactly); brute force: matmul + top_k, stock TF ops.",
@@ -178,13 +154,14 @@ def main():
                      f"{row['scann']['qps'] / row['brute_force']['qps']:.1f}× |")
     lines += ["", "Build s: ScaNN index training (k-means tree + hashing codebooks); brute force has no index. "
               "Export MB: the whole version directory (item vectors for exact re-scoring and the `score` "
-              "signature, id tables, and for ScaNN its hashed codes).",
-              "", f"Load average (1/5/15 min) before: {' '.join(f'{x:.1f}' for x in load_before)}; after: "
-              f"{' '.join(f'{x:.1f}' for x in load_after)} — the machine is shared, timings under load are "
-              "pessimistic for both indexes."]
-    markdown = "\n".join(lines)
-    benchmark_report.publish(SECTION, markdown, write=not args.no_write)
+              "signature, id tables, and for ScaNN its hashed codes)."]
+    return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    main()
+SECTIONS = [Section(
+    name="scann", title="ScaNN vs brute force in the serving export (synthetic 100k and 1M items)", run=run,
+    paths=P.EXPORT, make="bench-scann",
+    options={"sizes": [100_000, 1_000_000], "dim": 200, "queries": 1000, "single_queries": 200, "qps_queries": 2000,
+             "batch": 100, "clusters": 1000, "num_leaves": 0, "leaves_to_search": 0, "rerank_candidates": 100,
+             "seed": 0},
+    quick={"sizes": [3000], "dim": 32, "queries": 100, "single_queries": 20, "qps_queries": 200, "clusters": 30})]

@@ -1,48 +1,33 @@
-"""Load test of ``tfvrec serve``: concurrent gRPC clients, with a version swap mid-run (issue 6 acceptance).
+"""Section ``serving_load``: ``tfvrec serve`` under concurrent gRPC clients, with a version swap mid-run (issue 6).
 
 Builds a 100k-item export through the real export path (synthetic vectors, d=64,
-10k known users), starts ``tfvrec serve`` in its own process on 127.0.0.1, and
-runs ``--clients`` client threads (one gRPC channel each, the official
-``PredictionServiceStub``), each sending back-to-back ``serving_default`` requests
-(one random known user, K=10) for ``--seconds``. Halfway through, a new version is
+10k known users), starts ``tfvrec serve`` in its own process on 127.0.0.1
+(`tfvrec.serving.server.launch`), and runs ``clients`` client threads (one gRPC channel
+each, the official ``PredictionServiceStub``), each sending back-to-back ``serving_default``
+requests (one random known user, K=10) for ``seconds``. Halfway through, a new version is
 published the way the exporter publishes one (written aside under a hidden name,
 then renamed into place); the server must load it, warm it up and swap it in with
 no failed request. Records p50/p99 latency, QPS, failures, and when version 2 was
-first served.
+first served. A failed request or a version never served fails the command (exit code 1).
+`build` and `run_load` are shared with the ``peers_serving`` section.
 
-    .venv/bin/python tools/bench_serving_load.py                  # brute force and ScaNN, writes docs
-    .venv/bin/python tools/bench_serving_load.py --index brute_force --seconds 10 --no-write
+    python tools/bench.py --sections serving_load [--option indexes=['brute_force'] --option seconds=10]
 """
-import argparse
 import os
-import re
-import select
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import tfvrec  # noqa: E402,F401
-
-import grpc  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
-
-from tfvrec import benchmark_report  # noqa: E402
-from tfvrec.config import ExportConfig  # noqa: E402
-from tfvrec.serving import module as module_lib, parts as parts_lib, versions  # noqa: E402
-from tfvrec.serving.model_config import update_models_config  # noqa: E402
-
-SECTION = "serving_load"
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from harness import Section
+from harness import paths as P
 
 
 def build(base, index, args):
+    from tfvrec.config import ExportConfig
+    from tfvrec.serving import module as module_lib, parts as parts_lib, versions
     rng = np.random.default_rng(args.seed)
     centres = rng.normal(size=(200, args.dim)).astype(np.float32)
     items = (centres[rng.integers(0, 200, args.items)] + 0.6 * rng.normal(size=(args.items, args.dim)))
@@ -59,35 +44,27 @@ def build(base, index, args):
 
 def publish_copy(base, source_version, new_version):
     """A new version, published like the exporter does: copied aside, then renamed into place."""
+    from tfvrec.serving import versions
     tmp = tempfile.mkdtemp(prefix=versions.TMP_PREFIX, dir=base)
     shutil.rmtree(tmp)
     shutil.copytree(os.path.join(base, str(source_version)), tmp)
     os.rename(tmp, os.path.join(base, str(new_version)))
 
 
-def start_server(config_file, log_path, extra=()):
-    """``tfvrec serve`` in its own process (``extra``: more of its flags); returns (process, gRPC port)."""
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "tfvrec", "serve", "--model_config_file", config_file,
-                             "--port", "0", "--poll_seconds", "1", *extra], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=log, text=True)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        if select.select([proc.stdout], [], [], 1.0)[0]:
-            found = re.search(r"gRPC 127\.0\.0\.1:(\d+)", proc.stdout.readline())
-            if found:
-                return proc, int(found.group(1))
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("server did not start; see " + log_path)
+def start_server(config_file, extra=()):
+    """``tfvrec serve`` in its own process (`tfvrec.serving.server.launch`; ``extra``: more of its flags)."""
+    from tfvrec.serving.server import launch
+    return launch.start(config_file, rest=False, poll_seconds=1, extra=extra, timeout=600)
 
 
 def run_load(port, base, args, clients=None, seconds=None, swap=True):
     """``clients`` (default ``args.clients``) back-to-back gRPC clients for ``seconds``; with ``swap``, version 2
-    is published halfway through."""
+    is published halfway through, and the run goes on until it is served (1 s more; at most 2 minutes more)."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
     clients, seconds = clients or args.clients, seconds or args.seconds
-    stop = threading.Event()
+    stop, served_v2 = threading.Event(), threading.Event()
     results = []  # per client: (latencies, failures, [(time, version)])
     start = time.time()
 
@@ -106,6 +83,8 @@ def run_load(port, base, args, clients=None, seconds=None, swap=True):
                 latencies.append((time.time() - start, time.perf_counter() - t))
                 if not versions or versions[-1][1] != response.model_spec.version.value:
                     versions.append((time.time() - start, response.model_spec.version.value))
+                    if response.model_spec.version.value == 2:
+                        served_v2.set()
             except grpc.RpcError as e:
                 failures.append(f"{e.code()}: {e.details()}")
         channel.close()
@@ -119,6 +98,9 @@ def run_load(port, base, args, clients=None, seconds=None, swap=True):
     if swap:
         publish_copy(base, 1, 2)
     time.sleep(seconds / 2)
+    if swap:  # a loaded machine may take longer than the second half to load and warm v2: wait (≤ 2 min) plus 1 s
+        if served_v2.wait(timeout=120):
+            time.sleep(1.0)
     stop.set()
     for thread in threads:
         thread.join()
@@ -138,52 +120,34 @@ def run_load(port, base, args, clients=None, seconds=None, swap=True):
                 steady=window(0, swap_at), swapping=window(swap_at, swapped), after=window(swapped, elapsed))
 
 
-def bench(index, args, workdir):
+def bench(index, args, workdir, log=print):
+    from tfvrec.serving.model_config import update_models_config
     root = os.path.join(workdir, index)
     base = os.path.join(root, "models", "load")
-    print(f"== {index}: building a {args.items:,}-item export", flush=True)
+    log(f"{index}: building a {args.items:,}-item export")
     build(base, index, args)
     config_file = update_models_config(os.path.join(root, "models.config"), "load", base)
-    proc, port = start_server(config_file, os.path.join(root, "serve.log"))
-    try:
-        result = run_load(port, base, args)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-    print(f"   {result['requests']} requests, {result['qps']:.1f} QPS, p50 {result['p50_ms']:.1f} ms, "
-          f"p99 {result['p99_ms']:.1f} ms, {len(result['failures'])} failed; swap at {result['swap_at']:.1f}s, "
-          f"version 2 served from {result['first_v2']}", flush=True)
+    with start_server(config_file) as server:
+        result = run_load(server.grpc_port, base, args)
+    log(f"{index}: {result['requests']} requests, {result['qps']:.1f} QPS, p50 {result['p50_ms']:.1f} ms, "
+        f"p99 {result['p99_ms']:.1f} ms, {len(result['failures'])} failed; swap at {result['swap_at']:.1f}s, "
+        f"version 2 served from {result['first_v2']}")
     for failure in result["failures"][:5]:
-        print("   failure:", failure)
+        log(f"failure: {failure}")
     return result
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", choices=("brute_force", "scann"), nargs="+", default=["brute_force", "scann"])
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
-
-    load_before = os.getloadavg()
-    workdir = os.path.join("runs", "bench_serving_load")
-    shutil.rmtree(workdir, ignore_errors=True)
-    os.makedirs(workdir)
-    try:
-        results = {index: bench(index, args, workdir) for index in args.index}
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    load_after = os.getloadavg()
+def run(ctx):
+    import argparse
+    args = argparse.Namespace(**ctx.options)
+    with ctx.scratch("serving") as workdir:
+        results = {index: bench(index, args, workdir, ctx.log) for index in args.indexes}
     lines = [
         "## Serving under load (`tfvrec serve`, gRPC)",
         "",
-        f"`tools/bench_serving_load.py` — {args.clients} concurrent gRPC clients (official `PredictionServiceStub`, "
-        f"one channel each, back-to-back requests) for {args.seconds:.0f} s against a {args.items:,}-item export "
+        f"{args.clients} concurrent gRPC clients (official `PredictionServiceStub`, "
+        f"one channel each, back-to-back requests) for {args.seconds:.0f} s or more (until version 2 is served) "
+        f"against a {args.items:,}-item export "
         f"(d={args.dim}, {args.users:,} users, each with 20 excluded training items); one user per request, K=10. "
         "Server and clients share this machine's CPU cores. Halfway through, version 2 is published "
         "(written aside, renamed into place); the server loads and warms it up while serving, then swaps. "
@@ -204,13 +168,15 @@ def main():
             failed = len(r["failures"]) if w is r else ""
             lines.append(f"| {index} | {label} | {w['requests']:,} | {w['qps']:.1f} | {w['p50_ms']:.1f} | "
                          f"{w['p99_ms']:.1f} | {failed} |")
-    lines += ["", f"Load average (1/5/15 min) before: {' '.join(f'{x:.1f}' for x in load_before)}; after: "
-              f"{' '.join(f'{x:.1f}' for x in load_after)} (shared machine; other jobs were running)."]
-    markdown = "\n".join(lines)
-    benchmark_report.publish(SECTION, markdown, write=not args.no_write)
-    if any(r["failures"] or r["first_v2"] is None for r in results.values()):
-        sys.exit(1)
+    broken = [index for index, r in results.items() if r["failures"] or r["first_v2"] is None]
+    if broken:
+        ctx.failed = f"failed requests or version 2 never served: {', '.join(broken)}"
+    return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    main()
+SECTIONS = [Section(
+    name="serving_load", title="tfvrec serve under 8 gRPC clients with a version swap mid-run", run=run,
+    paths=P.SERVER, make="bench-serving",
+    options={"indexes": ["brute_force", "scann"], "clients": 8, "seconds": 30.0, "items": 100_000, "users": 10_000,
+             "dim": 64, "seed": 0},
+    quick={"indexes": ["scann"], "clients": 2, "seconds": 4.0, "items": 2000, "users": 200, "dim": 16})]

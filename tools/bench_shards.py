@@ -1,6 +1,6 @@
-"""Benchmark: sharded retrieval on one machine — latency and recall of S = 1, 2, 4 shards.
+"""Section ``sharded_retrieval``: sharded retrieval on one machine — latency and recall of S = 1, 2, 4 shards.
 
-    .venv/bin/python tools/bench_shards.py [--items 200000] [--dim 64]
+    python tools/bench.py --sections sharded_retrieval [--option items=200000 --option dim=64]
 
 A clustered synthetic catalogue (the generator of ``tools/bench_scann.py``) is exported whole
 and as S shards (``export.num_shards``), brute force and ScaNN; a `ShardedClient` fans each
@@ -11,29 +11,19 @@ of batches of 100. On one machine the shards share its cores, so S > 1 shows the
 fan-out and merge; the gain of sharding is the memory and the cores of S machines, which
 ``docs/scale.md`` works out from these figures.
 """
-import argparse
 import os
-import shutil
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import tfvrec  # noqa: E402,F401
-
-from tfvrec import benchmark_report  # noqa: E402
-from tfvrec.config import ExportConfig  # noqa: E402
-from tfvrec.serving import module as module_lib, parts as parts_lib, sharded, versions  # noqa: E402
-from tfvrec.serving.client import ExportedModel  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-from bench_scann import synthetic  # noqa: E402
+from bench_scann import synthetic
+from harness import Section
+from harness import paths as P
 
 
 def export(items, queries, base, index, num_shards, shard):
+    from tfvrec.config import ExportConfig
+    from tfvrec.serving import module as module_lib, parts as parts_lib, versions
     parts = parts_lib.ServingParts(
         model_name="synthetic", item_ids=np.array([f"i{n}" for n in range(len(items))]), item_vectors=items,
         user_ids=np.array([f"q{n}" for n in range(len(queries))]), user_vectors=queries, distance="dot_product")
@@ -60,46 +50,41 @@ def measure(client, query_ids, reference, singles=200, batch=100, batches=10):
     return recall, 1000 * np.percentile(latencies, 50), 1000 * np.percentile(latencies, 99), qps
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=200_000)
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--no_report", action="store_true")
-    args = parser.parse_args(argv)
-    work = os.path.join(REPO, "runs", "bench_shards")
-    shutil.rmtree(work, ignore_errors=True)
-    load_start = os.getloadavg()[0]
-    items, queries = synthetic(args.items, args.dim, args.queries, clusters=200, seed=0)
-    query_ids = np.array([f"q{n}" for n in range(args.queries)])
-    reference_model = ExportedModel(export(items, queries, os.path.join(work, "whole"), "brute_force", 1, 0))
-    reference = np.concatenate([reference_model.recommend(user=list(query_ids[lo:lo + 100]), k=10)["item_ids"]
-                                for lo in range(0, args.queries, 100)])
+def run(ctx):
+    from tfvrec.serving import sharded
+    from tfvrec.serving.client import ExportedModel
+    items_n, dim, queries_n = ctx.opt("items"), ctx.opt("dim"), ctx.opt("queries")
+    items, queries = synthetic(items_n, dim, queries_n, clusters=ctx.opt("clusters"), seed=0)
+    query_ids = np.array([f"q{n}" for n in range(queries_n)])
     rows = []
-    for index in ("brute_force", "scann"):
-        for num_shards in args.shards:
-            paths = [export(items, queries, os.path.join(work, f"{index}-{num_shards}-{s}"), index, num_shards, s)
-                     for s in range(num_shards)]
-            client = sharded.ShardedClient(sharded.local_shards(paths))
-            recall, p50, p99, qps = measure(client, query_ids, reference)
-            rows.append(f"| {index} | {num_shards} | {recall:.4f} | {p50:.1f} | {p99:.1f} | {qps:.0f} |")
-            print(rows[-1], flush=True)
+    with ctx.scratch("exports") as work:
+        reference_model = ExportedModel(export(items, queries, os.path.join(work, "whole"), "brute_force", 1, 0))
+        reference = np.concatenate([reference_model.recommend(user=list(query_ids[lo:lo + 100]), k=10)["item_ids"]
+                                    for lo in range(0, queries_n, 100)])
+        for index in ("brute_force", "scann"):
+            for num_shards in ctx.opt("shards"):
+                paths = [export(items, queries, os.path.join(work, f"{index}-{num_shards}-{s}"), index, num_shards, s)
+                         for s in range(num_shards)]
+                client = sharded.ShardedClient(sharded.local_shards(paths))
+                recall, p50, p99, qps = measure(client, query_ids, reference, singles=ctx.opt("singles"))
+                rows.append(f"| {index} | {num_shards} | {recall:.4f} | {p50:.1f} | {p99:.1f} | {qps:.0f} |")
+                ctx.log(rows[-1])
     lines = ["## Sharded retrieval on one machine",
              "",
-             f"Command: `.venv/bin/python tools/bench_shards.py --items {args.items} --dim {args.dim}`. A clustered "
-             f"catalogue of {args.items:,} × {args.dim} (dot product), {args.queries} queries; S shard exports "
+             f"A clustered catalogue of {items_n:,} × {dim} (dot product), {queries_n} queries; S shard exports "
              "(stable CRC-32 of the item id), queried in process by `tfvrec.serving.sharded.ShardedClient` (one "
              "thread per shard) and merged. Recall@10 against the unsharded brute-force answer; latency of single "
-             "queries (p50 / p99, ms) and queries/s of batches of 100. The shards share this machine's 2 cores.",
+             "queries (p50 / p99, ms) and queries/s of batches of 100. The shards share this machine's "
+             f"{os.cpu_count()} cores.",
              "",
              "| index | shards S | recall@10 | p50 ms | p99 ms | QPS (batch 100) |",
-             "|---|---|---|---|---|---|", *rows, "",
-             f"Load average at start {load_start:.2f}, at the end {os.getloadavg()[0]:.2f} (latencies taken above "
-             "2.5 are not speed measurements)."]
-    benchmark_report.publish("sharded_retrieval", "\n".join(lines), write=not args.no_report)
-    shutil.rmtree(work, ignore_errors=True)
+             "|---|---|---|---|---|---|", *rows]
+    return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    main()
+SECTIONS = [Section(
+    name="sharded_retrieval", title="Sharded retrieval on one machine: S = 1, 2, 4 shards", run=run,
+    paths=P.EXPORT + ("tfvrec/serving/sharded.py", "tfvrec/serving/client.py", "tools/bench_scann.py"),
+    make="bench-shards",
+    options={"items": 200_000, "dim": 64, "queries": 1000, "shards": [1, 2, 4], "clusters": 200, "singles": 200},
+    quick={"items": 2000, "dim": 16, "queries": 100, "shards": [1, 2], "clusters": 20, "singles": 20})]

@@ -2,8 +2,6 @@
 import copy
 import json
 import os
-import re
-import select
 import shutil
 import socket
 import stat
@@ -24,6 +22,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 from tfvrec.serving import export
 from tfvrec.serving import versions as versions_lib
 from tfvrec.serving.model_config import update_models_config
+from tfvrec.serving.server import launch
 
 from conftest import REPO
 from test_export import assert_same_top_k, reference_top_k, tiny_export, tiny_model
@@ -35,23 +34,10 @@ REQUEST_TIMEOUT = 3
 
 
 def start_server(config_file, *extra, timeout=180):
-    """``tfvrec serve`` in a fresh process on free ports; returns (process, grpc port, rest port)."""
-    log = open(os.path.join(os.path.dirname(config_file), "serve.log"), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "tfvrec", "serve", "--model_config_file", config_file,
-                             "--port", "0", "--rest_port", "0", "--poll_seconds", "0.3", *extra],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-        if ready:
-            line = proc.stdout.readline()
-            found = re.search(r"gRPC 127\.0\.0\.1:(\d+), REST http://127\.0\.0\.1:(\d+)", line)
-            if found:
-                return proc, int(found.group(1)), int(found.group(2))
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError("server did not start: " + open(log.name).read()[-3000:])
+    """``tfvrec serve`` in a fresh process on free ports (`tfvrec.serving.server.launch`); returns
+    (process, grpc port, rest port)."""
+    server = launch.start(config_file, extra=extra, poll_seconds=0.3, timeout=timeout, cwd=REPO)
+    return server.process, server.grpc_port, server.rest_port
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import threading
 from absl import logging
 
 from tfvrec.serving import server as server_lib
+from tfvrec.serving.server import launch
 from tfvrec.serving import sharded
 from tfvrec.serving.export import ExportError, export_run, export_shards
 from tfvrec.serving.model_config import existing_versions, export_metadata, read_model_config
@@ -153,8 +154,7 @@ def serve(args):
         _fail("serve", e)
     server.start_polling()
     models = "; ".join(f"{name} versions {m.versions()}" for name, m in sorted(server.managers.items()))
-    rest_text = f", REST http://{args.host}:{rest_port}" if rest_port else ""
-    print(f"tfvrec serve: gRPC {args.host}:{grpc_port}{rest_text}; {models}", flush=True)
+    print(launch.ready_line(args.host, grpc_port, rest_port, models), flush=True)  # what launch.start waits for
 
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

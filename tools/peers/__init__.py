@@ -1,34 +1,17 @@
-"""The sections of ``tools/bench_peers.py`` (``make bench-peers``), one module each.
+"""The peers sections (tfvrec beside cornac, implicit, faiss and hnswlib; issue 18, "ahead of the peers"),
+one module each, with what they share: `FactorScorer` (a peer's factors as a tfvrec scorer) and
+`select_on_holdout` (each contender's grid point chosen on the train holdout, never on the reported split).
 
-``bpr`` (peers_bpr), ``vbpr`` (peers_vbpr), ``ann`` (peers_ann), ``serving`` (peers_serving) and
-``features`` (features). Each module has ``SECTION`` (the docs/benchmarks.md section it writes),
-``TITLE`` and ``run(args) -> markdown``; ``tools/bench_peers.py`` adds the load average at the
-start and end of the section and publishes it. Helpers shared by several sections live here.
+``bpr`` (peers_bpr), ``bpr_posters`` (peers_bpr_posters), ``vbpr`` (peers_vbpr), ``ann`` (peers_ann),
+``ann_real`` (peers_ann_real), ``serving`` (peers_serving); with ``features`` (tools/bench_features.py)
+they are the ``peers`` group: ``python tools/bench.py --sections peers`` (``make bench-peers``). Without
+the bench extra, their quick modes run tfvrec's side alone and say which peers did not run.
 """
-import os
-import sys
-
 import numpy as np
 
-TOOLS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REPO = os.path.dirname(TOOLS)
-for _path in (REPO, TOOLS):  # tfvrec, and the tools/bench_*.py scripts whose code the sections reuse
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+from harness import REPO, TOOLS, log, ratio  # noqa: F401  (shared by the peers modules)
 
-
-def log(message):
-    print(f"[bench_peers] {message}", flush=True)
-
-
-def ratio(value, reference):
-    """``value / reference`` as table text (— when the reference is 0 or missing)."""
-    return f"{value / reference:.3f}" if reference else "—"
-
-
-def load_text(start, end):
-    return (f"Load average (1 min) at the start of the section {start[0]:.2f}, at the end {end[0]:.2f} (2 cores; "
-            "above about 2.5 other jobs shared the cores and the times are not speed measurements).")
+RUNS = "bench_peers"  # the runs folder the peers sections share
 
 
 class FactorScorer:

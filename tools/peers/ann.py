@@ -1,7 +1,7 @@
 """Section ``peers_ann`` — point 4: the export's ScaNN index against faiss and hnswlib.
 
 Data: the clustered synthetic catalogue of ``tools/bench_scann.py`` (its generator: 1M items × d=200
-around 1,000 centres, queries drawn around the same centres; ``--quick``: 50k items), dot product,
+around 1,000 centres, queries drawn around the same centres), dot product,
 K = 10, exact top-10 by brute force as the truth.
 
 Contenders, each swept over its main search knob:
@@ -9,8 +9,8 @@ Contenders, each swept over its main search knob:
 - **tfvrec ScaNN**: the index exactly as ``tfvrec export`` builds it — ``ServingModule`` with
   ``export.index=scann`` at the export defaults (tree of √n leaves, asymmetric hashing with 2 dimensions per
   block, k-means via the tfrs ScaNN layer) — searched the way the serving signature searches it
-  (``search_batched_parallel`` for ``rerank_candidates`` candidates, then ``tfvrec.retrieval.rerank``: exact
-  dot products of those candidates, top 10), in one ``tf.function``; knobs leaves_to_search and the number
+  (``search_batched_parallel`` for ``rerank_candidates`` candidates, then ``tfvrec.retrieval.ann_top_k``:
+  exact dot products of those candidates, top 10), in one ``tf.function``; knobs leaves_to_search and the number
   of candidates re-scored exactly (reorder). The export's default point is marked.
 - **faiss IVF-PQ + refine**: ``IndexRefineFlat(IndexIVFPQ)`` with as many lists as ScaNN has leaves and
   d/4 sub-quantizers of 8 bits (the same bytes per code as ScaNN's 2-dim blocks of 16 centres); knobs
@@ -18,21 +18,28 @@ Contenders, each swept over its main search knob:
 - **faiss HNSW**: ``IndexHNSWFlat`` (M 16, efConstruction 80); knob efSearch.
 - **hnswlib**: ``Index('ip')`` (M 16, ef_construction 80); knob ef.
 
+Without faiss or hnswlib (quick mode only), the export's ScaNN is measured alone and the section says
+which peers did not run.
+
 Per point: recall@10 against the truth, single-query throughput (queries sent one at a time, in-process)
 and its p50 latency, batched throughput (batches of 100). Build time and index bytes per method (ScaNN:
 its serialized assets plus the float vectors its exact re-scoring reads; faiss: ``serialize_index``;
 hnswlib: ``index_file_size``). No network, no id lookup: bench_scann / peers_serving measure those.
 """
 import gc
+import os
 import time
 
 import numpy as np
 
-from peers import log, ratio
+from harness import Section
+from harness import paths as P
+from peers import ratio
 
-SECTION = "peers_ann"
 TITLE = "Approximate nearest neighbours: the export's ScaNN against faiss and hnswlib"
 K = 10
+PEERS = (("faiss_ivfpq", "faiss", "faiss IVF-PQ + refine"), ("faiss_hnsw", "faiss", "faiss HNSW"),
+         ("hnswlib_index", "hnswlib", "hnswlib"))  # (builder, package, contender)
 TARGET = 0.95
 
 
@@ -94,11 +101,11 @@ def tfvrec_scann(items, quick):
                                   tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
     def search(q, leaves, candidates):
         found = searcher.search_batched_parallel(q, final_num_neighbors=candidates, leaves_to_search=leaves)
-        rows = tf.cast(found.indices, tf.int64)
-        valid = rows >= 0
-        rows = tf.where(valid, rows, tf.zeros_like(rows))
+        # The serving signature's own second stage (`tfvrec.retrieval.ann_top_k`: a leaf may hold fewer than K
+        # items; -1 padding; exact re-scoring), with no exclusions.
+        none = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int64), tf.zeros([tf.shape(q)[0]], tf.int64))
         exact = lambda c: tf.einsum("bd,bcd->bc", q, tf.gather(vectors, c))  # noqa: E731
-        return retrieval.rerank(rows, valid, exact, K)[1]
+        return retrieval.ann_top_k(found.indices, none, len(items), K, exact)[1]
 
     leaves = settings["num_leaves"]
     default = (settings["num_leaves_to_search"], defaults.rerank_candidates)
@@ -185,21 +192,29 @@ def frontier(points, mode, at_recall):
     return max(values) if values else None
 
 
-def compare(items, queries, single, quick):
+def compare(ctx, items, queries, single):
     """Every contender built on ``items`` and swept on ``queries`` (truth by brute force); the markdown
     of the points table, the build line and the comparison with the best peer's curve."""
+    quick, log = ctx.quick, ctx.log
     start = time.perf_counter()
     truth = exact_top_k(items, queries)
     exact_seconds = time.perf_counter() - start
     methods = []
     n, d = items.shape
-    for build in (tfvrec_scann, faiss_ivfpq, faiss_hnsw, hnswlib_index):
+    builders = [tfvrec_scann]
+    for name, package, contender in PEERS:
+        if ctx.has(package):
+            builders.append(globals()[name])
+        else:
+            ctx.skip(contender, package)
+    for build in builders:
         log(f"ann: building {build.__name__} on {n:,} × {d}")
         method = build(items, quick)
         log(f"ann: {method['name']} built in {method['build']:.1f} s, {method['bytes'] / 2 ** 20:.0f} MB")
         method["results"] = []
         for label, search, knobs in method.pop("points"):
-            result = dict(measure(search, queries, truth, single), label=label, **knobs)
+            result = dict(measure(search, queries, truth, single, min_seconds=ctx.opt("min_seconds")), label=label,
+                          **knobs)
             log(f"ann: {method['name']} {label}: recall {result['recall']:.4f}, single {result['single_qps']:.0f}/s, "
                 f"batch {result['batch_qps']:.0f}/s")
             method["results"].append(result)
@@ -217,6 +232,9 @@ def compare(items, queries, single, quick):
             lines.append(f"| {method['name']} | {r['label']}{mark} | {r['recall']:.4f} | {r['single_qps']:,.0f} | "
                          f"{r['p50_ms']:.2f} | {r['batch_qps']:,.0f} | {method['build']:.1f} | "
                          f"{method['bytes'] / 2 ** 20:,.0f} |")
+    if not peers:
+        return "\n".join(lines) + "\n\nBuild: " + f"{ours['name']} {ours['build']:.1f} s ({ours['note']}). " + \
+            "No peer ran: nothing to compare against."
     summary = [f"| mode | tfvrec ScaNN best QPS at recall ≥ {TARGET} | best peer | its QPS | ratio (tfvrec / best "
                "peer) | export default (recall, QPS) | best peer at the default's recall | default on or above? |",
                "|---|---|---|---|---|---|---|---|"]
@@ -255,15 +273,22 @@ def compare(items, queries, single, quick):
     return "\n".join(text)
 
 
-def run(args):
+def run(ctx):
     import bench_scann
-    num_items = 50_000 if args.quick else 1_000_000
-    num_queries, single = (200, 50) if args.quick else (1000, 300)
-    items, queries = bench_scann.synthetic(num_items, 200, num_queries, 1000, 0)
-    body = compare(items, queries, single, args.quick)
+    num_items, num_queries, single = ctx.opt("items"), ctx.opt("queries"), ctx.opt("single")
+    items, queries = bench_scann.synthetic(num_items, ctx.opt("dim"), num_queries, ctx.opt("clusters"), 0)
+    body = compare(ctx, items, queries, single)
     return "\n".join([
         f"## {TITLE}", "",
-        f"Command: `.venv/bin/python tools/bench_peers.py --sections ann` (bench extra: faiss-cpu, hnswlib). "
-        f"`tools/bench_scann.py`'s clustered catalogue: {num_items:,} items × d=200 around 1,000 centres, "
-        f"{num_queries:,} queries (single-query timings over the first {single}), dot product, K={K}. In-process on "
-        "the 2 cores; each library with its default threading.", "", body])
+        f"`tools/bench_scann.py`'s clustered catalogue: {num_items:,} items × d={ctx.opt('dim')} around "
+        f"{ctx.opt('clusters'):,} centres, {num_queries:,} queries (single-query timings over the first {single}), dot "
+        f"product, K={K}. In-process on the {os.cpu_count()} cores; each library with its default threading.", "",
+        body])
+
+
+ANN_PATHS = P.EXPORT + ("tools/bench_scann.py", "tools/peers/__init__.py")
+SECTIONS = [Section(
+    name="peers_ann", title=TITLE, run=run, paths=ANN_PATHS, needs=("faiss", "hnswlib"), runs="bench_peers",
+    group="peers", make="bench-peers",
+    options={"items": 1_000_000, "queries": 1000, "single": 300, "dim": 200, "clusters": 1000, "min_seconds": 1.0},
+    quick={"items": 5000, "queries": 100, "single": 20, "dim": 32, "clusters": 50, "min_seconds": 0.05})]

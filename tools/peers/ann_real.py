@@ -6,34 +6,47 @@ the ``peers_bpr`` run, trained when missing); queries: the 4,418 user vectors [p
 indexes and what a known user's request sends. Learned factors are not clustered around well-separated
 centres like the synthetic catalogue, so this is where the export's default leaves_to_search is checked.
 """
+import os
+
 import numpy as np
 
-from peers import log
-from peers.ann import K, compare
+from harness import Section
+from harness import paths as P
+from peers.ann import ANN_PATHS, K, compare
 
-SECTION = "peers_ann_real"
 TITLE = "Approximate nearest neighbours on real embeddings: BPR-MF factors of Flickr F.S"
-SHIPPED = "tfvrec BPR-MF (shipped: BPR-Opt, SGD)"
 
 
-def vectors(quick):
+def vectors(ctx):
+    """Item vectors [q_i, b_i] and user vectors [p_u, 1] of the shipped BPR-MF run (bpr_flickr_fs's)."""
     import tensorflow as tf
 
-    from peers.bpr import tfvrec_run
-    model = tfvrec_run(SHIPPED, [], quick)[0]
+    import bench_bpr_flickr
+    model = bench_bpr_flickr.shipped_run(ctx).model()
     items = model.item_model(tf.range(model.num_items, dtype=tf.int64)).numpy().astype(np.float32)
     users = model.user_model(tf.range(model.num_users, dtype=tf.int64)).numpy().astype(np.float32)
     return items, users
 
 
-def run(args):
-    items, queries = vectors(args.quick)
-    log(f"ann_real: {len(items):,} item vectors × {items.shape[1]}, {len(queries):,} user queries")
-    single = 100 if args.quick else 500
-    body = compare(items, queries, single, args.quick)
+def run(ctx):
+    items, queries = vectors(ctx)
+    if ctx.opt("items"):  # quick mode: the first item and user vectors only
+        items, queries = items[:ctx.opt("items")], queries[:ctx.opt("queries")]
+    ctx.log(f"ann_real: {len(items):,} item vectors × {items.shape[1]}, {len(queries):,} user queries")
+    single = ctx.opt("single")
+    body = compare(ctx, items, queries, single)
     return "\n".join([
         f"## {TITLE}", "",
-        "Command: `.venv/bin/python tools/bench_peers.py --sections ann_real` (bench extra). Items: the "
-        f"{len(items):,} item vectors [q_i, b_i] (d={items.shape[1]}) of the peers_bpr section's shipped BPR-MF run; "
-        f"queries: all {len(queries):,} user vectors [p_u, 1] (single-query timings over the first {single}); dot "
-        f"product, K={K}, the same contenders and knobs as peers_ann. In-process on the 2 cores.", "", body])
+        f"Items: the {len(items):,} item vectors [q_i, b_i] (d={items.shape[1]}) of the shipped BPR-MF run "
+        f"(configs/bpr_flickr_fs.yaml, the bpr_flickr_fs section's run); queries: all {len(queries):,} user vectors "
+        f"[p_u, 1] (single-query timings over the first {single}); dot product, K={K}, the same contenders and knobs "
+        f"as peers_ann. In-process on the {os.cpu_count()} cores.", "", body])
+
+
+SECTIONS = [Section(
+    name="peers_ann_real", title=TITLE, run=run, needs=("faiss", "hnswlib"), data=("flickr_fs",),
+    paths=ANN_PATHS + P.TRAINING + P.model("bpr") + P.config("bpr_flickr_fs.yaml") + ("tools/peers/ann.py",
+                                                                                      "tools/bench_bpr_flickr.py"),
+    runs="bench_peers", group="peers", make="bench-peers",
+    options={"single": 500, "min_seconds": 1.0, "items": 0, "queries": 0},
+    quick={"single": 20, "min_seconds": 0.05, "items": 5000, "queries": 200})]

@@ -8,35 +8,33 @@ and ScaNN, with the server's request batching off and on (``--enable_batching``,
 clients in turn. The floor is the same export loaded in-process and called through its ``serving_default``
 signature one user at a time (``tools/bench_scann.py``'s measurement: p50/p99 of sequential single-user
 calls, QPS of batches of 100). Goal (issue 18): p99 at 8 clients ≤ 3 × the in-process p99, and ≤ 20 ms for
-ScaNN. ``--quick``: 10k items, 2k users, 4 s per client count.
+ScaNN.
 """
 import argparse
 import os
-import shutil
 
 import numpy as np
 
-from peers import REPO, log, ratio
+from harness import Section
+from harness import paths as P
+from peers import ratio
 
-SECTION = "peers_serving"
 TITLE = "Serving: `tfvrec serve` (gRPC) at 1, 8 and 32 clients against the in-process call"
-CLIENTS = (1, 8, 32)
 
 
-def run(args):
+def run(ctx):
     import bench_scann
     import bench_serving_load as load
     from tfvrec.serving.model_config import update_models_config
-    quick = args.quick
-    settings = argparse.Namespace(items=10_000 if quick else 100_000, users=2_000 if quick else 10_000, dim=64,
-                                  seed=0, clients=8, seconds=4 if quick else 20)
-    floor_args = argparse.Namespace(batch=100, single_queries=100 if quick else 500, qps_queries=1000 if quick
-                                    else 5000)
-    workdir = os.path.join(REPO, "runs", "bench_peers", "serving")
-    shutil.rmtree(workdir, ignore_errors=True)
+    log = ctx.log
+    settings = argparse.Namespace(items=ctx.opt("items"), users=ctx.opt("users"), dim=ctx.opt("dim"), seed=0,
+                                  clients=8, seconds=ctx.opt("seconds"))
+    floor_args = argparse.Namespace(batch=100, single_queries=ctx.opt("single_queries"),
+                                    qps_queries=ctx.opt("qps_queries"))
+    clients_counts = ctx.opt("clients")
     floors, rows = {}, []
-    try:
-        for index in ("brute_force", "scann"):
+    with ctx.scratch("serving") as workdir:
+        for index in ctx.opt("indexes"):
             root = os.path.join(workdir, index)
             base = os.path.join(root, "models", "load")
             log(f"serving: building a {settings.items:,}-item {index} export")
@@ -46,22 +44,17 @@ def run(args):
             floor = floors[index]
             log(f"serving: {index} in-process p50 {floor['p50_ms']:.2f} ms, p99 {floor['p99_ms']:.2f} ms")
             config_file = update_models_config(os.path.join(root, "models.config"), "load", base)
-            for batching in (False, True):
+            for batching in ctx.opt("batching"):
                 extra = ["--enable_batching"] if batching else []
-                proc, port = load.start_server(config_file, os.path.join(root, f"serve-{batching}.log"), extra)
-                try:
-                    load.run_load(port, base, settings, clients=8, seconds=2, swap=False)  # warm-up, not recorded
-                    for clients in CLIENTS:
+                with load.start_server(config_file, extra) as server:
+                    port = server.grpc_port
+                    load.run_load(port, base, settings, clients=8, seconds=ctx.opt("warmup"), swap=False)  # warm-up
+                    for clients in clients_counts:
                         result = load.run_load(port, base, settings, clients=clients, swap=False)
                         log(f"serving: {index}, batching {'on' if batching else 'off'}, {clients} clients: "
                             f"{result['qps']:.0f} QPS, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
                             f"{len(result['failures'])} failed")
                         rows.append((index, batching, clients, result))
-                finally:
-                    proc.terminate()
-                    proc.wait(timeout=60)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
     lines = ["| index | server batching | clients | requests | QPS | p50 ms | p99 ms | p99 / in-process p99 | "
              "failed |", "|---|---|---|---|---|---|---|---|---|"]
@@ -84,9 +77,19 @@ def run(args):
                      f"{limit:.1f} ms{also} — {'met' if met else 'NOT met'}")
     return "\n".join([
         f"## {TITLE}", "",
-        f"Command: `.venv/bin/python tools/bench_peers.py --sections serving`. {settings.items:,}-item export "
+        f"{settings.items:,}-item export "
         f"(d={settings.dim}, {settings.users:,} users with 20 excluded training items each), `tfvrec serve` in its "
-        f"own process on 127.0.0.1 sharing the 2 cores with the clients; {settings.seconds:.0f} s per client count "
-        "after a 2 s warm-up, no version swap; one user per request, K=10. Ratio column: p99 over the in-process "
-        "p99 of the same export.", "", "\n".join(lines), "",
+        f"own process on 127.0.0.1 sharing the {os.cpu_count()} cores with the clients; {settings.seconds:g} s per "
+        f"client count after a {ctx.opt('warmup'):g} s warm-up, no version swap; one user per request, K=10. Ratio "
+        "column: p99 over the in-process p99 of the same export.", "", "\n".join(lines), "",
         "Goal at 8 clients (p99 ≤ 3 × in-process p99; ScaNN also ≤ 20 ms): " + "; ".join(goals) + "."])
+
+
+SECTIONS = [Section(
+    name="peers_serving", title=TITLE, run=run, runs="bench_peers",
+    paths=P.SERVER + ("tools/bench_serving_load.py", "tools/bench_scann.py"), group="peers", make="bench-peers",
+    options={"items": 100_000, "users": 10_000, "dim": 64, "seconds": 20.0, "clients": [1, 8, 32],
+             "indexes": ["brute_force", "scann"], "batching": [False, True], "warmup": 2.0, "single_queries": 500,
+             "qps_queries": 5000},
+    quick={"items": 2000, "users": 200, "dim": 16, "seconds": 1.5, "clients": [1, 8], "indexes": ["brute_force"],
+           "batching": [True], "warmup": 0.5, "single_queries": 30, "qps_queries": 300})]

@@ -11,10 +11,10 @@ not liked in training). tfvrec's VBPR is the ``vbpr`` baseline run of the poster
 its own sampling ``model.vbpr.sampling``, early stopping over its 10 epochs on the holdout); cornac's is
 ``cornac.models.VBPR`` (uniform BPR triplets, PyTorch on CPU, the whole budget).
 Items cornac never saw in training are scored by its model from their features (γ_i = 0, β_i = 0).
+Without cornac or PyTorch (quick mode only), tfvrec's VBPR runs alone and the section says so.
 """
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,12 +22,11 @@ import time
 
 import numpy as np
 
-from peers import REPO, TOOLS, FactorScorer, ratio, select_on_holdout
+from harness import Section, keyed
+from harness import paths as P
+from peers import TOOLS, FactorScorer, ratio, select_on_holdout
 
-SECTION = "peers_vbpr"
 TITLE = "VBPR against cornac's VBPR on the MovieLens posters (EfficientNet-Lite0 features)"
-TFVREC_GRID = [(lr, lam) for lr in (5e-4, 1e-3) for lam in (1e-4, 1e-3)]  # Adam lr; λ on the mean loss
-CORNAC_GRID = [(lr, lam) for lr in (1e-3, 5e-3) for lam in (0.01, 1.0)]  # Adam lr; lambda_w on the summed loss
 METRICS = ["auc", "recall@20", "ndcg@20", "recall@100"]
 
 
@@ -74,20 +73,27 @@ def cornac_worker(inputs, outputs, latent=100, visual=100):
              seconds=seconds, seen=epochs * len(triples))
 
 
-def fit_tfvrec(dataset, config_path, sets, lr, lam):
-    from tfvrec import config as config_lib
-    from tfvrec import runs
+def fit_tfvrec(ctx, dataset, host, lr, lam):
+    """tfvrec's VBPR (the ``vbpr`` baseline run of the posters config ``host``) at Adam lr ``lr`` and λ ``lam``:
+    trained afresh (a timing), ``(model, seconds, config)``."""
+    import copy
+
     from tfvrec.models.vbpr.baselines import baseline_config
-    config = baseline_config(config_lib.load_config(config_path, sets + [f"model.vbpr.l2={lam}"]))
+    from tfvrec.runs import baseline_run_dir
+    host = copy.deepcopy(host)
+    host.model.vbpr.l2 = lam
+    config = baseline_config(host)
     config.trainer.learning_rate = lr
-    shutil.rmtree(config.runtime.model_dir, ignore_errors=True)  # train, never reload
+    config.trainer.tensorboard_summaries = not ctx.quick
+    config.runtime.model_dir = baseline_run_dir(host.runtime.model_dir, config, "vbpr")  # (keyed by lr too)
     start = time.perf_counter()
-    model = runs.ensure_trained(config).load(dataset=dataset)[2]
+    model = ctx.trained(config, fresh=True).model(dataset)
     return model, time.perf_counter() - start, config
 
 
-def run(args):
+def run(ctx):
     import bench_curatornet
+    import bench_features
     from tfvrec import config as config_lib
     from tfvrec import runs
     from tfvrec.data import content as content_lib
@@ -95,13 +101,12 @@ def run(args):
     from tfvrec.evaluation import evaluator, protocols, report
     from tfvrec.models.curatornet import model as curatornet
 
-    config_path = os.path.join(REPO, "configs", bench_curatornet.CONFIGS["posters"])
-    triplets = 50_000 if args.quick else 1_000_000  # bench_curatornet's posters table trains VBPR on 1M too
-    model_dir = os.path.join(REPO, "runs", "bench_peers", "vbpr-quick" if args.quick else "vbpr")
-    sets = [f"runtime.model_dir={model_dir}", "trainer.validation_split=train_holdout", "trainer.verbose=0",
-            f"model.vbpr.num_triplets={triplets}"]
-    config = config_lib.load_config(config_path, sets)
-    bench_curatornet.ensure_poster_features(config, bench_curatornet.LITE0_FEATURES, bench_curatornet.LITE0_MODEL)
+    triplets = ctx.opt("triplets")
+    sets = ["trainer.validation_split=train_holdout", "trainer.verbose=0", f"model.vbpr.num_triplets={triplets}"]
+    if ctx.quick:
+        sets += bench_curatornet.QUICK_SETS + ["trainer.tensorboard_summaries=false"]
+    config = bench_features.posters_config(ctx, bench_curatornet.CONFIGS["posters"], sets)
+    config.runtime.model_dir = ctx.run_dir(keyed("vbpr", sets))
     dataset = runs.prepare_dataset(config)  # the train holdout carved (in memory) for both
     holdout = splits.validation_frame(config, dataset)
     train = dataset.split("train")
@@ -115,28 +120,33 @@ def run(args):
 
     notes, scorers, times = [], {}, {}
     batch = config_lib.get_experiment("vbpr").trainer.batch_size
-    _, scorers["cornac VBPR"], seconds, seen, lr, lam = select_on_holdout(
-        "cornac VBPR", lambda lr, lam: fit_cornac(train, content, dataset.num_users, lr, lam, config.runtime.seed,
-                                                  triplets, batch), CORNAC_GRID, holdout_auc, notes)
-    times["cornac VBPR"] = (seconds, seen, f"k=k2=100, batch {batch}, {seen // len(train)} epochs, lr {lr}, "
-                                           f"lambda_w {lam}, lambda_b 0.01 (selected)")
+    missing = [p for p in ("cornac", "torch") if not ctx.has(p)]
+    if missing:
+        ctx.skip("cornac VBPR", " and ".join(missing))
+    else:
+        _, scorers["cornac VBPR"], seconds, seen, lr, lam = select_on_holdout(
+            "cornac VBPR", lambda lr, lam: fit_cornac(train, content, dataset.num_users, lr, lam,
+                                                      config.runtime.seed, triplets, batch),
+            [tuple(p) for p in ctx.opt("cornac_grid")], holdout_auc, notes)
+        times["cornac VBPR"] = (seconds, seen, f"k=k2=100, batch {batch}, {seen // len(train)} epochs, lr {lr}, "
+                                               f"lambda_w {lam}, lambda_b 0.01 (selected)")
     start = time.perf_counter()  # the guideline sampler's visual clusters: made once, shared by the grid points
     curatornet.item_clusters(dataset, config)
     clusters_seconds = time.perf_counter() - start
     _, scorers["tfvrec VBPR"], seconds, vbpr, lr, lam = select_on_holdout(
-        "tfvrec VBPR", lambda lr, lam: fit_tfvrec(dataset, config_path, sets, lr, lam), TFVREC_GRID, holdout_auc,
-        notes)
+        "tfvrec VBPR", lambda lr, lam: fit_tfvrec(ctx, dataset, config, lr, lam),
+        [tuple(p) for p in ctx.opt("tfvrec_grid")], holdout_auc, notes)
     times["tfvrec VBPR"] = (seconds, triplets, f"γ 100 + θ 100, batch {vbpr.trainer.batch_size}, up to "
                                                f"{triplets:,} triplets ({vbpr.model.vbpr.sampling} sampling), lr "
                                                f"{lr}, λ {lam} (selected)")
     test = dataset.split("test")
     heldout = evaluator.heldout_by_user(test)
-    names = ["cornac VBPR", "tfvrec VBPR"]  # the peer first: the paired tests are against it
+    names = [n for n in ("cornac VBPR", "tfvrec VBPR") if n in scorers]  # the peer first: the tests against it
     rows = evaluator.evaluate_scorers({n: scorers[n] for n in names}, dataset, heldout, ["full"], [20, 100], 1,
                                       config.eval.seed, judged="test")
     table = report.format_table([r for _, r in rows], row_labels=[n for n, _ in rows], metrics=METRICS)
     by_name = dict(rows)
-    peer = by_name["cornac VBPR"].metrics
+    peer = by_name["cornac VBPR"].metrics if "cornac VBPR" in by_name else {m: None for m in METRICS}
     lines = ["| contender | AUC | ratio | R@20 | ratio | nDCG@20 | ratio | training s | ratio | settings |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name in names:
@@ -144,20 +154,32 @@ def run(args):
         lines.append(f"| {name} | {m['auc']:.4f} | {ratio(m['auc'], peer['auc'])} | {m['recall@20']:.4f} | "
                      f"{ratio(m['recall@20'], peer['recall@20'])} | {m['ndcg@20']:.4f} | "
                      f"{ratio(m['ndcg@20'], peer['ndcg@20'])} | {seconds:.0f} | "
-                     f"{ratio(seconds, times['cornac VBPR'][0])} | {setting} |")
+                     f"{ratio(seconds, times['cornac VBPR'][0] if 'cornac VBPR' in times else None)} | {setting} |")
     return "\n".join([
         f"## {TITLE}", "",
-        f"Command: `.venv/bin/python tools/bench_peers.py --sections vbpr` (bench extra: cornac's VBPR needs "
-        f"PyTorch). {description}; {len(train):,} training likes after the train holdout "
+        f"{description}; {len(train):,} training likes after the train holdout "
         f"({len(holdout):,} likes), {triplets:,} training triplets per grid point. Reported split `test` "
         f"({len(heldout)} users, {len(test):,} likes), full ranking; ratio = tfvrec / cornac (the only peer); "
         "p: paired t-test over users against cornac.", "",
         table, "", "\n".join(lines), "",
         "Grid (each contender's own λ scale; selected on the holdout by AUC, full ranking): " + "; ".join(notes) + ".",
+        "" if "cornac VBPR" in scorers else "No peer ran: ratios are —.",
         "", "Training s: wall time of the selected grid point's training (tfvrec's includes its per-epoch holdout "
         "validation and early stopping; cornac trains its whole budget without validation). tfvrec's guideline "
         f"sampler also clusters the posters' features once ({clusters_seconds:.0f} s, PCA + k-means, shared by its "
         "grid points; not in the column)."])
+
+
+
+SECTIONS = [Section(
+    name="peers_vbpr", title=TITLE, run=run, needs=("cornac", "torch"), data=("movielens_posters",),
+    paths=P.TRAINING + P.EVALUATION + P.model("vbpr") + P.model("curatornet") + P.config("curatornet_posters.yaml")
+    + ("tools/peers/__init__.py", "tools/bench_features.py", "tools/bench_curatornet.py"),
+    runs="bench_peers", group="peers", make="bench-peers",
+    options={"triplets": 1_000_000,  # curatornet_posters trains VBPR on 1M too
+             "tfvrec_grid": [[lr, lam] for lr in (5e-4, 1e-3) for lam in (1e-4, 1e-3)],  # Adam lr; λ on the mean loss
+             "cornac_grid": [[lr, lam] for lr in (1e-3, 5e-3) for lam in (0.01, 1.0)]},  # lambda_w on the summed loss
+    quick={"triplets": 5000, "tfvrec_grid": [[1e-3, 1e-4]], "cornac_grid": [[1e-3, 0.01]]})]
 
 
 if __name__ == "__main__":  # the cornac child process of fit_cornac

@@ -3,11 +3,6 @@ posts of new images; save → restore; ``tfvrec tags``; the export answers TF Se
 stub with the in-process tags; bad input gives clear errors."""
 import json
 import os
-import re
-import select
-import subprocess
-import sys
-import time
 
 import grpc
 import numpy as np
@@ -19,6 +14,7 @@ from tfvrec.runs import Run
 from tfvrec import config as config_lib
 from tfvrec.data.errors import DataError
 from tfvrec.models.cnn_permlp import tagger as tagger_lib
+from tfvrec.serving.server import launch
 from tfvrec.training import trainer
 
 from conftest import REPO
@@ -136,31 +132,14 @@ def test_tags_for_a_known_user_and_the_labelled_fallback_for_a_new_one(trained, 
     assert "missing.png: image file not found" in capsys.readouterr().err
 
 
-def start_server(config_file, timeout=180):
-    log = open(os.path.join(os.path.dirname(config_file), "serve.log"), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "tfvrec", "serve", "--model_config_file", config_file,
-                             "--port", "0", "--poll_seconds", "0.5"], cwd=REPO, stdout=subprocess.PIPE, stderr=log,
-                            text=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-        if ready:
-            found = re.search(r"gRPC 127\.0\.0\.1:(\d+)", proc.stdout.readline())
-            if found:
-                return proc, int(found.group(1))
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError("server did not start: " + open(log.name).read()[-3000:])
-
-
 def test_export_answers_the_tf_serving_grpc_stub_with_the_in_process_tags(trained, tagger, tmp_path):
     from tfvrec.serving import export
     path, user = example_image(trained, tmp_path)
     info = export.export_run(str(trained["tmp"] / "cnn_permlp"), str(tmp_path / "export" / "models" / "tags"))
     assert info["signatures"] == ["serving_default"] and not info["custom_ops"]
     expected = [tagger.tags(u, image=str(path), k=5) for u in (user, "somebody-new")]
-    proc, port = start_server(info["models_config"])
+    server = launch.start(info["models_config"], rest=False, cwd=REPO)
+    port = server.grpc_port
     try:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
         request = predict_pb2.PredictRequest()
@@ -181,5 +160,4 @@ def test_export_answers_the_tf_serving_grpc_stub_with_the_in_process_tags(traine
             stub.Predict(request, timeout=60)
         assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop(timeout=30)

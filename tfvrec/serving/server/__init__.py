@@ -24,7 +24,8 @@ stop the server.
 
 Modules: `errors` (request errors and their codes), `servables` (loaded versions and
 the version policy), `model_server` (the request logic), `grpc_api` and `rest_api`
-(the two front ends).
+(the two front ends), `launch` (``tfvrec serve`` in a child process and its ports: what
+the tests and tools/ use).
 """
 from tfvrec.serving.server.errors import ServingError, invalid, not_found
 from tfvrec.serving.server.grpc_api import start_grpc

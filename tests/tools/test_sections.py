@@ -1,0 +1,83 @@
+"""Every benchmark section's quick mode, in the test suite: a broken benchmark fails here, not on an idle machine.
+
+One child process runs ``tools/bench.py --sections all --quick`` (a real run of the entry point, as a user
+starts it: one logical CPU, no test fixtures), with its runs, caches and report in a temporary directory;
+each section then has its own test reading the run's summary. Sections whose real data set is absent skip
+with the reason (as every real-data test does); a peer of the bench extra that is not installed does not
+stop a section: its quick mode runs tfvrec's side alone, and the test warns which peers did not run.
+Together the quick sections must fit the budget (`test_quick_sections_fit_the_budget`).
+``TFVREC_BENCH_WITHOUT="cornac implicit faiss hnswlib torch"`` runs them as if those peers were not installed
+(as in CI, where the ``bench`` extra is not).
+"""
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from conftest import REPO, SHARED_DATA, shared_data
+
+sys.path.insert(0, os.path.join(REPO, "tools"))
+from harness import catalogue  # noqa: E402
+
+SECTIONS = catalogue.sections()
+# All quick sections together, in CPU seconds of the child process and its own children (servers): two cores
+# for three minutes. CPU time, not wall time: the test machine may be shared, the budget is for an idle one.
+BUDGET_CPU_SECONDS = 2 * 180
+
+
+class PeerNotRun(UserWarning):
+    """A quick section ran without a peer of the bench extra (not installed)."""
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """``tools/bench.py --sections <those with their data> --quick``: ``(summary, report text, log text)``."""
+    root = tmp_path_factory.mktemp("bench_quick")
+    runnable = [name for name, s in SECTIONS.items()
+                if all(os.path.isdir(os.path.join(SHARED_DATA, d)) for d in s.data)]
+    summary, report, log = root / "summary.json", root / "quick.md", root / "bench.log"
+    command = [sys.executable, os.path.join(REPO, "tools", "bench.py"), "--sections", *runnable, "--quick",
+               "--report", str(report), "--summary", str(summary), "--runs-root", str(root / "runs"),
+               "--cache-dir", str(root / "cache")]
+    without = os.environ.get("TFVREC_BENCH_WITHOUT", "").split()  # e.g. "cornac implicit faiss hnswlib torch": as CI
+    if without:
+        command += ["--without", *without]
+    env = dict(os.environ, PYTHONPATH=REPO, TFVREC_SHARED_DATA=SHARED_DATA)
+    with open(log, "w") as out:
+        subprocess.run(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=3600)
+    results = json.loads(summary.read_text()) if summary.exists() else {}
+    return results, report.read_text() if report.exists() else "", log.read_text()
+
+
+@pytest.mark.parametrize("name", list(SECTIONS))
+def test_quick_section_runs(quick_run, name):
+    for data in SECTIONS[name].data:
+        shared_data(data)
+    results, report, log = quick_run
+    assert name in results, f"section {name} never ran; the end of the log:\n{log[-6000:]}"
+    entry = results[name]
+    assert entry["status"] == "ok", f"section {name} failed:\n{entry.get('error', '')}"
+    from harness import document, stamp
+    body = document.read_sections(text=report)[name]
+    assert body.startswith("## "), body[:200]
+    found = stamp.read(body)
+    assert found is not None and found.quick and found.load_end is not None
+    assert "Quick mode: toy sizes" in body
+    if entry["not_run"]:
+        parts = "; ".join(f"{what} ({why})" for what, why in entry["not_run"])
+        assert "**Not run**" in body
+        warnings.warn(PeerNotRun(f"{name}: quick mode ran tfvrec's side without: {parts}"))
+
+
+def test_quick_sections_fit_the_budget(quick_run, record_property):
+    results, _, _ = quick_run
+    cpu = {name: e["cpu_seconds"] + e["children_cpu_seconds"] for name, e in results.items()}
+    wall = sum(e["seconds"] for e in results.values())
+    record_property("quick_sections_cpu_seconds", round(sum(cpu.values()), 1))
+    record_property("quick_sections_wall_seconds", round(wall, 1))
+    table = ", ".join(f"{n} {c:.0f}" for n, c in sorted(cpu.items(), key=lambda x: -x[1]))
+    print(f"quick sections: {sum(cpu.values()):.0f} CPU s ({table}); {wall:.0f} s wall on this machine")
+    assert sum(cpu.values()) <= BUDGET_CPU_SECONDS, f"quick sections take {sum(cpu.values()):.0f} CPU s: {table}"
