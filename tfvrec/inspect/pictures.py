@@ -11,6 +11,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from tfvrec.features.images import max_image_pixels
+
 GREY = (128, 128, 128)
 
 
@@ -33,9 +35,11 @@ class Thumbnails:
         if self._files and self.dataset.item_image[row]:
             path = str(self.dataset.item_image[row])
             try:
-                with Image.open(path) as image:
+                with Image.open(path) as image:  # (reads the header only: the size is known before decoding)
+                    if image.size[0] * image.size[1] > max_image_pixels():  # an image bomb: shown as a text tile
+                        return None
                     return image.convert("RGB")
-            except (OSError, ValueError):
+            except (OSError, ValueError, Image.DecompressionBombError):
                 return None
         if os.path.exists(os.path.join(self.dataset.path, "images.npz")):
             if self._pixels is None:

@@ -25,7 +25,7 @@ import json
 import os
 
 from tfvrec import config as config_lib
-from tfvrec import registry
+from tfvrec import input_files, registry
 from tfvrec.data import splits
 from tfvrec.data.resolve import resolve_dataset
 from tfvrec.errors import ConfigError
@@ -171,11 +171,7 @@ class Run:
         path = os.path.join(self.dir, METRICS_FILE)
         if not os.path.exists(path):
             raise ConfigError(f"{path}: not found; has this run been evaluated?")
-        try:
-            with open(path, encoding="utf-8") as f:
-                return json.load(f)
-        except ValueError:
-            raise ConfigError(f"{path}: not valid JSON") from None
+        return input_files.read_json(path, "a run's metrics", error=lambda p, reason: ConfigError(f"{p}: {reason}"))
 
 
 def restore_weights(model, path):

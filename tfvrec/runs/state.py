@@ -51,7 +51,7 @@ import sys
 import tempfile
 from typing import List, Optional
 
-from tfvrec import atomic
+from tfvrec import atomic, input_files
 from tfvrec.errors import ConfigError
 
 STATE_DIR = "state"
@@ -199,11 +199,9 @@ _RECORD_NAME = re.compile(r"commit-\d{8}")  # the only names CURRENT may hold: a
 
 
 def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (ValueError, UnicodeDecodeError):
-        raise ConfigError(f"{path}: not valid JSON (damaged?); delete the run directory to train again") from None
+    """A record file of the run: bounded, a regular file (`tfvrec.input_files`), damage named as such."""
+    return input_files.read_json(path, "a run state record", error=lambda p, reason: ConfigError(
+        f"{p}: {reason} (damaged?); delete the run directory to train again"))
 
 
 class StateStore:
