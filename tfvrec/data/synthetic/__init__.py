@@ -55,9 +55,9 @@ Where each part lives:
   ``synthetic_truth.npz``, read back with `load_truth`. Same config and seed, same bytes:
   every random step draws from its own stream, keyed by the seed.
 """
-from tfvrec.data.synthetic.config import DRIVERS, SyntheticWorldConfig
+from tfvrec.data.synthetic.config import DRIVERS, SyntheticWorldConfig, key_fields, recorded_fields
 from tfvrec.data.synthetic.images import pixel_features, render_images
 from tfvrec.data.synthetic.world import TRUTH_FILE, generate_world, load_truth, write_world
 
-__all__ = ["DRIVERS", "TRUTH_FILE", "SyntheticWorldConfig", "generate_world", "load_truth", "pixel_features",
-           "render_images", "write_world"]
+__all__ = ["DRIVERS", "TRUTH_FILE", "SyntheticWorldConfig", "generate_world", "key_fields", "load_truth",
+           "pixel_features", "recorded_fields", "render_images", "write_world"]

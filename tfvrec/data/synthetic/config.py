@@ -7,6 +7,26 @@ import dataclasses
 
 from tfvrec.data.synthetic.images import POOL_GRID
 
+# Knobs added after worlds were first cached, written and trained on, each with the value that gives
+# the world of before. At that value a knob stays out of what identifies a world wherever it was not
+# there before: the cache key (`key_fields`: both), and from one_of_a_kind on the config a world's
+# dataset.yaml records and a baseline run's digest (`recorded_fields`), so every world and baseline
+# run of an existing config keeps its cache entry, its bytes and its directory.
+LATER_KNOBS = {"topic_palettes": 0, "one_of_a_kind": False}
+_RECORDED_AT_DEFAULT = ("topic_palettes",)  # dataset.yaml and the digests held it before the rule
+
+
+def key_fields(config):
+    """The fields of ``config`` that key a cached world (`tfvrec.data.resolve`)."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in LATER_KNOBS or v != LATER_KNOBS[k]}
+
+
+def recorded_fields(config):
+    """The fields of ``config`` a written world's dataset.yaml and a baseline run's digest hold."""
+    return {k: v for k, v in dataclasses.asdict(config).items()
+            if k not in LATER_KNOBS or k in _RECORDED_AT_DEFAULT or v != LATER_KNOBS[k]}
+
+
 # The planted drivers of a user's likes (`tfvrec.data.synthetic.likes`), in the order their
 # indices are drawn; the ground truth names each user's.
 DRIVERS = ("visual", "social", "upload", "creator")
@@ -46,6 +66,10 @@ class SyntheticWorldConfig:
     # baskets come back to the same artists (the premise of CuratorNet's guidelines).
     artist_loyalty: float = 0.0
     favourite_artists: int = 2
+    # One-of-a-kind works (CuratorNet's art market): every item is sold at most once, the baskets of
+    # all users bought in time order (tfvrec.data.synthetic.sales), so every basket — a user's last
+    # one included — holds only items nobody else ever bought. Off: users like items independently.
+    one_of_a_kind: bool = False
 
     # Drivers. driver_upload is the share of creators driven by their own uploads; all
     # other users draw visual / social / creator in proportion to the three weights.
@@ -115,6 +139,9 @@ class SyntheticWorldConfig:
         need(self.mean_basket_size >= 1 and self.basket_artist_affinity >= 0,
              "need mean_basket_size >= 1 and basket_artist_affinity >= 0")
         need(1 <= self.favourite_artists <= self.num_artists, "favourite_artists must be in 1..num_artists")
+        need(not self.one_of_a_kind or self.num_items >= self.num_users * self.mean_likes_per_user,
+             "one_of_a_kind sells every item once: num_items must be >= num_users * mean_likes_per_user "
+             f"(the expected purchases, {self.num_users * self.mean_likes_per_user:g})")
         for name in ("artist_loyalty", "driver_upload", "driver_purity", "popularity_weight", "noise_weight",
                      "homophily", "personal_tag_share", "tagged_like_fraction"):
             need(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1]")

@@ -1,15 +1,23 @@
 """The likes: each user's baskets drawn by their planted driver, put in time order, and the
-leave-last-basket-out split."""
+leave-last-basket-out split.
+
+Two ways to turn a user's like distribution into baskets: by default each user draws all their
+baskets from it independently of the others (an item may be liked by many users), then the
+baskets are put in a random time order (`timestamp_baskets`); with ``one_of_a_kind`` every item
+is sold once, in time order, by the market of `tfvrec.data.synthetic.sales`.
+"""
 import numpy as np
 import pandas as pd
 
 from tfvrec import progress
 from tfvrec.data.synthetic.config import DRIVERS
+from tfvrec.data.synthetic.sales import sell_once
 from tfvrec.data.synthetic.sampling import BLOCK_ROWS, group, heavy_tailed_counts, normalize, style_kernel
 
 
-def make_likes(config, taste, user_style, driver, follows, items, favourites, rng, social_rng):
-    """List (per user) of liked baskets (arrays of item indices), drawn by the user's planted driver."""
+def make_likes(config, taste, user_style, driver, follows, items, favourites, rng, social_rng, time_rng):
+    """Every like, drawn by each user's planted driver: ``(baskets, frame)``, ``baskets`` a list per
+    user of arrays of item indices, ``frame`` the likes as rows (user, item, timestamp, basket)."""
     U, I = config.num_users, config.num_items
     topic, appeal = items["topic"], items["appeal"]
     counts = heavy_tailed_counts(rng, U, config.mean_likes_per_user, config.likes_spread,
@@ -21,6 +29,8 @@ def make_likes(config, taste, user_style, driver, follows, items, favourites, rn
     popularity = appeal / appeal.sum()
     unit = taste / np.linalg.norm(taste, axis=1, keepdims=True)
 
+    wants = [None] * U  # one_of_a_kind: each user's like distribution, for the market
+
     def draw(user, driven, visual, stream):
         """Mix in own taste, popularity and noise (never one's own uploads), then draw baskets."""
         p = (1 - config.popularity_weight - config.noise_weight) * (purity * driven + (1 - purity) * visual) \
@@ -30,6 +40,9 @@ def make_likes(config, taste, user_style, driver, follows, items, favourites, rn
             loyal = p * np.isin(items["artist"], favourites[user])
             if loyal.sum() > 0:
                 p = (1 - config.artist_loyalty) * p / p.sum() + config.artist_loyalty * loyal / loyal.sum()
+        if config.one_of_a_kind:  # the market draws the baskets once every user's wants are known
+            wants[user] = p
+            return None
         return _draw_baskets(config, p, counts[user], items, topic_items, stream)
 
     baskets = [None] * U
@@ -53,7 +66,9 @@ def make_likes(config, taste, user_style, driver, follows, items, favourites, rn
             baskets[user] = draw(user, driven, visual[n], rng)
 
     # Social users like what their followees liked, so they go after everyone else,
-    # one at a time in random order (a social followee counts once it has liked).
+    # one at a time in random order (a social followee counts once it has liked). In a
+    # one-of-a-kind world what a followee bought is sold: a social user buys in the topics
+    # their followees like (the market runs after every want is known, so no followee is active).
     for user in social_rng.permutation(np.flatnonzero(driver == DRIVERS.index("social"))):
         friends = followees[user]
         own_visual = _visual_taste(taste[user][None], user_style[user][None], items, config)[0]
@@ -73,7 +88,9 @@ def make_likes(config, taste, user_style, driver, follows, items, favourites, rn
         else:
             driven = friends_topics
         baskets[user] = draw(user, driven, own_visual, social_rng)
-    return baskets
+    if config.one_of_a_kind:
+        return sell_once(config, np.stack(wants), counts, items, topic_items, rng, time_rng)
+    return baskets, timestamp_baskets(baskets, time_rng)
 
 
 def _visual_taste(taste, style, items, config):

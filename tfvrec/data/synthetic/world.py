@@ -3,16 +3,15 @@
 Each generation step draws from its own random stream, keyed by the seed (`_STREAMS`), so the
 same config gives the same bytes and changing how one step draws leaves the others unchanged.
 """
-import dataclasses
 import os
 
 import numpy as np
 import pandas as pd
 
 from tfvrec.data.dataset import write_dataset
-from tfvrec.data.synthetic.config import DRIVERS, SyntheticWorldConfig
+from tfvrec.data.synthetic.config import DRIVERS, SyntheticWorldConfig, recorded_fields
 from tfvrec.data.synthetic.images import pixel_features, render_images
-from tfvrec.data.synthetic.likes import make_likes, split_by_last_basket, timestamp_baskets
+from tfvrec.data.synthetic.likes import make_likes, split_by_last_basket
 from tfvrec.data.synthetic.population import draw_drivers, favourite_artists, make_follows, make_items
 from tfvrec.data.synthetic.sampling import width
 from tfvrec.data.synthetic.tags import draw_topic_words, make_groups, make_post_tags, make_vocab
@@ -50,10 +49,10 @@ def generate_world(config=None) -> dict:
 
     follows = make_follows(config, taste, is_creator, driver, rng["follows"])
     favourites = favourite_artists(config, taste, items, rng["loyalty"])
-    baskets = make_likes(config, taste, user_style, driver, follows, items, favourites, rng["likes"],
-                         rng["social_likes"])
-    likes = [np.concatenate(b) for b in baskets]
-    splits = split_by_last_basket(timestamp_baskets(baskets, rng["baskets"]))
+    baskets, liked = make_likes(config, taste, user_style, driver, follows, items, favourites, rng["likes"],
+                                rng["social_likes"], rng["baskets"])
+    likes = [np.concatenate(b) if b else np.empty(0, np.int64) for b in baskets]
+    splits = split_by_last_basket(liked)
 
     personal_vocab, topic_vocab, topic_word_weights = make_vocab(config, rng["vocab"])
     item_tags = draw_topic_words(items["topic"], config.tags_per_item, topic_vocab, topic_word_weights,
@@ -95,7 +94,7 @@ def generate_world(config=None) -> dict:
         "metadata": {"name": config.name, "source": "tfvrec.data.synthetic",
                      "notes": "Synthetic social image world with planted structure; ground truth in "
                               f"{TRUTH_FILE}.",
-                     "config": dataclasses.asdict(config)},
+                     "config": recorded_fields(config)},
         "truth": truth,
     }
 
