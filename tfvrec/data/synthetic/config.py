@@ -12,7 +12,7 @@ from tfvrec.data.synthetic.images import POOL_GRID
 # there before: the cache key (`key_fields`: both), and from one_of_a_kind on the config a world's
 # dataset.yaml records and a baseline run's digest (`recorded_fields`), so every world and baseline
 # run of an existing config keeps its cache entry, its bytes and its directory.
-LATER_KNOBS = {"topic_palettes": 0, "one_of_a_kind": False}
+LATER_KNOBS = {"topic_palettes": 0, "one_of_a_kind": False, "artist_tint": 18.0}
 _RECORDED_AT_DEFAULT = ("topic_palettes",)  # dataset.yaml and the digests held it before the rule
 
 
@@ -50,6 +50,9 @@ class SyntheticWorldConfig:
     # topics differ in shape and texture only and a colour histogram cannot tell them apart
     # (CNN-PerMLP's learned features vs CH-PerMLP). Opt-in: 0 leaves the world unchanged.
     topic_palettes: int = 0
+    # How recognisable an artist's hand is: the std, in uint8 levels, of the tint each artist gives
+    # their works' foreground (a per-artist colour cast over the topic's palette).
+    artist_tint: float = 18.0
 
     # Tastes. Small concentration: each user cares about a few topics.
     taste_concentration: float = 0.08
@@ -157,5 +160,5 @@ class SyntheticWorldConfig:
         need(self.mean_tags_per_post >= 1, "mean_tags_per_post must be >= 1")
         need(self.num_groups >= 1 and 1 <= self.mean_groups_per_user <= self.num_groups,
              "need num_groups >= 1 and 1 <= mean_groups_per_user <= num_groups")
-        need(self.image_noise >= 0 and self.popularity_sigma >= 0 and self.likes_spread >= 0,
-             "image_noise, popularity_sigma and likes_spread must be >= 0")
+        need(self.image_noise >= 0 and self.popularity_sigma >= 0 and self.likes_spread >= 0 and self.artist_tint >= 0,
+             "image_noise, popularity_sigma, likes_spread and artist_tint must be >= 0")

@@ -31,7 +31,8 @@ def render_images(config, items, look_rng, render_rng):
     block = np.arange(T) // _NUM_SHAPES
     stripe_freq = 1.5 + (block % 4) + look_rng.uniform(0, 0.5, size=T)
     stripe_angle = np.pi * ((block * 0.37 + look_rng.uniform(0, 0.2, size=T)) % 1.0)
-    artist_tint = look_rng.normal(0, 18, size=(config.num_artists, 3))
+    # (drawn at the default std 18 and scaled: every other look stays that of the default world)
+    artist_tint = look_rng.normal(0, 18, size=(config.num_artists, 3)) * (config.artist_tint / 18.0)
     if config.topic_palettes:  # (after every draw: the other looks stay those of the default world)
         shared = np.arange(T) % config.topic_palettes
         bg, fg = bg[shared], fg[shared]
