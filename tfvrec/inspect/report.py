@@ -1,8 +1,9 @@
 """``tfvrec report``: one self-contained HTML page of what a run recommends, to look at.
 
-At the top, the run's results table (``metrics.json``: the model against its baselines)
-and an inline SVG plot of HR@K and R@K for K = 1..20 of every row of that table (the model
-and each of ``eval.baselines``, on the run's first evaluation protocol). Then, per user of
+At the top, the run's results table as training printed it (``metrics.json``: the model against
+its baselines, the first metric's 95% interval and paired-test p-values) and an inline SVG plot
+of HR@K and R@K for K = 1..20 of every row of that table (the model and each of
+``eval.baselines``, on the run's first evaluation protocol). Then, per user of
 the evaluated split: the images of their training history, the top-K recommended images —
 as the run's export serves them (`tfvrec.inference`) — with scores and the held-out hits
 outlined; each recommendation's explanation where the model has one (``ModelSpec.explain``:
