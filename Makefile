@@ -15,8 +15,9 @@ $(STAMP): setup.py
 
 setup: $(STAMP)
 
-# The zoo's point on the embedded synthetic image world: CuratorNet against VisRank, VBPR,
-# BPR-MF, popularity and random (configs/demo.yaml), then what to try next.
+# The zoo's point on the embedded synthetic art store, where every work sells once: each collector's
+# last basket holds works nobody bought before, ranked among the works without a training purchase;
+# CuratorNet against VisRank, VBPR, BPR-MF, popularity and random (configs/demo.yaml), then what to try next.
 demo: setup
 	$(VENV)/bin/tfvrec train --config configs/demo.yaml
 	@echo ""

@@ -1,10 +1,10 @@
 """The README's screenshots, taken with headless Chromium from real runs.
 
-    python tools/screenshots.py --report-run runs/report_curatornet_posters \
-        --tensorboard-run runs/report_curatornet_posters
+    make demo    # trains runs/demo (configs/demo.yaml)
+    python tools/screenshots.py --report-run runs/demo --tensorboard-run runs/demo
 
-writes ``docs/img/report_curatornet_posters.png`` (``tfvrec report`` of the run) and
-``docs/img/tensorboard_projector.png`` (TensorBoard's Embedding Projector of the run's item
+writes ``docs/img/report_demo.png`` (``tfvrec report`` of the run, named ``report_<run folder>``)
+and ``docs/img/tensorboard_projector.png`` (TensorBoard's Embedding Projector of the run's item
 vectors, or ``tensorboard_hparams.png`` with ``--view hparams``). Needs Debian's ``chromium`` and
 ``chromium-driver``.
 """

@@ -7,9 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tfvrec import config as config_lib
+from tfvrec.data import resolve
 from tfvrec.data.dataset import load_dataset
-from tfvrec.data.synthetic import (DRIVERS, SyntheticWorldConfig, generate_world, load_truth, pixel_features,
-                                   write_world)
+from tfvrec.data.synthetic import (DRIVERS, SyntheticWorldConfig, generate_world, key_fields, load_truth,
+                                   pixel_features, recorded_fields, write_world)
+from tfvrec.errors import ConfigError
 
 # Small enough to stay fast, big enough (16 topics, 1000 items, ~40 upload-driven
 # creators) that the planted signals are not drowned by sampling noise.
@@ -303,3 +306,95 @@ def test_artist_loyalty_brings_users_back_to_their_favourite_artists(config):
     without, loyal = favourite_share(0.0), favourite_share(0.9)
     # 24 artists, 2 favourites each chosen for the user's topics: a fair base rate without loyalty.
     assert loyal > 0.8 and without < 0.5, (loyal, without)
+
+
+# ----------------------------------------------------------------------------- one-of-a-kind works
+
+# A small art store: works by 60 artists, about three times as many works as purchases.
+STORE = dict(SMALL, num_users=200, num_items=4800, num_artists=60, one_of_a_kind=True, min_likes_per_user=5,
+             mean_likes_per_user=8.0, driver_visual=1.0, driver_social=0.0, driver_creator=0.0, driver_upload=0.0)
+
+
+def _store_likes(world):
+    """Every purchase of a generated world with its split, as catalogue indices (user, item)."""
+    truth = world["truth"]
+    frames = [frame.assign(split=name) for name, frame in world["interactions"].items()]
+    likes = pd.concat(frames, ignore_index=True)
+    return likes.assign(u=np.searchsorted(truth["user_ids"], likes["user"]),
+                        i=np.searchsorted(truth["item_ids"], likes["item"]))
+
+
+@pytest.fixture(scope="module")
+def store():
+    return generate_world(SyntheticWorldConfig(**STORE))
+
+
+def test_one_of_a_kind_sells_every_work_once_so_every_next_purchase_is_new(store):
+    likes = _store_likes(store)
+    assert likes["i"].value_counts().max() == 1  # no work is bought twice, by anyone
+    by_split = {name: set(frame["i"]) for name, frame in likes.groupby("split")}
+    assert not by_split["test"] & (by_split["train"] | by_split["validation"])
+    assert not by_split["validation"] & by_split["train"]
+    # The store never ran dry: every collector has a train, a validation and a test basket.
+    assert all(likes[likes["split"] == s]["u"].nunique() == STORE["num_users"] for s in ("train", "validation", "test"))
+    # Baskets are bought in time order, each at one moment, its works of one topic (the default world's rule).
+    topic = store["truth"]["item_topic"]
+    assert (likes.groupby("basket")["timestamp"].nunique() == 1).all()
+    assert (likes.assign(t=topic[likes["i"]]).groupby("basket")["t"].nunique() == 1).all()
+    # Without the option the same collectors share many works (each draws their likes on their own).
+    plain = _store_likes(generate_world(SyntheticWorldConfig(**dict(STORE, one_of_a_kind=False))))
+    assert (plain["i"].value_counts() > 1).sum() > 150
+
+
+def test_one_of_a_kind_collectors_keep_their_taste(store):
+    """At artist_loyalty 1 (no popularity or noise purchases) every work a collector buys, the new
+    ones of the test basket included, is by one of their favourite artists."""
+    world = generate_world(SyntheticWorldConfig(**dict(STORE, artist_loyalty=1.0, popularity_weight=0.0,
+                                                       noise_weight=0.0)))
+    likes, truth = _store_likes(world), world["truth"]
+    favourite = truth["user_favourite_artists"][likes["u"]]
+    assert (favourite == truth["item_artist"][likes["i"]][:, None]).any(axis=1).all()
+    assert likes["i"].value_counts().max() == 1 and (likes["split"] == "test").sum() >= STORE["num_users"]
+    # ... and at the demo's 0.9, nine test purchases in ten or so (the rest: taste, popularity, noise).
+    loyal = _store_likes(generate_world(SyntheticWorldConfig(**dict(STORE, artist_loyalty=0.9))))
+    test = loyal[loyal["split"] == "test"]
+    share = (truth["user_favourite_artists"][test["u"]] == truth["item_artist"][test["i"]][:, None]).any(axis=1)
+    assert share.mean() > 0.8, share.mean()
+
+
+def test_one_of_a_kind_needs_a_catalogue_for_the_purchases(tmp_path):
+    with pytest.raises(ValueError, match="one_of_a_kind sells every item once: num_items must be >= "
+                                         r"num_users \* mean_likes_per_user \(the expected purchases, 2000\)"):
+        SyntheticWorldConfig(**dict(STORE, num_items=1999, mean_likes_per_user=10.0))
+    with pytest.raises(ConfigError, match="data.synthetic.one_of_a_kind.*num_items must be"):
+        config_lib.load_config(None, ["data.synthetic.one_of_a_kind=true"])
+
+
+def test_artist_tint_makes_an_artists_hand_visible():
+    """The nearest work by raw feature cosine is by the same artist far more often with a strong tint."""
+    def same_artist_neighbour(tint):
+        world = generate_world(SyntheticWorldConfig(**dict(SMALL, num_items=1500, num_topics=4, artist_tint=tint)))
+        vectors, artist = world["features"]["pixels"][1], world["truth"]["item_artist"]
+        unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        similarity = unit @ unit.T
+        np.fill_diagonal(similarity, -np.inf)
+        return (artist[similarity.argmax(axis=1)] == artist).mean()
+
+    faint, none, strong = same_artist_neighbour(18.0), same_artist_neighbour(0.0), same_artist_neighbour(60.0)
+    assert strong > faint + 0.15 and faint > none, (none, faint, strong)
+
+
+def test_later_knobs_at_their_default_keep_every_worlds_cache_key(tmp_path, monkeypatch):
+    """One_of_a_kind, artist_tint (and topic_palettes before them) at their defaults leave the cache key
+    of every existing world as it was: golden keys of the default world and of curatornet_synthetic's."""
+    monkeypatch.setattr(resolve.synthetic, "write_world", lambda path, world: os.makedirs(path))  # key only
+    default = config_lib.load_config(None, [f"data.cache_dir={tmp_path}"])
+    loyal = config_lib.load_config(None, [f"data.cache_dir={tmp_path}", "data.synthetic.artist_loyalty=0.9"])
+    assert os.path.basename(resolve.dataset_path(default.data)) == "synthetic-bd0da1adfeb7"
+    assert os.path.basename(resolve.dataset_path(loyal.data)) == "synthetic-9110d66e3014"
+    world = SyntheticWorldConfig()
+    assert not {"one_of_a_kind", "artist_tint", "topic_palettes"} & set(key_fields(world))
+    assert "topic_palettes" in recorded_fields(world) and not {"one_of_a_kind", "artist_tint"} & set(
+        recorded_fields(world))
+    store = SyntheticWorldConfig(**STORE, artist_tint=60.0)
+    assert key_fields(store)["one_of_a_kind"] is True and recorded_fields(store)["artist_tint"] == 60.0

@@ -1,6 +1,7 @@
 """``tfvrec report``: the page of a tiny run holds the users, their history and top-K images,
 hits outlined, HASC's explanations and CuratorNet's nearest history items, and renders in a
 real browser (headless Chromium) without console errors."""
+import html
 import json
 import os
 import re
@@ -47,6 +48,28 @@ def test_curatornet_report_names_the_nearest_history_item(curatornet_run):
     page, summary = build_report(run_dir, users=None, count=2, k=4)
     assert page.count("nearest in history:") == 2 * 4
     assert summary["has_images"]
+
+
+def test_report_table_is_the_runs_table_with_its_interval_and_paired_tests(curatornet_run):
+    """The page's results table has the run's columns in the run's order (eval.table_metrics × eval.ks: the
+    first decides), that metric's 95% interval and each row's p against the model, from metrics.json."""
+    from tfvrec.evaluation.significance import format_p
+    run_dir, _ = curatornet_run
+    page, _ = build_report(run_dir, count=1, k=4)
+    table = re.search(r"<table>(.*?)</table>", page, re.S).group(1)
+    header = re.findall(r"<th>(.*?)</th>", table)
+    assert header == ["scorer", "protocol", "R@20", "R@20 95% CI", "R@100", "P@20", "P@100", "nDCG@20", "nDCG@100",
+                      "AUC", "p (R@20, paired t)"]
+    rows = [re.findall(r"<td>(.*?)</td>", "<td>" + row) for row in re.findall(r"<tr><td>(.*?)</tr>", table, re.S)]
+    stored = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert [row[0] for row in rows] == stored["rows"] == ["curatornet", "popularity", "random"]
+    for row, result in zip(rows, stored["results"]):
+        assert row[2] == f"{result['metrics']['recall@20']:.4f}" and row[9] == f"{result['metrics']['auc']:.4f}"
+        low, high = result["ci95"]["recall@20"]
+        assert row[3] == f"[{low:.4f}, {high:.4f}]"
+        test = result.get("paired_test", {}).get("recall@20")
+        assert row[-1] == ("(reference)" if test is None else html.escape(format_p(test["p_value"])))
+    assert "p: two-sided paired t-test" in page
 
 
 def test_report_without_images_falls_back_to_ids(tmp_path):

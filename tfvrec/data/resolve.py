@@ -9,7 +9,6 @@ Paths in ``data.path`` and ``data.raw_path`` may start with ``${TFVREC_SHARED_DA
 folder of the real data sets, the environment variable of that name when it is set,
 else ``../shared/data`` (beside the repository, where the team keeps them).
 """
-import dataclasses
 import hashlib
 import importlib
 import json
@@ -81,10 +80,8 @@ def dataset_path(data_config):
     if data_config.source == "directory":
         return expand_path(data_config.path)
     if data_config.source == "synthetic":
-        world = dataclasses.asdict(data_config.synthetic)
-        if not world.get("topic_palettes"):  # the opt-in knob at its default: the cache key of before it existed
-            world.pop("topic_palettes", None)
-        path = _cache_path(data_config, "synthetic", world)
+        # Opt-in knobs at their default stay out of the key: a world keeps the key of before they existed.
+        path = _cache_path(data_config, "synthetic", synthetic.key_fields(data_config.synthetic))
         if not os.path.exists(path):
             logging.info("Generating the synthetic world into %s", path)
             _create_once(path, lambda: synthetic.write_world(path, data_config.synthetic))

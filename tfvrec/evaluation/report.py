@@ -18,6 +18,13 @@ def display_name(metric: str) -> str:
     return f"{_DISPLAY[prefix]}@{k}" if k and prefix in _DISPLAY else metric.upper()
 
 
+def table_columns(eval_config):
+    """The metric columns of a run's table, in order (``eval.table_metrics`` × ``eval.ks``, AUC once): the
+    first decides (its 95% interval and the paired tests are on it)."""
+    return [m if m == "auc" else f"{m}@{k}" for m in eval_config.table_metrics
+            for k in (eval_config.ks if m != "auc" else [0])]
+
+
 def _metric_order(name):
     prefix, _, k = name.partition("@")
     if prefix in metrics_lib.METRIC_PREFIXES and k.isdigit():

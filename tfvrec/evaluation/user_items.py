@@ -68,7 +68,7 @@ def evaluate_run(config, dataset, model, note="", heldout_frame=None, heldout_na
             title += f"; {said}"
     results = [result for _, result in rows]
     labels = [name for name, _ in rows]
-    columns = [m if m == "auc" else f"{m}@{k}" for m in ev.table_metrics for k in (ev.ks if m != "auc" else [0])]
+    columns = report.table_columns(ev)
     # What content each baseline row uses (e.g. metadata_knn's genres), under the table.
     notes = {name: scorer.evaluation_note for name, scorer in scorers.items()
              if name != config.model.name and getattr(scorer, "evaluation_note", "")}

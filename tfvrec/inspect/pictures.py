@@ -103,9 +103,11 @@ def grid(rows_of_tiles, gap=4):
     return canvas
 
 
-def png_bytes(pixels):
+def png_bytes(pixels, compress_level=6):
+    """PNG of ``pixels``; ``compress_level`` 1 for big images written on every run (a projector sprite
+    of 6,000 tiles: 1.8 s instead of 7.8 s, 7% more bytes)."""
     buffer = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(np.asarray(pixels, np.uint8)).save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
 
 

@@ -80,7 +80,7 @@ def write_projector(logdir, dataset, item_rows, item_vectors, user_rows=None, us
         side = int(np.ceil(np.sqrt(len(item_rows))))
         thumbnails.size = max(8, min(tile_size, MAX_SPRITE_SIDE // max(side, 1)))
         with open(os.path.join(logdir, "sprite.png"), "wb") as f:
-            f.write(png_bytes(sprite(thumbnails.tiles(item_rows))))
+            f.write(png_bytes(sprite(thumbnails.tiles(item_rows)), compress_level=1))
         embedding.sprite.image_path = "sprite.png"
         embedding.sprite.single_image_dim.extend([thumbnails.size, thumbnails.size])
         written.update(sprite=True, tile=thumbnails.size, missing_images=thumbnails.missing)

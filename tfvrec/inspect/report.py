@@ -1,8 +1,9 @@
 """``tfvrec report``: one self-contained HTML page of what a run recommends, to look at.
 
-At the top, the run's results table (``metrics.json``: the model against its baselines)
-and an inline SVG plot of HR@K and R@K for K = 1..20 of every row of that table (the model
-and each of ``eval.baselines``, on the run's first evaluation protocol). Then, per user of
+At the top, the run's results table as training printed it (``metrics.json``: the model against
+its baselines, the first metric's 95% interval and paired-test p-values) and an inline SVG plot
+of HR@K and R@K for K = 1..20 of every row of that table (the model and each of
+``eval.baselines``, on the run's first evaluation protocol). Then, per user of
 the evaluated split: the images of their training history, the top-K recommended images —
 as the run's export serves them (`tfvrec.inference`) — with scores and the held-out hits
 outlined; each recommendation's explanation where the model has one (``ModelSpec.explain``:
@@ -20,7 +21,8 @@ import tensorflow as tf
 
 from tfvrec import atomic, registry
 from tfvrec.errors import ConfigError
-from tfvrec.evaluation import evaluator, protocols
+from tfvrec.evaluation import evaluator, protocols, significance
+from tfvrec.evaluation.report import display_name, table_columns
 from tfvrec.inference import Recommender
 from tfvrec.inspect.pictures import Thumbnails, data_uri
 
@@ -97,21 +99,43 @@ def svg_curves(curves, title, width=420, height=240):
     return "".join(parts)
 
 
-def _results_table(run_dir):
+def _results_table(run_dir, columns=()):
+    """The run's table as training printed it: ``columns`` (the run's, `table_columns`; else every metric)
+    in order, the first one's 95% interval over users and the p-value of each row's paired test against
+    the first row of its protocol, on that first metric (``metrics.json`` holds them)."""
     path = os.path.join(run_dir, "metrics.json")
     if not os.path.exists(path):
         return "<p class='note'>No metrics.json: the run has not been evaluated.</p>"
     data = json.load(open(path))
     results, labels = data.get("results", []), data.get("rows", [])
-    metrics = sorted({m for r in results for m in r["metrics"]}, key=lambda m: (m.split("@")[0], len(m), m))
-    metrics = [m for m in metrics if m.split("@")[0] in ("hr", "recall", "precision", "ndcg", "auc", "f1")][:12]
-    head = "".join(f"<th>{_e(m)}</th>" for m in metrics)
+    metrics = [m for m in columns if any(m in r["metrics"] for r in results)]
+    if not metrics:
+        metrics = sorted({m for r in results for m in r["metrics"]}, key=lambda m: (m.split("@")[0], len(m), m))
+        metrics = [m for m in metrics if m.split("@")[0] in ("hr", "recall", "precision", "ndcg", "auc", "f1")][:12]
+    headline = metrics[0] if metrics else None
+    with_ci = any(headline in r.get("ci95", {}) for r in results)
+    with_p = any(headline in r.get("paired_test", {}) for r in results)
+    head = "".join(f"<th>{_e(display_name(m))}</th>" + (f"<th>{_e(display_name(m))} 95% CI</th>"
+                                                           if with_ci and m == headline else "") for m in metrics)
+    if with_p:
+        head += f"<th>p ({_e(display_name(headline))}, paired t)</th>"
     rows = []
     for label, result in zip(labels or [""] * len(results), results):
-        cells = "".join(f"<td>{result['metrics'].get(m, float('nan')):.4f}</td>" for m in metrics)
+        cells = ""
+        for m in metrics:
+            cells += f"<td>{result['metrics'].get(m, float('nan')):.4f}</td>"
+            if with_ci and m == headline:
+                low, high = result.get("ci95", {}).get(m, (None, None))
+                cells += "<td>—</td>" if low is None else f"<td>[{low:.4f}, {high:.4f}]</td>"
+        if with_p:
+            test = result.get("paired_test", {}).get(headline)
+            cells += f"<td>{'(reference)' if not test else _e(significance.format_p(test.get('p_value')))}</td>"
         rows.append(f"<tr><td>{_e(label)}</td><td>{_e(result['protocol'])}</td>{cells}</tr>")
+    note = (f"<p class='label'>p: two-sided paired t-test over users of the first row of each protocol against "
+            f"each row, on {_e(display_name(headline))}; 95% CI: t interval of the mean over users.</p>"
+            if with_p else "")
     return (f"<p class='label'>{_e(data.get('title', ''))}</p><table><tr><th>scorer</th><th>protocol</th>{head}"
-            f"</tr>{''.join(rows)}</table>")
+            f"</tr>{''.join(rows)}</table>{note}")
 
 
 class _Tiles:
@@ -218,8 +242,9 @@ def build_report(run_dir, users=None, count=5, k=10, history=12):
     note = "" if tiles.thumbnails.available else (
         "<p class='note'>This data set has no images: items are shown by id and tags.</p>")
     title = f"tfvrec report: {config.model.name} on {dataset.name} ({os.path.basename(os.path.abspath(run_dir))})"
+    table = _results_table(run_dir, table_columns(config.eval))
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>{note}{_results_table(run_dir)}"
+            f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>{note}{table}"
             f"<div class='row'>{curves_html}</div>{''.join(sections)}</body></html>")
     return page, {"users": len(rows), "images": tiles.images, "k": k, "has_images": tiles.thumbnails.available}
 

@@ -26,7 +26,7 @@ import os
 
 from tfvrec import config as config_lib
 from tfvrec import input_files, registry
-from tfvrec.data import splits
+from tfvrec.data import splits, synthetic
 from tfvrec.data.resolve import resolve_dataset
 from tfvrec.errors import ConfigError
 from tfvrec.runs import state as state_lib
@@ -216,6 +216,7 @@ def baseline_run_dir(parent_dir, config, name):
     keyed by what the baseline learns from (its data, model and trainer sections and seed), so a changed
     baseline config trains a new run instead of reusing a stale one."""
     payload = {k: dataclasses.asdict(getattr(config, k)) for k in ("data", "model", "trainer")}
+    payload["data"]["synthetic"] = synthetic.recorded_fields(config.data.synthetic)  # (later knobs: as before)
     if payload["data"]["split"] == "as_imported":  # the split keys unused: the digest of before they existed
         for key in ("split", "test_item_fraction", "validation_item_fraction", "split_seed"):
             payload["data"].pop(key)

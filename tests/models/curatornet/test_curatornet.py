@@ -200,6 +200,22 @@ def test_visrank_is_the_max_cosine_to_the_profile():
                                [[0, np.sqrt(0.5)], [0, 0]], rtol=1e-6, atol=1e-7)
 
 
+def test_visrank_scores_every_user_of_a_batch_as_alone(monkeypatch):
+    """score_all's block products (several users' profiles in one) give each user their own max cosine,
+    across block boundaries, with empty profiles scoring 0."""
+    from tfvrec.models.curatornet import baselines
+    rng = np.random.default_rng(0)
+    content = rng.normal(size=(30, 5)).astype(np.float32)
+    profiles = [rng.choice(30, size, replace=False) for size in (3, 0, 1, 7, 2, 0, 5)]
+    scorer = VisRankScorer(content, profiles)
+    unit = content / np.linalg.norm(content, axis=1, keepdims=True)
+    expected = np.stack([(unit[p] @ unit.T).max(axis=0) if len(p) else np.zeros(30) for p in profiles])
+    users = np.array([3, 0, 1, 6, 2, 5, 4])
+    for cells in (1, 30 * 8, 1 << 24):  # one user per product, a few, all of them
+        monkeypatch.setattr(baselines, "_PRODUCT_CELLS", cells)
+        np.testing.assert_allclose(scorer.score_all(users), expected[users], rtol=1e-6, atol=1e-6)
+
+
 def test_oracle_ranks_held_out_items_first():
     scorer = OracleScorer({0: np.array([2]), 1: np.array([0, 3])}, 4)
     np.testing.assert_array_equal(scorer.score_all(np.array([0, 1])), [[0, 0, 1, 0], [1, 0, 0, 1]])
