@@ -57,13 +57,13 @@ bench-hasc: setup
 bench-retrieval: setup
 	$(PY) tools/bench.py --sections retrieval_objective
 
-# Issue 16's chaos runs (loopback only, bounded; figures into docs/benchmarks.md): ~35 and ~8 min on 2 busy cores.
-# (Not harness sections yet: their figures carry no stamp.)
+# Issue 16's and 30's chaos runs (loopback only, bounded): sections chaos_train, chaos_serve and chaos_serve_hostile;
+# ~35 and ~10 min on 2 busy cores. A run whose checks fail exits non-zero.
 chaos-train: setup
-	$(PY) tools/chaos_train.py
+	$(PY) tools/bench.py --sections chaos_train
 
 chaos-serve: setup
-	$(PY) tools/chaos_serve.py
+	$(PY) tools/bench.py --sections chaos_serve chaos_serve_hostile
 
 # tfvrec against its peers (cornac, implicit, faiss, hnswlib), side by side: sections features, peers_bpr,
 # peers_bpr_posters, peers_vbpr, peers_ann, peers_ann_real, peers_serving (installs the bench extra into .venv).

@@ -1,9 +1,12 @@
-"""Chaos test of ``tfvrec serve`` (issue 16): bursts, slow clients, bad bodies, partial and corrupt versions,
-a hot swap under load, and request batching — on 127.0.0.1 only, bounded in count and time.
+"""Sections ``chaos_serve`` and ``chaos_serve_hostile``: ``tfvrec serve`` against bursts, slow clients, bad
+bodies, partial and corrupt versions, a hot swap under load, request batching (issue 16), large bodies and a
+keep-alive flood (issue 30) — on 127.0.0.1 only, bounded in count and time.
 
-Builds a 20k-item retrieval export through the real export path (synthetic vectors, d=32,
-5k known users), starts ``tfvrec serve`` in its own process (gRPC and REST on loopback)
-and runs, in order:
+    python tools/bench.py --sections chaos_serve chaos_serve_hostile [--option seconds=3]
+
+Each section builds a 20k-item retrieval export through the real export path (synthetic vectors,
+d=32, 5k known users) and starts ``tfvrec serve`` in its own process through the package's launcher
+(`tfvrec.serving.server.launch`: gRPC and REST on loopback, free ports). ``chaos_serve`` runs, in order:
 
 1. bursts: 3 × 200 simultaneous REST requests (one connection each, opened at once);
 2. slow clients: 300 connections that send half a request and stop, while 8 clients keep
@@ -15,86 +18,74 @@ and runs, in order:
 5. request batching: 16 gRPC clients for a few seconds against the server without and
    with ``--enable_batching`` (QPS and latency).
 
-Records connection resets, status codes, failures, peak server RSS (VmHWM) and writes
-``docs/benchmarks.md`` (section ``chaos_serve``). Then the hostile scenarios of issue 30
-(section ``chaos_serve_hostile``), each against a fresh server with the default limits:
+It records connection resets, status codes, failures and peak server RSS (VmHWM).
+``chaos_serve_hostile`` runs, each part against a fresh server with the REST limits of its options
+(the server's defaults at full size):
 
 6. large bodies: 16 concurrent 15 MiB REST bodies of short strings (each ~23× that once
    decoded), then 16 concurrent 15 MiB bodies of long strings (decodable within the budget a
-   few at a time), then ``--sequential`` ones; the server's resident memory sampled every 10 ms;
+   few at a time), then 30 sequential ones; the server's resident memory sampled every 10 ms;
 7. keep-alive flood: 1,000 keep-alive connections (the whole connection table), each sending
-   a request every ``--flood-interval`` seconds and reconnecting after a second when closed or
+   a request every ``flood_interval`` seconds and reconnecting after a second when closed or
    refused, while a new client arrives every 0.25 s: its status and time to answer.
 
-    .venv/bin/python tools/chaos_serve.py
-    .venv/bin/python tools/chaos_serve.py --seconds 3 --no-write
-    .venv/bin/python tools/chaos_serve.py --hostile-only      (6 and 7 only)
+A failed check fails the section (``ctx.failed``: ``tools/bench.py`` exits non-zero).
 """
-import argparse
 import json
 import os
 import re
 import resource
-import select
 import selectors
 import shutil
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import tfvrec  # noqa: E402,F401
+from harness import REPO, Section
+from harness import paths as P
 
-import grpc  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
-
-from tfvrec import benchmark_report  # noqa: E402
-from tfvrec.config import ExportConfig  # noqa: E402
-from tfvrec.serving import module as module_lib, parts as parts_lib, versions  # noqa: E402
-from tfvrec.serving.model_config import update_models_config  # noqa: E402
-
-SECTION = "chaos_serve"
-SECTION_HOSTILE = "chaos_serve_hostile"
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAX_REQUEST_BYTES = 1 << 20
+MAX_REQUEST_BYTES = 1 << 20  # chaos_serve's server: the oversized bodies of scenario 3 are over it
 HOST = "127.0.0.1"
+PATHS = P.SERVER + ("tfvrec/serving/__init__.py",)
 
 
-def build(base, args):
-    rng = np.random.default_rng(args.seed)
-    items = rng.normal(size=(args.items, 32)).astype(np.float32)
-    users = rng.normal(size=(args.users, 32)).astype(np.float32)
-    seen = [rng.choice(args.items, 10, replace=False) for _ in range(args.users)]
-    parts = parts_lib.ServingParts(model_name="chaos", item_ids=np.array([f"i{n}" for n in range(args.items)]),
-                                   item_vectors=items, user_ids=np.array([f"u{n}" for n in range(args.users)]),
+def build(base, ctx):
+    from tfvrec.config import ExportConfig
+    from tfvrec.serving import module as module_lib, parts as parts_lib, versions
+    n_items, n_users = ctx.opt("items"), ctx.opt("users")
+    rng = np.random.default_rng(ctx.opt("seed"))
+    items = rng.normal(size=(n_items, 32)).astype(np.float32)
+    users = rng.normal(size=(n_users, 32)).astype(np.float32)
+    seen = [rng.choice(n_items, 10, replace=False) for _ in range(n_users)]
+    parts = parts_lib.ServingParts(model_name="chaos", item_ids=np.array([f"i{n}" for n in range(n_items)]),
+                                   item_vectors=items, user_ids=np.array([f"u{n}" for n in range(n_users)]),
                                    user_vectors=users, seen=seen)
     module = module_lib.ServingModule(parts, ExportConfig(index="brute_force", max_k=100, default_k=10))
     return versions.write_version(module, base, metadata={"benchmark": "chaos_serve"})[1]
 
 
-def start_server(config_file, log_path, *extra):
-    log = open(log_path, "a")
-    proc = subprocess.Popen([sys.executable, "-m", "tfvrec", "serve", "--model_config_file", config_file,
-                             "--port", "0", "--rest_port", "0", "--poll_seconds", "0.5",
-                             "--max_request_bytes", str(MAX_REQUEST_BYTES), "--rest_request_timeout", "5",
-                             "--load_retry_interval_micros", "2000000", *extra],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        if select.select([proc.stdout], [], [], 1.0)[0]:
-            found = re.search(r"gRPC 127\.0\.0\.1:(\d+), REST http://127\.0\.0\.1:(\d+)", proc.stdout.readline())
-            if found:
-                return proc, int(found.group(1)), int(found.group(2))
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise SystemExit(f"server did not start; see {log_path}")
+def export(ctx, work):
+    """``(config file, base path, version 1's path)`` of the section's export under ``work``."""
+    from tfvrec.serving.model_config import update_models_config
+    base = os.path.join(work, "models", "chaos")
+    ctx.log(f"building a {ctx.opt('items'):,}-item export")
+    source = build(base, ctx)
+    return update_models_config(os.path.join(work, "models.config"), "chaos", base), base, source
+
+
+def start_server(config_file, work, *extra):
+    """``tfvrec serve`` on free loopback ports (`tfvrec.serving.server.launch`); its log in ``work``."""
+    from tfvrec.serving.server import launch
+    return launch.start(config_file, poll_seconds=0.5, extra=extra, log_path=os.path.join(work, "serve.log"),
+                        timeout=600, cwd=REPO)
+
+
+def serve_defaults():
+    """``tfvrec serve``'s flags and their defaults (its parser's)."""
+    from tfvrec.cli import build_parser
+    return vars(build_parser().parse_args(["serve"]))
 
 
 def rss_mb(pid):
@@ -179,6 +170,10 @@ class Clients:
     """``n`` clients (half gRPC, half REST unless ``grpc_only``) sending back-to-back requests."""
 
     def __init__(self, grpc_port, rest_port, n, users, grpc_only=False):
+        import grpc
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+        self.grpc, self.tf, self.predict_pb2, self.service = grpc, tf, predict_pb2, prediction_service_pb2_grpc
         self.stop, self.lock = threading.Event(), threading.Lock()
         self.failures, self.latencies, self.versions = [], [], set()
         self.threads = []
@@ -187,15 +182,16 @@ class Clients:
             self.threads.append(threading.Thread(target=self._run, args=(kind, grpc_port, rest_port, users, c)))
 
     def _run(self, kind, grpc_port, rest_port, users, seed):
+        grpc, tf = self.grpc, self.tf
         rng = np.random.default_rng(seed)
         channel = grpc.insecure_channel(f"{HOST}:{grpc_port}")
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        stub = self.service.PredictionServiceStub(channel)
         while not self.stop.is_set():
             user = f"u{rng.integers(users)}"
             started = time.perf_counter()
             try:
                 if kind == "grpc":
-                    request = predict_pb2.PredictRequest()
+                    request = self.predict_pb2.PredictRequest()
                     request.model_spec.name = "chaos"
                     request.inputs["user"].CopyFrom(tf.make_tensor_proto(np.array([user], object)))
                     version = stub.Predict(request, timeout=30).model_spec.version.value
@@ -234,6 +230,7 @@ def wait_for(predicate, seconds):
 
 
 def status_of(grpc_port, version):
+    import grpc
     from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
     with grpc.insecure_channel(f"{HOST}:{grpc_port}") as channel:
         request = get_model_status_pb2.GetModelStatusRequest()
@@ -306,37 +303,6 @@ def codes(results):
         key = str(status or error)
         counted[key] = counted.get(key, 0) + 1
     return ", ".join(f"{n} × {key}" for key, n in sorted(counted.items()))
-
-
-def large_bodies(config, log, args):
-    """Scenario 6: what 16 concurrent 15 MiB bodies, and 10 sequential ones, do to the server's memory."""
-    size = 15 * 2 ** 20
-    short = ('{"inputs": {"user": [' + ",".join(f'"u{n % args.users}"' for n in range(size // 8)) + ']}}').encode()
-    long_value = "x" * (2 ** 20 - 16)
-    long = json.dumps({"inputs": {"user": [long_value] * 15}}).encode()
-    proc, _, rest_port = start_server(config, log, "--max_request_bytes", str(16 * 2 ** 20))
-    figures = {"budget_mb": 256 * 2 ** 20 / 1e6, "short_mib": len(short) / 2 ** 20, "long_mib": len(long) / 2 ** 20}
-    try:
-        assert http(rest_port, post(json.dumps({"inputs": {"user": ["u1"], "k": 10}}).encode()))[0] == 200
-        time.sleep(1)
-        figures["base"] = rss_mb(proc.pid)
-        for name, body in (("short", short), ("long", long)):
-            with RssSampler(proc.pid) as sampler:
-                results = concurrent(rest_port, 16, body)
-            time.sleep(2)
-            figures[name] = {"codes": codes(results), "peak": sampler.peak, "after": rss_mb(proc.pid),
-                             "seconds": max(r[2] for r in results)}
-        after = []
-        with RssSampler(proc.pid) as sampler:
-            for _ in range(args.sequential):
-                results = [post_large(rest_port, long)]
-                after.append(rss_mb(proc.pid))
-        figures["sequential"] = {"codes": codes(results), "after": after, "peak": sampler.peak}
-        figures["hwm"] = peak_rss_mb(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-    return figures
 
 
 class Flood:
@@ -429,117 +395,31 @@ class Flood:
         self.thread.join()
 
 
-def keep_alive_flood(config, log, args):
-    """Scenario 7: the whole connection table held by keep-alive clients; new clients keep arriving."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
-    proc, _, rest_port = start_server(config, log)
-    body = post(json.dumps({"inputs": {"user": ["u1"], "k": 10}}).encode())
-    figures = {"connections": 1000, "interval": args.flood_interval}
-    try:
-        with RssSampler(proc.pid) as sampler, Flood(rest_port, 1000, args.flood_interval, args.seed) as flood:
-            time.sleep(min(args.flood_interval, 5))  # (the table full, its connections between requests)
-            answers, started = [], time.time()
-            while time.time() - started < args.flood_seconds:
-                t0 = time.perf_counter()
-                status, error = http(rest_port, body)
-                answers.append((status or error, time.perf_counter() - t0))
-                time.sleep(0.25)
-        seconds = np.array([t for _, t in answers]) * 1000
-        figures.update(new=len(answers), served=sum(s == 200 for s, _ in answers),
-                       codes=sorted({str(s) for s, _ in answers}), p50=float(np.percentile(seconds, 50)),
-                       p99=float(np.percentile(seconds, 99)), max=float(seconds.max()), flood=dict(flood.counts),
-                       peak=sampler.peak)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-    return figures
-
-
-def hostile_report(figures, args):
-    big, flood = figures["large"], figures["flood"]
-    seq = big["sequential"]
-    rows = [
-        (f"16 concurrent {big['short_mib']:.0f} MiB bodies of short user ids (each ~23× once decoded)",
-         f"{big['short']['codes']}; server RSS {big['base']:.0f} MB → peak {big['short']['peak']:.0f} MB "
-         f"(**+{big['short']['peak'] - big['base']:.0f} MB**), {big['short']['after']:.0f} MB 2 s after"),
-        (f"16 concurrent {big['long_mib']:.0f} MiB bodies of 1 MiB strings (decodable a few at a time)",
-         f"{big['long']['codes']}; peak {big['long']['peak']:.0f} MB (**+{big['long']['peak'] - big['base']:.0f} "
-         f"MB**), {big['long']['after']:.0f} MB 2 s after"),
-        (f"{len(seq['after'])} sequential {big['long_mib']:.0f} MiB bodies of 1 MiB strings ({seq['codes']})",
-         f"RSS after every fifth: {', '.join(f'{r:.0f}' for r in seq['after'][4::5])} MB; peak {seq['peak']:.0f} MB"),
-        (f"{flood['connections']:,} keep-alive connections, one request each every {flood['interval']:g} s "
-         f"(reconnecting after 1 s when closed)",
-         f"{flood['flood']['answered']:,} flood requests answered, {flood['flood']['closed']:,} idle flood "
-         f"connections closed to make room, {flood['flood']['refused']:,} refused (503)"),
-        (f"meanwhile a new client every 0.25 s ({flood['new']} in {args.flood_seconds:g} s)",
-         f"**{flood['served']} of {flood['new']} served** (codes: {', '.join(flood['codes'])}); time to answer "
-         f"p50 {flood['p50']:.0f} ms, p99 {flood['p99']:.0f} ms, max {flood['max']:.0f} ms; server peak RSS "
-         f"{flood['peak']:.0f} MB"),
-    ]
-    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    budget_ok = max(big["short"]["peak"], big["long"]["peak"]) - big["base"] < 256 * 1.048576 + 128
-    half = len(seq["after"]) // 2  # (no pile-up: the second half of the requests adds little)
-    ok = flood["served"] == flood["new"] and budget_ok and seq["after"][-1] - seq["after"][half] < 64
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    return f"""## Chaos: `tfvrec serve` against large bodies and a keep-alive flood (issue 30)
-
-Command: `python tools/chaos_serve.py --hostile-only` at commit {commit} — the same export, served by
-`tfvrec serve` with the default REST limits (1000 connections, 8 workers + 256 queued, 256 MiB in flight, 16 MiB
-per request), a fresh server for each part, all on 127.0.0.1. The in-flight budget counts the bodies, the memory
-decoding each will take (an upper bound reserved before parsing) and the answers being sent. Before issue 30,
-16 concurrent 15 MiB bodies took the server from 1.2 to 4.5 GB and sequential ones piled up to 3.9 GB; a
-keep-alive flood kept every new client at 503.
-
-| scenario | result |
-| --- | --- |
-{table}
-
-Result: {"resident memory within the budget (+256 MiB) plus a fixed overhead, no pile-up, every new client served"
-          if ok else "**FAILED** (see above)"}."""
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=20000)
-    parser.add_argument("--users", type=int, default=5000)
-    parser.add_argument("--seconds", type=float, default=6.0, help="per load phase")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--hostile-only", action="store_true", help="only the large-body and keep-alive-flood "
-                                                                    "scenarios (section chaos_serve_hostile)")
-    parser.add_argument("--flood-interval", type=float, default=10.0,
-                        help="seconds between two requests of one keep-alive flood connection")
-    parser.add_argument("--flood-seconds", type=float, default=20.0, help="how long new clients arrive")
-    parser.add_argument("--sequential", type=int, default=30, help="sequential large bodies")
-    args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="tfvrec-chaos-serve-")
-    base = os.path.join(work, "models", "chaos")
-    source = build(base, args)
-    config = update_models_config(os.path.join(work, "models.config"), "chaos", base)
-    log = os.path.join(work, "serve.log")
-    if args.hostile_only:
-        return hostile(config, log, work, args)
-    proc, grpc_port, rest_port = start_server(config, log)
+def main_scenarios(ctx, config, base, source, work):
+    """Scenarios 1–4 against one server; their figures."""
+    users, clients_n = ctx.opt("users"), ctx.opt("clients")
     figures = {}
-    try:
+    with start_server(config, work, "--max_request_bytes", MAX_REQUEST_BYTES, "--rest_request_timeout",
+                      ctx.opt("request_timeout"), "--load_retry_interval_micros",
+                      int(ctx.opt("retry_seconds") * 1e6)) as server:
+        grpc_port, rest_port = server.grpc_port, server.rest_port
         body = json.dumps({"inputs": {"user": ["u1"], "k": 10}}).encode()
         # 1. bursts
-        results = [r for _ in range(3) for r in burst(rest_port, 200, body)]
+        results = [r for _ in range(ctx.opt("bursts")) for r in burst(rest_port, ctx.opt("burst_size"), body)]
         figures["burst"] = {"requests": len(results), "200": sum(s == 200 for s, _ in results),
                             "503": sum(s == 503 for s, _ in results),
                             "resets": sum(e == "reset" for _, e in results),
                             "other": sum(e not in (None, "reset") or s not in (200, 503, None) for s, e in results)}
+        ctx.log(f"bursts: {figures['burst']}")
         # 2. slow clients
         slow = []
-        for _ in range(300):
+        for _ in range(ctx.opt("slow_connections")):
             conn = socket.create_connection((HOST, rest_port), timeout=30)
             conn.sendall(b"POST /v1/models/chaos:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"in")
             slow.append(conn)
         opened = time.time()
-        with Clients(grpc_port, rest_port, 8, args.users) as clients:
-            time.sleep(args.seconds)
+        with Clients(grpc_port, rest_port, clients_n, users) as clients:
+            time.sleep(ctx.opt("seconds"))
         answers = []
         for conn in slow:
             try:
@@ -557,6 +437,7 @@ def main():
                            "closed_after_s": time.time() - opened, "other_requests": len(clients.latencies),
                            "other_failures": len(clients.failures),
                            "p99_ms": 1000 * float(np.percentile(clients.latencies, 99)) if clients.latencies else 0}
+        ctx.log(f"slow clients: {figures['slow']}")
         # 3. oversized and malformed bodies
         bad = [b"{" + b" " * (MAX_REQUEST_BYTES + 10) + b"}", b"[" * 100000, b"{not json", b"\xff\xfe", b"null",
                b'{"signature_name": ["x"], "inputs": {"user": ["u1"]}}', b'{"instances": [{"user": "u1"}, 3]}',
@@ -564,10 +445,11 @@ def main():
         statuses = [http(rest_port, post(b)) for b in bad]
         figures["bad"] = {"bodies": len(bad), "400": sum(s == 400 for s, _ in statuses),
                           "codes": sorted({str(s or e) for s, e in statuses})}
-        # 4. a version copied in non-atomically, a corrupt one, a hot swap — under 8 clients
-        with Clients(grpc_port, rest_port, 8, args.users) as clients:
+        ctx.log(f"bad bodies: {figures['bad']}")
+        # 4. a version copied in non-atomically, a corrupt one, a hot swap — under the clients
+        with Clients(grpc_port, rest_port, clients_n, users) as clients:
             time.sleep(1)
-            copy_slowly(source, os.path.join(base, "2"), pause=1.5)
+            copy_slowly(source, os.path.join(base, "2"), pause=ctx.opt("copy_pause"))
             partial_ok = wait_for(lambda: status_of(grpc_port, 2) == "AVAILABLE", 120)
             corrupt = os.path.join(work, "aside", "3")
             shutil.copytree(source, corrupt)
@@ -585,38 +467,60 @@ def main():
         figures["versions"] = {"partial_copy_served": partial_ok, "corrupt_refused": corrupt_refused,
                                "previous_kept": still_two, "swapped": swapped, "requests": len(clients.latencies),
                                "failures": len(clients.failures), "sample": clients.failures[:3]}
-        figures["rss_mb"] = peak_rss_mb(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-    # 5. batching: the same load against a server without and with --enable_batching
-    batching = {}
-    for name, extra in (("off", ()), ("on", ("--enable_batching", "--batching_max_batch_size", "32",
-                                            "--batching_timeout_micros", "2000"))):
-        proc, grpc_port, rest_port = start_server(config, log, *extra)
-        try:
-            with Clients(grpc_port, rest_port, 16, args.users, grpc_only=True) as clients:
-                time.sleep(args.seconds)
-            lat = np.asarray(clients.latencies) * 1000
-            batching[name] = {"qps": len(lat) / args.seconds, "p50": float(np.percentile(lat, 50)),
-                              "p99": float(np.percentile(lat, 99)), "failures": len(clients.failures),
-                              "rss_mb": peak_rss_mb(proc.pid)}
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+        ctx.log(f"versions: {figures['versions']}")
+        figures["rss_mb"] = peak_rss_mb(server.pid)
+    return figures
 
-    b, s, v = figures["burst"], figures["slow"], figures["versions"]
-    ok = (b["resets"] == 0 and b["other"] == 0 and s["408"] == s["connections"] and s["other_failures"] == 0
-          and figures["bad"]["400"] == figures["bad"]["bodies"] and v["failures"] == 0 and v["partial_copy_served"]
-          and v["corrupt_refused"] and v["previous_kept"] and v["swapped"])
-    bad = figures["bad"]
+
+def batching_scenario(ctx, config, work):
+    """Scenario 5: the same load against a server without and with --enable_batching."""
+    batching = {}
+    for enabled in ctx.opt("batching"):
+        extra = ("--enable_batching", "--batching_max_batch_size", "32", "--batching_timeout_micros", "2000") \
+            if enabled else ()
+        with start_server(config, work, "--max_request_bytes", MAX_REQUEST_BYTES, *extra) as server:
+            with Clients(server.grpc_port, server.rest_port, ctx.opt("batching_clients"), ctx.opt("users"),
+                         grpc_only=True) as clients:
+                time.sleep(ctx.opt("seconds"))
+            lat = np.asarray(clients.latencies) * 1000
+            name = "on" if enabled else "off"
+            batching[name] = {"qps": len(lat) / ctx.opt("seconds"),
+                              "p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+                              "p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+                              "failures": len(clients.failures), "rss_mb": peak_rss_mb(server.pid)}
+            ctx.log(f"batching {name}: {batching[name]}")
+    return batching
+
+
+def run(ctx):
+    with ctx.scratch("serve") as work:
+        config, base, source = export(ctx, work)
+        figures = main_scenarios(ctx, config, base, source, work)
+        batching = batching_scenario(ctx, config, work)
+
+    b, s, v, bad = figures["burst"], figures["slow"], figures["versions"], figures["bad"]
+    checks = {"connection resets or other errors in the bursts": b["resets"] == 0 and b["other"] == 0,
+              "a half request not answered 408": s["408"] == s["connections"],
+              "a request failed beside the slow clients": s["other_failures"] == 0,
+              "a bad body not answered 400": bad["400"] == bad["bodies"],
+              "a request failed during the version changes": v["failures"] == 0,
+              "the version copied in slowly never served": v["partial_copy_served"],
+              "the corrupt version not refused": v["corrupt_refused"],
+              "the previous version not kept": v["previous_kept"],
+              "the hot swap never served": v["swapped"],
+              "a batching request failed": all(r["failures"] == 0 for r in batching.values())}
+    failed = [name for name, good in checks.items() if not good]
+    if failed:
+        ctx.failed = "chaos_serve: " + "; ".join(failed)
     rows = [
-        ("3 bursts of 200 simultaneous REST requests",
+        (f"{ctx.opt('bursts')} burst{'s' if ctx.opt('bursts') > 1 else ''} of {ctx.opt('burst_size')} "
+         "simultaneous REST requests",
          f"{b['200']} × 200, {b['503']} × 503 (overload), **{b['resets']} connection resets**, {b['other']} other "
          "errors"),
-        ("300 connections sending half a request",
-         f"{s['408']} of {s['connections']} answered 408 and closed after {s['closed_after_s']:.1f} s; meanwhile 8 "
-         f"clients: {s['other_requests']} requests, {s['other_failures']} failed, p99 {s['p99_ms']:.0f} ms"),
+        (f"{s['connections']} connections sending half a request",
+         f"{s['408']} of {s['connections']} answered 408 and closed after {s['closed_after_s']:.1f} s; meanwhile "
+         f"{ctx.opt('clients')} clients: {s['other_requests']} requests, {s['other_failures']} failed, p99 "
+         f"{s['p99_ms']:.0f} ms"),
         (f"oversized (> {MAX_REQUEST_BYTES // 2 ** 20} MiB) and malformed JSON bodies",
          f"{bad['400']} of {bad['bodies']} answered 400 (codes seen: {', '.join(bad['codes'])})"),
         ("version 2 copied in without a rename (files half written at first polls)",
@@ -624,46 +528,178 @@ def main():
         ("version 3 corrupt (garbage saved_model.pb)",
          "refused (END), version 2 kept serving" if v["corrupt_refused"] and v["previous_kept"] else "NOT as expected"),
         ("version 4 published atomically (hot swap)", "served" if v["swapped"] else "NOT served"),
-        ("requests failed during those three, under 8 clients (4 gRPC, 4 REST)",
-         f"**{v['failures']}** of {v['requests']}"),
+        (f"requests failed during those three, under {ctx.opt('clients')} clients (half gRPC, half REST)",
+         f"**{v['failures']}** of {v['requests'] + v['failures']}"),
         ("peak server RSS (VmHWM)", f"{figures['rss_mb']:.0f} MB"),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     batching_table = "\n".join(f"| {name} | {r['qps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['failures']} | "
                                f"{r['rss_mb']:.0f} |" for name, r in batching.items())
-    verdict = "all checks passed" if ok else "**FAILED** (see above)"
-    markdown = f"""## Chaos: `tfvrec serve` under bursts, slow clients, bad bodies and bad versions
-
-Command: `python tools/chaos_serve.py` — a {args.items:,}-item brute-force export (d=32, {args.users:,} known users)
-served by `tfvrec serve` (REST front end: asyncio + h11, default limits: backlog 1024, 1000 connections, 8 workers
-+ 256 queued, 256 MiB of bodies in flight, request timeout here 5 s), all on 127.0.0.1.
-
-| scenario | result |
-| --- | --- |
-{table}
-
-Request batching, 16 gRPC clients for {args.seconds:g} s each (one user per request, K=10):
-
-| `--enable_batching` | QPS | p50 ms | p99 ms | failed | peak RSS MB |
-| --- | ---: | ---: | ---: | ---: | ---: |
-{batching_table}
-
-Batching joins up to 32 concurrent requests (waiting at most 2 ms) into one call of the signature; on 2 shared
-cores its gain is bounded by how much of a request's time is per-call overhead. Result: {verdict}."""
-    benchmark_report.publish(SECTION, markdown, write=not args.no_write)
-    return max(0 if ok else 1, hostile(config, log, work, args))
+    limits = serve_defaults()
+    verdict = "all checks passed" if not failed else f"**FAILED** ({'; '.join(failed)})"
+    return "\n".join([
+        "## Chaos: `tfvrec serve` under bursts, slow clients, bad bodies and bad versions", "",
+        f"A {ctx.opt('items'):,}-item brute-force export (d=32, {ctx.opt('users'):,} known users) served by "
+        f"`tfvrec serve` (REST front end: asyncio + h11, default limits: backlog {limits['rest_backlog']}, "
+        f"{limits['rest_max_connections']} connections, {limits['rest_workers']} workers + {limits['rest_queue']} "
+        f"queued, {limits['rest_max_inflight_bytes'] // 2 ** 20} MiB of bodies in flight; here requests up to "
+        f"{MAX_REQUEST_BYTES // 2 ** 20} MiB and a request timeout of {ctx.opt('request_timeout'):g} s), all on "
+        f"127.0.0.1. The slow clients' phase lasts {ctx.opt('seconds'):g} s; the version copied in slowly pauses "
+        f"{ctx.opt('copy_pause'):g} s in the middle of each file.", "",
+        "| scenario | result |", "| --- | --- |", table, "",
+        f"Request batching, {ctx.opt('batching_clients')} gRPC clients for {ctx.opt('seconds'):g} s each (one user "
+        "per request, K=10):", "",
+        "| `--enable_batching` | QPS | p50 ms | p99 ms | failed | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |", batching_table, "",
+        "Batching joins up to 32 concurrent requests (waiting at most 2 ms) into one call of the signature; on 2 "
+        "shared cores its gain is bounded by how much of a request's time is per-call overhead. "
+        f"Result: {verdict}."])
 
 
-def hostile(config, log, work, args):
-    """Scenarios 6 and 7 (section chaos_serve_hostile)."""
-    try:
-        figures = {"large": large_bodies(config, log, args), "flood": keep_alive_flood(config, log, args)}
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    markdown = hostile_report(figures, args)
-    benchmark_report.publish(SECTION_HOSTILE, markdown, write=not args.no_write)
-    return 0 if "FAILED" not in markdown else 1
+# -- chaos_serve_hostile --------------------------------------------------------------------------------
+
+def hostile_limits(ctx):
+    """The REST limits of the hostile servers: ``{flag: value}`` (the server's defaults at full size)."""
+    return {"rest_max_connections": ctx.opt("flood_connections"),
+            "rest_max_inflight_bytes": ctx.opt("inflight_mib") * 2 ** 20,
+            "max_request_bytes": (ctx.opt("body_mib") + 1) * 2 ** 20}
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def hostile_server(ctx, config, work):
+    flags = [a for flag, value in hostile_limits(ctx).items() for a in (f"--{flag}", value)]
+    return start_server(config, work, *flags)
+
+
+def large_bodies(ctx, config, work):
+    """Scenario 6: what concurrent large bodies, and sequential ones, do to the server's memory."""
+    size, n_users = ctx.opt("body_mib") * 2 ** 20, ctx.opt("users")
+    short = ('{"inputs": {"user": [' + ",".join(f'"u{n % n_users}"' for n in range(size // 8)) + ']}}').encode()
+    string = ctx.opt("string_kib") * 2 ** 10
+    long_value = "x" * (string - 16)
+    long = json.dumps({"inputs": {"user": [long_value] * (size // string)}}).encode()
+    n = ctx.opt("concurrent")
+    figures = {"short_mib": len(short) / 2 ** 20, "long_mib": len(long) / 2 ** 20}
+    with hostile_server(ctx, config, work) as server:
+        status, error = http(server.rest_port, post(json.dumps({"inputs": {"user": ["u1"], "k": 10}}).encode()))
+        if status != 200:
+            raise RuntimeError(f"the server did not answer a plain request ({status or error})")
+        time.sleep(1)
+        figures["base"] = rss_mb(server.pid)
+        for name, body in (("short", short), ("long", long)):
+            with RssSampler(server.pid) as sampler:
+                results = concurrent(server.rest_port, n, body)
+            time.sleep(2)
+            figures[name] = {"codes": codes(results), "peak": sampler.peak, "after": rss_mb(server.pid),
+                             "seconds": max(r[2] for r in results)}
+            ctx.log(f"{n} concurrent bodies of {name} strings: {figures[name]}")
+        after, results = [], []
+        with RssSampler(server.pid) as sampler:
+            for _ in range(ctx.opt("sequential")):
+                results.append(post_large(server.rest_port, long))
+                after.append(rss_mb(server.pid))
+        figures["sequential"] = {"codes": codes(results), "after": after, "peak": sampler.peak}
+        ctx.log(f"sequential bodies: {figures['sequential']}")
+        figures["hwm"] = peak_rss_mb(server.pid)
+    return figures
+
+
+def keep_alive_flood(ctx, config, work):
+    """Scenario 7: the whole connection table held by keep-alive clients; new clients keep arriving."""
+    n, interval, seconds = ctx.opt("flood_connections"), ctx.opt("flood_interval"), ctx.opt("flood_seconds")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    body = post(json.dumps({"inputs": {"user": ["u1"], "k": 10}}).encode())
+    figures = {"connections": n, "interval": interval, "seconds": seconds}
+    with hostile_server(ctx, config, work) as server:
+        with RssSampler(server.pid) as sampler, Flood(server.rest_port, n, interval, ctx.opt("seed")) as flood:
+            time.sleep(min(interval, 5))  # (the table full, its connections between requests)
+            answers, started = [], time.time()
+            while time.time() - started < seconds:
+                t0 = time.perf_counter()
+                status, error = http(server.rest_port, body)
+                answers.append((status or error, time.perf_counter() - t0))
+                time.sleep(0.25)
+        times = np.array([t for _, t in answers]) * 1000
+        figures.update(new=len(answers), served=sum(s == 200 for s, _ in answers),
+                       codes=sorted({str(s) for s, _ in answers}), p50=float(np.percentile(times, 50)),
+                       p99=float(np.percentile(times, 99)), max=float(times.max()), flood=dict(flood.counts),
+                       peak=sampler.peak)
+    ctx.log(f"keep-alive flood: {figures}")
+    return figures
+
+
+def run_hostile(ctx):
+    with ctx.scratch("hostile") as work:
+        config, _, _ = export(ctx, work)
+        big, flood = large_bodies(ctx, config, work), keep_alive_flood(ctx, config, work)
+    seq = big["sequential"]
+    n, budget_mib = ctx.opt("concurrent"), ctx.opt("inflight_mib")
+    rows = [
+        (f"{n} concurrent {big['short_mib']:.0f} MiB bodies of short user ids (each ~23× once decoded)",
+         f"{big['short']['codes']}; server RSS {big['base']:.0f} MB → peak {big['short']['peak']:.0f} MB "
+         f"(**+{big['short']['peak'] - big['base']:.0f} MB**), {big['short']['after']:.0f} MB 2 s after"),
+        (f"{n} concurrent {big['long_mib']:.0f} MiB bodies of {ctx.opt('string_kib')} KiB strings (decodable a few "
+         "at a time)",
+         f"{big['long']['codes']}; peak {big['long']['peak']:.0f} MB (**+{big['long']['peak'] - big['base']:.0f} "
+         f"MB**), {big['long']['after']:.0f} MB 2 s after"),
+        (f"{len(seq['after'])} sequential {big['long_mib']:.0f} MiB bodies of {ctx.opt('string_kib')} KiB strings "
+         f"({seq['codes']})",
+         f"RSS after every fifth: {', '.join(f'{r:.0f}' for r in seq['after'][4::5])} MB; peak {seq['peak']:.0f} MB"),
+        (f"{flood['connections']:,} keep-alive connections, one request each every {flood['interval']:g} s "
+         f"(reconnecting after 1 s when closed)",
+         f"{flood['flood']['answered']:,} flood requests answered, {flood['flood']['closed']:,} idle flood "
+         f"connections closed to make room, {flood['flood']['refused']:,} refused (503)"),
+        (f"meanwhile a new client every 0.25 s ({flood['new']} in {flood['seconds']:g} s)",
+         f"**{flood['served']} of {flood['new']} served** (codes: {', '.join(flood['codes'])}); time to answer "
+         f"p50 {flood['p50']:.0f} ms, p99 {flood['p99']:.0f} ms, max {flood['max']:.0f} ms; server peak RSS "
+         f"{flood['peak']:.0f} MB"),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    # Resident memory within the budget plus a fixed overhead (128 MB); no pile-up: the second half of the
+    # sequential requests adds little; every new client served.
+    budget_ok = max(big["short"]["peak"], big["long"]["peak"]) - big["base"] < budget_mib * 1.048576 + 128
+    half = len(seq["after"]) // 2
+    checks = {"resident memory over the in-flight budget plus 128 MB": budget_ok,
+              "sequential bodies piled up (64 MB or more over the second half)":
+                  seq["after"][-1] - seq["after"][half] < 64,
+              "a new client not served during the flood": flood["served"] == flood["new"]}
+    failed = [name for name, good in checks.items() if not good]
+    if failed:
+        ctx.failed = "chaos_serve_hostile: " + "; ".join(failed)
+    limits, defaults = hostile_limits(ctx), serve_defaults()
+    whose = "the server's defaults" if all(defaults[k] == v for k, v in limits.items()) else \
+        "smaller than the server's defaults, for toy sizes"
+    result = (f"resident memory within the budget (+{budget_mib} MiB) plus a fixed overhead, no pile-up, every new "
+              "client served") if not failed else f"**FAILED** ({'; '.join(failed)})"
+    return "\n".join([
+        "## Chaos: `tfvrec serve` against large bodies and a keep-alive flood (issue 30)", "",
+        f"A {ctx.opt('items'):,}-item brute-force export (d=32, {ctx.opt('users'):,} known users), served by "
+        f"`tfvrec serve` with the REST limits {limits['rest_max_connections']:,} connections, "
+        f"{defaults['rest_workers']} workers + {defaults['rest_queue']} queued, {budget_mib} MiB in flight, "
+        f"{limits['max_request_bytes'] // 2 ** 20} MiB per request ({whose}), a fresh server for each part, all on "
+        "127.0.0.1. The in-flight budget counts the bodies, the memory decoding each will take (an upper bound "
+        "reserved before parsing) and the answers being sent. Before issue 30, 16 concurrent 15 MiB bodies took the "
+        "server from 1.2 to 4.5 GB and sequential ones piled up to 3.9 GB; a keep-alive flood kept every new client "
+        "at 503.", "",
+        "| scenario | result |", "| --- | --- |", table, "",
+        f"Result: {result}."])
+
+
+SECTIONS = [
+    Section(name="chaos_serve", run=run, paths=PATHS, make="chaos-serve",
+            title="Chaos: `tfvrec serve` under bursts, slow clients, bad bodies, bad versions; batching on and off",
+            options={"items": 20_000, "users": 5_000, "seconds": 6.0, "bursts": 3, "burst_size": 200,
+                     "slow_connections": 300, "clients": 8, "request_timeout": 5.0, "copy_pause": 1.5,
+                     "retry_seconds": 2.0, "batching": [False, True], "batching_clients": 16, "seed": 0},
+            quick={"items": 2_000, "users": 200, "seconds": 1.5, "bursts": 1, "burst_size": 20,
+                   "slow_connections": 10, "clients": 4, "request_timeout": 2.0, "copy_pause": 0.6,
+                   "retry_seconds": 1.0, "batching": [True], "batching_clients": 4}),
+    Section(name="chaos_serve_hostile", run=run_hostile, paths=PATHS, make="chaos-serve",
+            title="Chaos: `tfvrec serve` against large bodies and a keep-alive flood (its memory, new clients served)",
+            options={"items": 20_000, "users": 5_000, "body_mib": 15, "string_kib": 1024, "concurrent": 16,
+                     "sequential": 30, "inflight_mib": 256, "flood_connections": 1000, "flood_interval": 10.0,
+                     "flood_seconds": 20.0, "seed": 0},
+            quick={"items": 2_000, "users": 200, "body_mib": 2, "string_kib": 256, "concurrent": 4,
+                   "sequential": 5, "inflight_mib": 16, "flood_connections": 50, "flood_interval": 1.0,
+                   "flood_seconds": 2.0}),
+]
