@@ -2,9 +2,10 @@
 
 One child process runs ``tools/bench.py --sections all --quick`` (a real run of the entry point, as a user
 starts it: one logical CPU, no test fixtures), with its runs, caches and report in a temporary directory;
-each section then has its own test reading the run's summary. Sections whose real data set is absent skip
-with the reason (as every real-data test does); a peer of the bench extra that is not installed does not
-stop a section: its quick mode runs tfvrec's side alone, and the test warns which peers did not run.
+each section then has its own test reading the run's summary (``-k NAME``: the child runs only the sections
+selected, unless the budget test is). Sections whose real data set is absent skip with the reason (as every
+real-data test does); a peer of the bench extra that is not installed does not stop a section: its quick mode
+runs tfvrec's side alone, and the test warns which peers did not run.
 Together the quick sections must fit the budget (`test_quick_sections_fit_the_budget`).
 ``TFVREC_BENCH_WITHOUT="cornac implicit faiss hnswlib torch"`` runs them as if those peers were not installed
 (as in CI, where the ``bench`` extra is not).
@@ -32,12 +33,28 @@ class PeerNotRun(UserWarning):
     """A quick section ran without a peer of the bench extra (not installed)."""
 
 
+def selected_sections(request):
+    """The sections whose tests this session runs: all of them when the budget test runs, else those selected
+    (``pytest tests/tools/test_sections.py -k chaos_train`` runs that section's quick mode alone)."""
+    names = set()
+    for item in request.session.items:
+        if item.module is not request.module:
+            continue
+        if item.originalname == "test_quick_sections_fit_the_budget":
+            return set(SECTIONS)
+        if item.originalname == "test_quick_section_runs":
+            names.add(item.callspec.params["name"])
+    return names
+
+
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    """``tools/bench.py --sections <those with their data> --quick``: ``(summary, report text, log text)``."""
+def quick_run(request, tmp_path_factory):
+    """``tools/bench.py --sections <those selected with their data> --quick``: ``(summary, report text, log
+    text)``."""
     root = tmp_path_factory.mktemp("bench_quick")
+    wanted = selected_sections(request)
     runnable = [name for name, s in SECTIONS.items()
-                if all(os.path.isdir(os.path.join(SHARED_DATA, d)) for d in s.data)]
+                if name in wanted and all(os.path.isdir(os.path.join(SHARED_DATA, d)) for d in s.data)]
     summary, report, log = root / "summary.json", root / "quick.md", root / "bench.log"
     command = [sys.executable, os.path.join(REPO, "tools", "bench.py"), "--sections", *runnable, "--quick",
                "--report", str(report), "--summary", str(summary), "--runs-root", str(root / "runs"),
