@@ -53,8 +53,9 @@ Converting a script (e.g. a new ``tools/bench_*.py``)
 -----------------------------------------------------
 1. Keep its measurement functions; turn ``main()``'s argparse flags into ``options`` (with ``quick``
    values) read through ``ctx.opt``; drop its own ``--no-report``/``--quick`` handling.
-2. Replace ``benchmark_report.publish(name, text)`` by returning ``text`` from ``run(ctx)``, and drop
-   the load-average, date and "Command:" lines (the stamp carries them).
+2. Replace its writing into docs/benchmarks.md by returning the markdown from ``run(ctx)``, print its
+   progress through ``ctx.log``, and drop the load-average, date and "Command:" lines (the stamp carries
+   them); a check that fails sets ``ctx.failed`` (``tools/bench.py`` then exits non-zero).
 3. Replace run directories under ``runs/`` by ``ctx.run_dir(...)`` (or ``ctx.shared_dir`` for a run another
    section trains too) and "train unless finished" by ``ctx.trained(config)``; data caches by ``ctx.config``.
 4. Add ``SECTIONS = [Section(...)]`` with its measured ``paths``, add the module to `catalogue.MODULES`,

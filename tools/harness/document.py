@@ -8,9 +8,10 @@
     <!-- stamp {...} -->
     <!-- END name -->
 
-The markers are those ``tfvrec/benchmark_report.py`` has always written (its sections stay readable;
-they carry no stamp, so `tools/harness/fresh.py` calls them stale). A section is replaced in place
-or appended; everything outside the markers (the document's header) is left as it is.
+The markers are those the scripts wrote before the harness (through ``tfvrec/benchmark_report.py``,
+since removed): their sections stay readable, but carry no stamp, so `tools/harness/fresh.py` calls them
+stale. A section is replaced in place or appended; everything outside the markers (the document's header)
+is left as it is.
 """
 import os
 import re
