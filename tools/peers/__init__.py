@@ -1,6 +1,12 @@
 """The peers sections (tfvrec beside cornac, implicit, faiss and hnswlib; issue 18, "ahead of the peers"),
-one module each, with what they share: `FactorScorer` (a peer's factors as a tfvrec scorer) and
-`select_on_holdout` (each contender's grid point chosen on the train holdout, never on the reported split).
+one module each, with what they share: `FactorScorer` (a peer's factors as a tfvrec scorer), and what makes the
+comparison fair (issue 29 point 2) — every contender selected the same way on the train holdout, never on the
+reported split: `grid_search` (the same grid, widened outward while the winner sits on an edge),
+`early_stopped` (training in chunks, the holdout judged after each by `holdout_rule` — tfvrec's own validation
+function — the best chunk kept, tfvrec's patience), and timed the same way: `THREADS` (one thread, all cores),
+`timed`, `tfvrec_timed` (a fresh ``tfvrec train`` in its own process at a thread setting), `spread`,
+`format_spread`, `median_ratio` (median and min–max of ≥ 3 runs, ratios of medians), `seconds_to_reach`
+(tfvrec's time to a peer's quality).
 
 ``bpr`` (peers_bpr), ``bpr_posters`` (peers_bpr_posters), ``vbpr`` (peers_vbpr), ``ann`` (peers_ann),
 ``ann_real`` (peers_ann_real), ``serving`` (peers_serving); with ``features`` (tools/bench_features.py)
@@ -31,23 +37,6 @@ class FactorScorer:
 
     def score_all(self, users):
         return self.users[np.asarray(users, np.int64)] @ self.items.T + self.bias
-
-
-def select_on_holdout(name, fit, grid, holdout_value, notes):
-    """Fit ``fit(lr, lam) -> (scorer, seconds, extra)`` at every grid point, keep the best by
-    ``holdout_value(scorer)`` (the train holdout, never the reported split).
-
-    Returns ``(value, scorer, seconds, extra, lr, lam)`` of the best; appends a note per point.
-    """
-    best = None
-    for lr, lam in grid:
-        scorer, seconds, extra = fit(lr, lam)
-        value = holdout_value(scorer)
-        log(f"{name} lr={lr} λ={lam}: holdout {value:.4f}, {seconds:.1f} s")
-        notes.append(f"{name} lr={lr}, λ={lam}: holdout {value:.4f} ({seconds:.1f} s)")
-        if best is None or value > best[0]:
-            best = (value, scorer, seconds, extra, lr, lam)
-    return best
 
 
 # -- the same selection for every contender ---------------------------------------------------------------
