@@ -273,8 +273,8 @@ def time_to_quality_lines(selected, reference="cornac BPR"):
     for threads, text in THREADS.items():
         reached = [seconds_to_reach(h, target) for h in ours.tfvrec[1][threads]]
         if any(s is None for s, _ in reached):
-            lines.append(f"| {text} | {format_spread(ref.times[threads], digits(ref.times))} | not reached by epoch {ours.epoch} | — | "
-                         "— | no |")
+            lines.append(f"| {text} | {format_spread(ref.times[threads], digits(ref.times))} | not reached by "
+                         f"epoch {ours.epoch} | — | — | no |")
             continue
         seconds = [s for s, _ in reached]
         verdict = "yes" if spread(seconds)[0] <= spread(ref.times[threads])[0] else "no"
