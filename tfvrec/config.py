@@ -120,6 +120,9 @@ class RuntimeConfig:
     mixed_precision: bool = False  # float16 compute on GPUs
     seed: int = 0
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism
+    # TensorFlow's intra- and inter-op thread pools (tf.config.threading), set before the runtime starts:
+    # 0 = TensorFlow's default (every core); 1 = one thread each (the benchmarks' one-thread timings).
+    threads: int = 0
 
 
 @dataclasses.dataclass
@@ -445,6 +448,7 @@ def validate(config, source="<config>", provenance=None):
                             ("trainer.tensorboard_users", trainer.tensorboard_users, 0),
                             ("trainer.tensorboard_k", trainer.tensorboard_k, 1),
                             ("runtime.logical_cpus", config.runtime.logical_cpus, 0),
+                            ("runtime.threads", config.runtime.threads, 0),
                             ("eval.repeats", ev.repeats, 1), ("eval.metadata_knn_k", ev.metadata_knn_k, 0),
                             ("eval.visual_knn_k", ev.visual_knn_k, 0),
                             ("export.max_k", export.max_k, 1),

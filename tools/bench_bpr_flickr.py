@@ -18,12 +18,17 @@ CONFIG = "bpr_flickr_fs.yaml"
 PATHS = P.TRAINING + P.EVALUATION + P.model("bpr") + P.config(CONFIG)
 
 
-def shipped_run(ctx, sets=()):
-    """The shipped BPR-MF recipe's run on Flickr F.S (``sets``: overrides), trained unless there: a `Trained`."""
+def shipped_config(ctx, sets=()):
+    """The shipped BPR-MF recipe on Flickr F.S (``sets``: overrides) with its shared run directory: the config."""
     sets = list(sets) + ["trainer.verbose=2"] + (quick_sets() if ctx.quick else [])
     config = toy.config(ctx, CONFIG, sets)
     config.runtime.model_dir = ctx.shared_dir(keyed("bpr_flickr_fs", sets))
-    return ctx.trained(config)
+    return config
+
+
+def shipped_run(ctx, sets=()):
+    """The shipped BPR-MF recipe's run on Flickr F.S (``sets``: overrides), trained unless there: a `Trained`."""
+    return ctx.trained(shipped_config(ctx, sets))
 
 
 def run(ctx):

@@ -10,6 +10,8 @@ from tfvrec.errors import ConfigError
 
 def configure_devices(runtime):
     """Device set-up that must happen before TensorFlow initialises its runtime."""
+    if runtime.threads:
+        configure_threads(runtime.threads)
     if runtime.logical_cpus > 1:
         cpus = tf.config.list_physical_devices("CPU")
         try:
@@ -28,6 +30,23 @@ def configure_devices(runtime):
         tf.keras.mixed_precision.set_global_policy("mixed_float16")
     if runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
+
+
+def configure_threads(threads):
+    """TensorFlow's intra- and inter-op thread pools at ``threads`` each (``runtime.threads``). Only a
+    process whose TensorFlow runtime has not started yet can change them (``tfvrec train`` does this first);
+    later, a different setting is kept and a warning says so."""
+    wanted = (threads, threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass
+    have = (tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads())
+    if have != wanted:
+        logging.warning("runtime.threads=%d: TensorFlow already initialised with intra/inter-op threads %s; "
+                        "kept", threads, have)
 
 
 def num_workers():

@@ -1,16 +1,19 @@
 """Section ``peers_vbpr`` — point 2: tfvrec's VBPR against cornac 3.0.1's VBPR on the MovieLens posters likes.
 
 Both contenders see the same EfficientNet-Lite0 poster features (``configs/curatornet_posters.yaml``'s
-``efficientnet_lite0`` feature set, raw vectors as the config feeds them), the same training interactions
-(the posters' train split minus one like per user: the train holdout, ``tfvrec.data.splits``), the same
-factor sizes (100 non-visual + 100 visual), batch and triplet budget. Each contender's 2 × 2 grid
-(learning rate × λ, its own scale of λ) is selected on the train holdout by AUC under full ranking (the
-rule CuratorNet's validation uses); the selected models are then scored by tfvrec's evaluator in one table
-on the reported split (``test``: each user's last day with likes, full ranking of every item the user has
-not liked in training). tfvrec's VBPR is the ``vbpr`` baseline run of the posters config (`tfvrec.models.vbpr`,
-its own sampling ``model.vbpr.sampling``, early stopping over its 10 epochs on the holdout); cornac's is
-``cornac.models.VBPR`` (uniform BPR triplets, PyTorch on CPU, the whole budget).
-Items cornac never saw in training are scored by its model from their features (γ_i = 0, β_i = 0).
+``efficientnet_lite0`` feature set, raw vectors as the config feeds them), the same training interactions (the
+posters' train split minus one like per user: the train holdout, ``tfvrec.data.splits``), the same factor
+sizes (100 non-visual + 100 visual), batch and triplet budget. Each contender's 3 × 3 grid (learning rate × λ,
+its own scale of λ; one more value outward on an axis whose edge holds the winner, at most ``widenings``
+times: `peers.grid_search`, shared with the BPR sections) is selected on the train holdout by AUC under full
+ranking (the rule CuratorNet's validation uses); the selected models are then scored by tfvrec's evaluator in
+one table on the reported split (``test``: each user's last day with likes, full ranking of every item the
+user has not liked in training). tfvrec's VBPR is the ``vbpr`` baseline run of the posters config
+(`tfvrec.models.vbpr`, its own sampling ``model.vbpr.sampling``, early stopping over its 10 epochs on the
+holdout); cornac's is ``cornac.models.VBPR`` (uniform BPR triplets, PyTorch on CPU, the whole budget). Not yet
+as in the BPR sections: cornac's VBPR is not stopped early on the holdout (it runs in a child process; chunks
+would have to carry its factors across), and each point is timed once at the threads each library takes by
+default. Items cornac never saw in training are scored by its model from their features (γ_i = 0, β_i = 0).
 Without cornac or PyTorch (quick mode only), tfvrec's VBPR runs alone and the section says so.
 """
 import math
@@ -24,7 +27,7 @@ import numpy as np
 
 from harness import Section, keyed
 from harness import paths as P
-from peers import TOOLS, FactorScorer, ratio, select_on_holdout
+from peers import TOOLS, FactorScorer, grid_search, ratio
 
 TITLE = "VBPR against cornac's VBPR on the MovieLens posters (EfficientNet-Lite0 features)"
 METRICS = ["auc", "recall@20", "ndcg@20", "recall@100"]
@@ -118,27 +121,37 @@ def run(ctx):
         return protocols.evaluate(scorer, holdout_by_user, holdout_exclude, dataset.num_items, "full", ks=(20,),
                                   repeats=1, seed=config.runtime.seed).metrics["auc"]
 
-    notes, scorers, times = [], {}, {}
+    notes, scorers, times, choices = [], {}, {}, {}
     batch = config_lib.get_experiment("vbpr").trainer.batch_size
     missing = [p for p in ("cornac", "torch") if not ctx.has(p)]
     if missing:
         ctx.skip("cornac VBPR", " and ".join(missing))
     else:
-        _, scorers["cornac VBPR"], seconds, seen, lr, lam = select_on_holdout(
-            "cornac VBPR", lambda lr, lam: fit_cornac(train, content, dataset.num_users, lr, lam,
-                                                      config.runtime.seed, triplets, batch),
-            [tuple(p) for p in ctx.opt("cornac_grid")], holdout_auc, notes)
-        times["cornac VBPR"] = (seconds, seen, f"k=k2=100, batch {batch}, {seen // len(train)} epochs, lr {lr}, "
-                                               f"lambda_w {lam}, lambda_b 0.01 (selected)")
+        def cornac_fit(lr, lam):
+            scorer, seconds, seen = fit_cornac(train, content, dataset.num_users, lr, lam, config.runtime.seed,
+                                               triplets, batch)
+            return holdout_auc(scorer), (scorer, seconds, seen)
+        grid = ctx.opt("cornac_grid")
+        choice = grid_search("cornac VBPR", cornac_fit, grid["lrs"], grid["lams"], notes, ctx.opt("widenings"))
+        scorers["cornac VBPR"], seconds, seen = choice.payload
+        lr, lam = choice.lr, choice.lam
+        choices["cornac VBPR"] = choice
+        times["cornac VBPR"] = (seconds, seen, f"k=k2=100, batch {batch}, {seen // len(train)} epochs, lr {lr:g}, "
+                                               f"lambda_w {lam:g}, lambda_b 0.01 (selected)")
     start = time.perf_counter()  # the guideline sampler's visual clusters: made once, shared by the grid points
     curatornet.item_clusters(dataset, config)
     clusters_seconds = time.perf_counter() - start
-    _, scorers["tfvrec VBPR"], seconds, vbpr, lr, lam = select_on_holdout(
-        "tfvrec VBPR", lambda lr, lam: fit_tfvrec(ctx, dataset, config, lr, lam),
-        [tuple(p) for p in ctx.opt("tfvrec_grid")], holdout_auc, notes)
+    def tfvrec_fit(lr, lam):
+        model, seconds, vbpr = fit_tfvrec(ctx, dataset, config, lr, lam)
+        return holdout_auc(model), (model, seconds, vbpr)
+    grid = ctx.opt("tfvrec_grid")
+    choice = grid_search("tfvrec VBPR", tfvrec_fit, grid["lrs"], grid["lams"], notes, ctx.opt("widenings"))
+    scorers["tfvrec VBPR"], seconds, vbpr = choice.payload
+    lr, lam = choice.lr, choice.lam
+    choices["tfvrec VBPR"] = choice
     times["tfvrec VBPR"] = (seconds, triplets, f"γ 100 + θ 100, batch {vbpr.trainer.batch_size}, up to "
                                                f"{triplets:,} triplets ({vbpr.model.vbpr.sampling} sampling), lr "
-                                               f"{lr}, λ {lam} (selected)")
+                                               f"{lr:g}, λ {lam:g} (selected)")
     test = dataset.split("test")
     heldout = evaluator.heldout_by_user(test)
     names = [n for n in ("cornac VBPR", "tfvrec VBPR") if n in scorers]  # the peer first: the tests against it
@@ -162,7 +175,9 @@ def run(ctx):
         f"({len(heldout)} users, {len(test):,} likes), full ranking; ratio = tfvrec / cornac (the only peer); "
         "p: paired t-test over users against cornac.", "",
         table, "", "\n".join(lines), "",
-        "Grid (each contender's own λ scale; selected on the holdout by AUC, full ranking): " + "; ".join(notes) + ".",
+        "Grid (each contender's own λ scale, the same size for both, one more value outward on an axis whose edge "
+        f"holds the winner, at most {ctx.opt('widenings')} widenings; selected on the holdout by AUC, full ranking): "
+        + "; ".join(f"{n}: {c.describe()}" for n, c in choices.items()) + ". Points: " + "; ".join(notes) + ".",
         "" if "cornac VBPR" in scorers else "No peer ran: ratios are —.",
         "", "Training s: wall time of the selected grid point's training (tfvrec's includes its per-epoch holdout "
         "validation and early stopping; cornac trains its whole budget without validation). tfvrec's guideline "
@@ -177,9 +192,12 @@ SECTIONS = [Section(
     + ("tools/peers/__init__.py", "tools/bench_features.py", "tools/bench_curatornet.py"),
     runs="bench_peers", group="peers", make="bench-peers",
     options={"triplets": 1_000_000,  # curatornet_posters trains VBPR on 1M too
-             "tfvrec_grid": [[lr, lam] for lr in (5e-4, 1e-3) for lam in (1e-4, 1e-3)],  # Adam lr; λ on the mean loss
-             "cornac_grid": [[lr, lam] for lr in (1e-3, 5e-3) for lam in (0.01, 1.0)]},  # lambda_w on the summed loss
-    quick={"triplets": 5000, "tfvrec_grid": [[1e-3, 1e-4]], "cornac_grid": [[1e-3, 0.01]]})]
+             # 3 × 3 each, on each contender's own scale (widened outward while the winner sits on an edge)
+             "tfvrec_grid": {"lrs": [2.5e-4, 5e-4, 1e-3], "lams": [1e-5, 1e-4, 1e-3]},  # Adam lr; λ on the mean loss
+             "cornac_grid": {"lrs": [1e-3, 2.5e-3, 5e-3], "lams": [0.01, 0.1, 1.0]},  # lambda_w on the summed loss
+             "widenings": 2},
+    quick={"triplets": 5000, "tfvrec_grid": {"lrs": [1e-3], "lams": [1e-4]},
+           "cornac_grid": {"lrs": [1e-3], "lams": [0.01]}, "widenings": 0})]
 
 
 if __name__ == "__main__":  # the cornac child process of fit_cornac
