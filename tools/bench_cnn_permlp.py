@@ -1,14 +1,17 @@
 """Section ``cnn_permlp``: CNN-PerMLP and the paper's baselines on MovieLens posters and Last.fm-2k.
 
 For each data set, every trained row of the comparison (CNN-PerMLP, the non-personalized
-network, CH-PerMLP where there are pixels, PITF) is trained on ``repeats`` leave-posts-out
-splits (split seed = run seed = r); MP and MP-u are counted on the same splits. Figures are
-F1 / P / R @ 1, 3, 5, 10 over the test posts, mean ± std over the repeats, on all test
-posts and on the posts of new images; then a paired t-test of CNN-PerMLP against the best
-baseline on per-post F1@5 (pairs: every test post of every repeat), and the training
-throughput (posts/s). On Last.fm-2k each trained row first picks its learning rate on
-the holdout carved from the training posts (split 0), with the same grid size per row;
-the test posts are never looked at for it.
+network, CH-PerMLP where there are pixels, PITF) gets the same tuning: one grid per data set
+over the learning rate and §4.2's L2 λ (``model.cnn_permlp.l2``), each point trained on split 0
+with seed 0 under the data set's one epoch budget with early stopping on the holdout carved
+from the training posts (the test posts are never looked at); a winner on a grid edge widens
+that edge (×3 on the learning rate, ×10 on λ) up to ``widen`` times. The chosen point is then
+trained with ``seeds`` training seeds on the same split (split seed 0; the seed-0 run is the
+tuning run, reused). MP, MP-u and MP-u+i (a count mixture that learns nothing: the user's tag
+frequencies plus the item's) are counted on that split. Figures are F1 / P / R @ 1, 3, 5, 10
+over the test posts, mean ± std over the seeds, on all test posts and on the posts of new
+images; then a paired t-test of CNN-PerMLP against the best baseline on per-post F1@5 averaged
+over the seeds (pairs: the test posts), and the training throughput (posts/s).
 
     python tools/bench.py --sections cnn_permlp [--option "datasets=['posters']"]
 
@@ -28,25 +31,26 @@ from harness import toy
 KS = (1, 3, 5, 10)
 VIEWS = ("test posts", "test posts, new images")
 
-# name → (label, overrides)
+# name → (label, overrides). The learning rate and λ come from the data set's grid, the same for every row.
 POSTERS = {
     "cnn_permlp": ("CNN-PerMLP", []),
     "cnn": ("CNN (non-personalized)", ["model.cnn_permlp.personalized=false"]),
     "ch_permlp": ("CH-PerMLP", ["model.cnn_permlp.features=histogram"]),
     "pitf": ("PITF", ["model.cnn_permlp.architecture=pitf", "model.cnn_permlp.features=embedding",
-                      "model.cnn_permlp.embedding_dim=64", "model.cnn_permlp.l2=1e-4", "trainer.learning_rate=0.01"]),
+                      "model.cnn_permlp.embedding_dim=64"]),
 }
 LASTFM = {
     "cnn_permlp": ("PerMLP (learned artist vector for z)", []),
     "cnn": ("MLP, non-personalized (artist vector)", ["model.cnn_permlp.personalized=false"]),
-    "pitf": ("PITF", ["model.cnn_permlp.architecture=pitf", "model.cnn_permlp.embedding_dim=64",
-                      "model.cnn_permlp.l2=1e-5"]),
+    "pitf": ("PITF", ["model.cnn_permlp.architecture=pitf", "model.cnn_permlp.embedding_dim=64"]),
 }
-# Last.fm learning-rate grid per trained row (the same size for each), chosen on the holdout posts.
-LASTFM_GRID = {"cnn_permlp": [0.001, 0.003], "cnn": [0.001, 0.003], "pitf": [0.003, 0.01]}
-DATASETS = {"posters": ("cnn_permlp_posters.yaml", POSTERS, None),
-            "lastfm": ("cnn_permlp_lastfm.yaml", LASTFM, LASTFM_GRID)}
-REPEATS = {"posters": 3, "lastfm": 2}  # Last.fm's runs are ~20× longer
+# One grid per data set, shared by every trained row: learning rates (Adam) × §4.2's λ ∈ {0, 1e-5, 1e-4}.
+GRIDS = {"posters": {"lr": [0.001, 0.003, 0.01], "l2": [0.0, 1e-5, 1e-4]},
+         "lastfm": {"lr": [0.003, 0.01], "l2": [0.0, 1e-5, 1e-4]}}
+DATASETS = {"posters": ("cnn_permlp_posters.yaml", POSTERS),
+            "lastfm": ("cnn_permlp_lastfm.yaml", LASTFM)}
+BASELINES = ("MP", "MP-u", "MP-u+i")
+MIXTURE = "MP-u+i"
 
 
 def dataset_config(ctx, dataset, sets):
@@ -64,7 +68,7 @@ def dataset_config(ctx, dataset, sets):
 
 def run(ctx, dataset, name, sets, seed, tag=""):
     from tfvrec.training import trainer
-    sets = ctx.opt("set") + sets + [f"model.cnn_permlp.split_seed={seed}", f"runtime.seed={seed}", "trainer.verbose=0"]
+    sets = ctx.opt("set") + sets + ["model.cnn_permlp.split_seed=0", f"runtime.seed={seed}", "trainer.verbose=0"]
     if ctx.quick:
         sets += quick_sets(steps=10, validation_users=0) + ["model.cnn_permlp.min_tag_count=1"]
     config = dataset_config(ctx, dataset, sets)
@@ -126,13 +130,42 @@ def load_rows(stem):
     return rows, saved["load"]
 
 
+def point_sets(lr, l2):
+    return [f"trainer.learning_rate={lr}", f"model.cnn_permlp.l2={l2}"]
+
+
+def point_tag(lr, l2):
+    return f"-lr{lr}-l2{l2}"
+
+
+def widened(grid, scores):
+    """Points past an edge of the grid where the best point sits on it: the next learning rate (×3 or ÷3)
+    at the winner's λ, the next λ (×10; λ = 0 is a floor) at the winner's learning rate; [] if inside."""
+    lr, l2 = max(scores, key=scores.get)
+    rates, lambdas = sorted({p[0] for p in scores}), sorted({p[1] for p in scores})
+    points = []
+    if len(rates) > 1 and lr == rates[-1]:
+        points.append((float(f"{lr * 3:.3g}"), l2))
+    elif len(rates) > 1 and lr == rates[0]:
+        points.append((float(f"{lr / 3:.3g}"), l2))
+    if len(lambdas) > 1 and l2 == lambdas[-1] and l2 > 0:
+        points.append((lr, float(f"{l2 * 10:.3g}")))
+    return points
+
+
 def tune(ctx, dataset, name, sets, grid):
-    """The learning rate of ``grid`` with the best holdout F1@5 (split 0)."""
+    """The (learning rate, λ) of ``grid`` with the best holdout F1@5 (split 0, seed 0), edges widened."""
     scores = {}
-    for lr in grid:
-        result = run(ctx, dataset, name, sets + [f"trainer.learning_rate={lr}"], 0, tag=f"-lr{lr}")
-        scores[lr] = result["best"]
-        ctx.log(f"tuning {dataset}/{name}: lr={lr} holdout F1@5={result['best']:.4f}")
+    points = [(lr, l2) for lr in grid["lr"] for l2 in grid["l2"]]
+    for step in range(ctx.opt("widen") + 1):
+        for lr, l2 in points:
+            result = run(ctx, dataset, name, sets + point_sets(lr, l2), 0, tag=point_tag(lr, l2))
+            scores[(lr, l2)] = result["best"]
+            ctx.log(f"tuning {dataset}/{name}: lr={lr} λ={l2} holdout F1@5={result['best']:.4f} "
+                    f"({result['epochs']} epochs)")
+        points = [p for p in widened(grid, scores) if p not in scores] if step < ctx.opt("widen") else []
+        if not points:
+            break
     return max(scores, key=scores.get), scores
 
 
@@ -155,73 +188,81 @@ def table(results, labels, view):
     return "\n".join(lines)
 
 
-def bench(ctx, dataset, repeats):
-    config_file, variants, grid = DATASETS[dataset]
+def bench(ctx, dataset, seeds):
+    config_file, variants = DATASETS[dataset]
     variants = {name: v for name, v in variants.items() if name in ctx.opt("variants")}
-    grid = {name: g[:ctx.opt("grid_points")] for name, g in grid.items()} if grid else None
-    chosen, tuning, tags = {}, {}, {}
-    for name, (_, sets) in variants.items():
-        chosen[name], tags[name] = [], ""
-        if grid:  # split 0's run at the chosen rate is also the first repeat (reused, not retrained)
-            lr, scores = tune(ctx, dataset, name, sets, grid[name])
-            chosen[name], tuning[name], tags[name] = [f"trainer.learning_rate={lr}"], scores, f"-lr{lr}"
-    runs = {name: [run(ctx, dataset, name, variants[name][1] + chosen[name], seed, tag=tags[name])
-                   for seed in range(repeats)] for name in variants}
+    points = ctx.opt("grid_points")
+    grid = {axis: values[:points] if points else values for axis, values in GRIDS[dataset].items()}
+    chosen, tuning = {}, {}
+    for name, (_, sets) in variants.items():  # seed 0's run at the chosen point is reused as the first seed
+        chosen[name], tuning[name] = tune(ctx, dataset, name, sets, grid)
+    runs = {name: [run(ctx, dataset, name, variants[name][1] + point_sets(*chosen[name]), seed,
+                       tag=point_tag(*chosen[name])) for seed in range(seeds)] for name in variants}
     out = []
-    variants = dict(variants)
     for view in VIEWS:
         results = {}
         for name, (label, _) in variants.items():
             results[label] = [r["rows"].get(("cnn_permlp", view)) for r in runs[name]]
-        first = runs["cnn_permlp"]
-        for baseline in ("MP", "MP-u"):
+        first = runs["cnn_permlp"][:1]  # counted on the one split: the same for every seed
+        for baseline in BASELINES:
             results[baseline] = [r["rows"].get((baseline, view)) for r in first]
         out.append((view, results))
-    return runs, out, tuning, chosen, variants
+    return runs, out, tuning, chosen, variants, grid
+
+
+def per_post(results):
+    """Per-post F1@5 averaged over the seeds (every seed scores the same test posts of split 0)."""
+    return np.mean([r.per_user["f1@5"] for r in results], axis=0)
 
 
 def paired(results, ours_label, best=None):
-    """Paired t-test of ours vs the best baseline (mean F1@5; or ``best``), per test post of every repeat."""
+    """Paired t-test of ours vs the best baseline (mean F1@5; or ``best``) on per-post F1@5 averaged over seeds."""
     from tfvrec.evaluation import significance
     means = {label: np.mean([r.metrics["f1@5"] for r in rs if r is not None]) for label, rs in results.items()
              if label != ours_label and any(r is not None for r in rs)}
     best = best or max(means, key=means.get)
-    a = np.concatenate([r.per_user["f1@5"] for r in results[ours_label]])
-    b = np.concatenate([r.per_user["f1@5"] for r in results[best]])
-    return best, significance.paired_test(a, b, "t")
+    return best, significance.paired_test(per_post(results[ours_label]), per_post(results[best]), "t")
 
 
 def describe_test(test):
     from tfvrec.evaluation import significance
     verdict = ("no significant difference at the 5% level" if not test.p_value < 0.05 else
                "significantly better" if test.mean_difference > 0 else "significantly worse")
-    return (f"{test.num_pairs} (post, split) pairs: mean difference {test.mean_difference:+.4f} (95% CI "
+    return (f"{test.num_pairs} test posts (each averaged over the seeds): mean difference {test.mean_difference:+.4f} (95% CI "
             f"[{test.ci_low:+.4f}, {test.ci_high:+.4f}]), p = {significance.format_p(test.p_value)} ({verdict})")
 
 
 def run_section(ctx):
     sections = ["## CNN-PerMLP: tag recommendation on MovieLens posters and Last.fm-2k",
                 "",
-                "Leave-posts-out per user: 20% of each user's posts are the test set, 10% of the rest the validation "
-                "holdout (early stopping; Last.fm's learning-rate choice), repeated over R splits (split seed = run "
-                "seed = 0..R−1); figures are mean ± std over the repeats; F1@K = 2·P@K·R@K / (P@K + R@K) of the mean "
-                "P@K and R@K (the paper's eq. 12)."]
+                "Leave-posts-out per user on one split (split seed 0): 20% of each user's posts are the test set, 10% "
+                "of the rest the validation holdout (early stopping and the choice of the learning rate and λ on one "
+                "grid shared by every trained row); the chosen point is trained with S training seeds; figures are "
+                "mean ± std over the seeds (the counting rows MP, MP-u, MP-u+i have none); F1@K = 2·P@K·R@K / "
+                "(P@K + R@K) of the mean P@K and R@K (the paper's eq. 12). MP-u+i: the user's training tag "
+                "frequencies plus the item's (the tags other users' training posts gave it), learning nothing."]
     for dataset in ctx.opt("datasets"):
-        repeats = ctx.opt("repeats") or REPEATS[dataset]
-        runs, views, tuning, chosen, variants = bench(ctx, dataset, repeats)
+        seeds = ctx.opt("seeds")
+        runs, views, tuning, chosen, variants, grid = bench(ctx, dataset, seeds)
         ours = variants["cnn_permlp"][0]
         title = {"posters": "MovieLens posters (real pixels; tags of mls_tags.csv used ≥ 5 times on movies with "
                             "a poster)",
                  "lastfm": "Last.fm-2k (no images: a learned artist vector stands in for the CNN features)"}[dataset]
         sections += ["", f"### {title}", ""]
         posts = views[0][1][ours][0]
-        sections.append(f"R = {repeats} splits. {posts.num_users} test posts in the first split; "
+        config = dataset_config(ctx, dataset, [])
+        sections.append(f"S = {seeds} training seeds. {posts.num_users} test posts; "
                         f"{views[1][1][ours][0].num_users if views[1][1][ours][0] else 0} of them show an item no "
-                        "training post has (new images / new artists).")
-        if tuning:
-            sections.append("Learning rates on the holdout (holdout F1@5, split 0): " + "; ".join(
-                f"{variants[n][0]}: " + ", ".join(f"{lr} → {v:.4f}" for lr, v in s.items()) for n, s in tuning.items())
-                + ".")
+                        f"training post has (new images / new artists). Epoch budget for every row: "
+                        f"{config.trainer.epochs} epochs, early stopping with patience "
+                        f"{config.trainer.early_stopping_patience} on the holdout F1@5.")
+        sections.append(f"Grid (every row): learning rate {grid['lr']} × λ {grid['l2']}, edges widened where a "
+                        f"winner sat on one (up to {ctx.opt('widen')} step). Holdout F1@5 (split 0, seed 0) and the "
+                        "choice: " + "; ".join(
+                            f"{variants[n][0]}: " + ", ".join(f"({lr:g}, {l2:g}) → {v:.4f}"
+                                                              for (lr, l2), v in sorted(s.items()))
+                            + f" — **chosen lr {chosen[n][0]:g}, λ {chosen[n][1]:g}** "
+                              f"({runs[n][0]['epochs']} epochs)" for n, s in tuning.items()) + ".")
         for view, results in views:
             heading = view.replace("new images", "new artists") if dataset == "lastfm" else view
             sections += ["", f"**{heading}**", "", table(results, variants, view)]
@@ -231,8 +272,9 @@ def run_section(ctx):
             best, test = paired(results, ours)
             sections += ["", f"Paired t-test, {ours} vs the best baseline ({best}) on per-post F1@5 over "
                          f"{describe_test(test)}."]
-            if best != "MP-u":  # the paper's premise for narrow folksonomies: personalized beats MP-u
-                sections[-1] += (f" Against MP-u: {describe_test(paired(results, ours, 'MP-u')[1])}.")
+            for other in ("MP-u", MIXTURE):  # the paper's premise (vs MP-u); the count mixture
+                if best != other:
+                    sections[-1] += f" Against {other}: {describe_test(paired(results, ours, other)[1])}."
         lines = []
         for name, rs in runs.items():
             speed = np.mean([r["posts_per_s"] for r in rs])
@@ -245,9 +287,10 @@ def run_section(ctx):
 
 
 SECTIONS = [Section(
-    name="cnn_permlp", title="CNN-PerMLP and its baselines on MovieLens posters and Last.fm-2k (F1/P/R@K, repeats)",
+    name="cnn_permlp", title="CNN-PerMLP and its baselines on MovieLens posters and Last.fm-2k (F1/P/R@K, shared grid, seeds)",
     run=run_section, data=("movielens_posters", "lastfm_2k"), make="bench-cnn-permlp",
     paths=P.TRAINING + P.EVALUATION + P.model("cnn_permlp") + P.config("cnn_permlp_posters.yaml")
     + P.config("cnn_permlp_lastfm.yaml"),
-    options={"datasets": ["posters", "lastfm"], "repeats": 0, "set": [], "variants": sorted(POSTERS), "grid_points": 2},
-    quick={"repeats": 1, "variants": ["cnn_permlp", "pitf"], "grid_points": 1})]
+    options={"datasets": ["posters", "lastfm"], "seeds": 3, "set": [], "variants": sorted(POSTERS), "grid_points": 0,
+             "widen": 1},
+    quick={"seeds": 1, "variants": ["cnn_permlp", "pitf"], "grid_points": 1, "widen": 0})]

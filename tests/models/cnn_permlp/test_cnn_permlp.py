@@ -182,6 +182,45 @@ def test_postwise_bpr_loss_is_the_mean_over_each_posts_pairs():
     assert float(model.compute_loss(batch)) == pytest.approx((post0 + post1) / 2, rel=1e-5)
 
 
+@pytest.mark.parametrize("features", ["embedding", "cnn"])
+def test_network_l2_is_lambda_on_the_rows_a_post_touches_and_every_other_weight(features):
+    """§4.2's λ for the network: the mean over the batch of ‖V κ_u‖² (+ ‖z_i‖² of a learned item
+    vector) plus, once per step, ‖θ‖² of every other weight but the biases."""
+    lam = 1e-3
+    plain, model = tiny_model(features), tiny_model(features, l2=lam)
+    for a, b in zip(model.network.weights, plain.network.weights):
+        a.assign(b)
+    key = "item" if features == "embedding" else "patch"
+    batch = {"user": tf.constant([0, 1], tf.int64), "item": tf.constant([0, 2], tf.int64),
+             "patch": tf.constant(plain.patch_table[[0, 2], 0]),
+             "tags": tf.constant([[0, 1, 2, 3], [3, 0, 0, 3]], tf.int32),
+             "labels": tf.constant([[1.0, 1.0, 0.0, 0.0], [1.0, -1.0, 0.0, -1.0]])}
+    batch = {k: v for k, v in batch.items() if k != ("patch" if key == "item" else "item")}
+    net = model.network
+    V = net.get_layer("personalized").V.numpy()
+    rows = (V[[0, 1]] ** 2).sum(1)
+    if key == "item":
+        rows = rows + (net.get_layer("item_vector").embeddings.numpy()[[0, 2]] ** 2).sum(1)
+    others = sum(float((w.numpy() ** 2).sum()) for w in net.trainable_weights
+                 if w.name.split("/")[-1].split(":")[0] in ("kernel", "w"))
+    expected = float(plain.compute_loss(batch)) + lam * rows.mean() + lam * others
+    assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_count_mixture_adds_the_users_and_the_items_tag_frequencies():
+    posts = Posts(user=np.array([0, 0, 1, 2, 0]), item=np.array([0, 1, 2, 2, 2]),
+                  tags=[np.array([0, 1], np.int32), np.array([0], np.int32), np.array([2, 3], np.int32),
+                        np.array([3], np.int32), np.array([1], np.int32)],
+                  split=np.array(["train", "train", "train", "train", "test"]),
+                  tag_ids=np.array(["a", "b", "c", "d"]), num_users=3, num_items=3)
+    scores = evaluation.count_mixture_scores(posts, [0, 0], [2, 1])
+    # user 0's training tags a, b, a → [2/3, 1/3, 0, 0]; item 2's (users 1, 2): c, d, d → [0, 0, 1/3, 2/3]
+    np.testing.assert_allclose(scores[0], [2 / 3, 1 / 3, 1 / 3, 2 / 3], atol=1e-5)
+    np.testing.assert_allclose(scores[1], [2 / 3 + 1, 1 / 3, 0, 0], atol=1e-5)  # item 1: a
+    other = evaluation.count_mixture_scores(posts, [1], [1])  # user 1 (c, d) on item 1 (a)
+    np.testing.assert_allclose(other[0], [1, 0, 1 / 2, 1 / 2], atol=1e-5)
+
+
 def test_training_batches_hold_one_patch_a_post_its_tags_and_sampled_negatives():
     model = tiny_model("cnn")
     config = config_lib.get_experiment("cnn_permlp")

@@ -49,7 +49,10 @@ class CNNPerMLPConfig:
     # Eq. 8's pairwise loss, averaged over each post's (t+, t−) pairs: "logistic" (post-wise BPR) or "hinge".
     loss: str = "logistic"
     margin: float = 1.0  # hinge only
-    l2: float = 0.0  # λ on the embeddings a batch touches (PITF's regulariser; 0 for the networks)
+    # §4.2's L2 regularisation λ (the paper's grid {0, 1e-5, 1e-4}): PITF on the factors a batch touches
+    # (tag factors once per step, / |T|); the networks on the user / item rows a post touches and on
+    # every other weight but the biases once per step. 0: none.
+    l2: float = 0.0
     init_stddev: float = 0.01
     # What a row without a training post is read as at scoring time (training never sees one):
     # "zero", "mean" (of the trained rows) or "init" (its random initial value, untouched by

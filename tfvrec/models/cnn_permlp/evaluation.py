@@ -5,7 +5,8 @@ scorer; with H the number of T+ in the top K, P@K = H / K and R@K = H / |T+|, bo
 averaged over the posts, and F1@K = 2 · P@K · R@K / (P@K + R@K) (eq. 12) of the
 averages. K = 1..10. Every table has the run's model and the counting baselines of the
 paper: MP (the training posts' most used tags) and MP-u (the user's most used tags in
-training, ties and users without training posts by MP). Two views: every test post,
+training, ties and users without training posts by MP) and MP-u+i, a count mixture: the
+user's training tag frequencies plus the item's (the tags the training posts gave it). Two views: every test post,
 and the posts whose image no training post has ("new images", §4.3).
 
 Validation (early stopping, tuning) uses the holdout posts carved from the training
@@ -78,7 +79,25 @@ def user_popularity_scores(posts, users):
         np.zeros((0, posts.num_tags))
 
 
+def count_mixture_scores(posts, users, items):
+    """MP-u+i ``[n, |T|]``, a count mixture that learns nothing: the user's training tag frequencies plus
+    the item's (the tags the training posts — every other user's, a user has one post per item — gave
+    it), each normalised to sum 1, equal weights; MP (scaled far below) breaking ties. On a new item it
+    is MP-u's order. Last.fm holdout F1@5 (split 0): 0.3769 (raw counts summed 0.3116, item only 0.3043)."""
+    def frequencies(key, ids):
+        table = {}
+        for r in posts.rows("train"):
+            table.setdefault(int(key[r]), np.zeros(posts.num_tags))[posts.tags[r]] += 1
+        rows = np.stack([table.get(int(x), np.zeros(posts.num_tags)) for x in ids])
+        return rows / np.maximum(rows.sum(1, keepdims=True), 1.0)
+    if not len(users):
+        return np.zeros((0, posts.num_tags))
+    mp = popularity_scores(posts, [0])[0]
+    return frequencies(posts.user, users) + frequencies(posts.item, items) + mp / (mp.max() + 1.0) * 1e-6
+
+
 BASELINES = {"MP": popularity_scores, "MP-u": user_popularity_scores}
+ITEM_BASELINES = {"MP-u+i": count_mixture_scores}  # also read the post's item
 
 
 def score_rows(model, rows):
@@ -106,6 +125,8 @@ def scorers_of(config, model):
     scorers = {config.model.name: lambda rows: score_rows(model, rows)}
     for name, fn in BASELINES.items():
         scorers[name] = lambda rows, fn=fn: fn(posts, posts.user[rows])
+    for name, fn in ITEM_BASELINES.items():
+        scorers[name] = lambda rows, fn=fn: fn(posts, posts.user[rows], posts.item[rows])
     return scorers
 
 

@@ -180,16 +180,36 @@ class CNNPerMLP(RecommenderModel):
         key = self._visual_key()
         scores = self({"user": inputs["user"], key: inputs[key]}, training=training)
         listed = tf.gather(scores, inputs["tags"], batch_dims=1)  # [B, |T+| + N]
-        if not (self.section.l2 and self.section.architecture == "pitf"):
+        if not self.section.l2:
             return ScoredBatch(listed, labels=inputs["labels"])
         net = self.network
+        replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
+        if self.section.architecture != "pitf":
+            # §4.2's L2 regularisation λ for the network: on the rows of the user (V κ_u) and item
+            # (features: embedding) tables the post touches, and on every other weight — kernels of
+            # the convolutions, eq. 6's w, the predictor — once per step (divided over the replicas).
+            norms = tf.zeros_like(listed[:, 0])
+            layer = net.get_layer("personalized")
+            if layer.personalized:
+                v = tf.gather(layer.V, tf.maximum(inputs["user"], 0))
+                norms += tf.reduce_sum(v * v, -1)
+            tables = [layer.V.ref()] if layer.personalized else []
+            if key == "item":
+                table = net.get_layer("item_vector").embeddings
+                i = tf.gather(table, inputs["item"])
+                norms += tf.reduce_sum(i * i, -1)
+                tables.append(table.ref())
+            weights = [w for w in net.trainable_weights if w.ref() not in tables and "bias" not in w.name
+                       and w.name.split("/")[-1] not in ("b:0", "b")]
+            dense = tf.add_n([tf.reduce_sum(tf.square(w)) for w in weights]) if weights else 0.0
+            return ScoredBatch(listed, labels=inputs["labels"], squared_norms=norms, l2=self.section.l2,
+                               penalty=self.section.l2 * dense / replicas)
         u = net.get_layer("user_factors")(tf.maximum(inputs["user"], 0))
         i = net.get_layer("item_factors")(inputs["item"])
         # PITF's λ: on the post's user and item factors, and on the tag factor matrices once per step
         # (divided over the replicas, whose losses are summed).
         tag_factors = tf.reduce_sum(tf.square(net.get_layer("tag_user_factors").kernel)) + \
             tf.reduce_sum(tf.square(net.get_layer("tag_item_factors").kernel))
-        replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
         return ScoredBatch(listed, labels=inputs["labels"], squared_norms=tf.reduce_sum(u * u, -1) +
                            tf.reduce_sum(i * i, -1), l2=self.section.l2,
                            penalty=self.section.l2 * tag_factors / tf.cast(self.num_tags, tf.float32) / replicas)
