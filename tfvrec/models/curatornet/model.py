@@ -276,7 +276,8 @@ def create(config, dataset):
     c = config.model.curatornet
     content, description = item_content(dataset, config)
     splits, items = purchase_history(dataset).recent_profiles(c.max_profile_items)
-    normalization = c.feature_normalization if c.item_content == "features" else "none"
+    parts = content_lib.content_parts(c.item_content)
+    normalization = c.feature_normalization if "features" in parts else "none"
     model = CuratorNet(content, splits, items, item_units=c.item_units, profile_units=c.profile_units, l2=c.l2,
                        normalization=normalization, description=description, task=tasks.build(c, dataset))
     logging.info("CuratorNet: %s; profiles = the most recent %s training items", description,
