@@ -25,7 +25,8 @@ def baseline_config(config):
     bpr.model.bpr = copy.deepcopy(config.model.bpr)
     for key in _VALIDATION_KEYS:
         setattr(bpr.trainer, key, getattr(config.trainer, key))
-    bpr.eval = dataclasses.replace(config.eval, baselines=[])
+    config_lib.baseline_trainer(config, "bpr", bpr.trainer)  # the row's recipe (eval.baseline_trainer)
+    bpr.eval = dataclasses.replace(config.eval, baselines=[], baseline_trainer={})
     bpr.runtime.model_dir = runs.baseline_run_dir(config.runtime.model_dir, bpr, "bpr")
     return bpr
 

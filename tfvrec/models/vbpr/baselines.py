@@ -26,7 +26,8 @@ def baseline_config(config):
     vbpr.model.name = "vbpr"
     for key in _VALIDATION_KEYS:
         setattr(vbpr.trainer, key, getattr(config.trainer, key))
-    vbpr.eval = dataclasses.replace(config.eval, baselines=[])
+    config_lib.baseline_trainer(config, "vbpr", vbpr.trainer)  # the row's recipe (eval.baseline_trainer)
+    vbpr.eval = dataclasses.replace(config.eval, baselines=[], baseline_trainer={})
     vbpr.runtime.model_dir = runs.baseline_run_dir(config.runtime.model_dir, vbpr, "vbpr")
     return vbpr
 
