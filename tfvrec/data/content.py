@@ -153,6 +153,12 @@ def item_content(dataset, kind, features_name, key="item_content"):
     return content, description
 
 
+def part_sizes(dataset, kind, features_name, key="item_content"):
+    """The width of each part of `item_content` ``kind``, in order (``features+tags`` on the posters:
+    ``[1280, 19]``)."""
+    return [_part(dataset, part, features_name, key)[0].shape[1] for part in content_parts(kind, key)]
+
+
 def content_columns(dataset, kind, features_name, key="item_content"):
     """Name of each column of `item_content` (``features:0`` …, ``tag:Comedy`` …, ``artist:a12`` …): how a new
     item's content vector is laid out."""

@@ -39,9 +39,10 @@ class CuratorNetConfig:
     # `tfvrec index` / `tfvrec recommend` carries the same concatenation.
     item_content: str = "features"
     # How the content enters Φ when it includes "features": "none" (as it is, like the paper's ResNet
-    # vectors), "l2" (the whole vector to unit length) or "standardize" (per-dimension z-score over
-    # the catalogue, every part's dimensions alike; it amplifies low-variance, noisy dimensions and
-    # did worse on the synthetic world). Metadata-only content (tags, artist) is never normalised.
+    # vectors), "l2" (each part to unit length: the vector of single-part content, [f/‖f‖ ‖ t/‖t‖] of
+    # features+tags) or "standardize" (per-dimension z-score over the catalogue, every part's
+    # dimensions alike; it amplifies low-variance, noisy dimensions and did worse on the synthetic
+    # world). Metadata-only content (tags, artist) is never normalised.
     feature_normalization: str = "none"
     # Profiles longer than this keep their most recent items, in training and scoring
     # alike (0 = no cap). UGallery users buy 2-3 items; MovieLens users like up to 1,000+.
