@@ -87,14 +87,26 @@ UGALLERY = {
     "trained": ["CuratorNet", "VBPR", "BPR-MF"],
     "content": ["VisRank", "metadata k-NN", "popularity", "random"],
     "references": ["CuratorNet"],
+    # No shipped UGallery config: each row trains its own grid's winner. The grids are 3 × 3 around the posters'
+    # winners (not widened further: the time of one session).
+    "grids": {"CuratorNet": ([1e-4, 3e-4, 1e-3], [1e-3, 1e-2, 1e-1]),
+              "VBPR": ([1e-3, 3e-3, 1e-2], [1e-4, 1e-3, 1e-2]),
+              "BPR-MF": ([3e-3, 1e-2, 3e-2], [1e-6, 1e-5, 1e-4])},
+    "own_winners": True,
 }
-# Every trained row's grid: the same size (2 learning rates × 2 λ), around the default of its model.
+# Every trained row's grid over the learning rate × λ, with the same epoch budget and early stopping. Each began
+# as 2 × 2 around its model's default (CuratorNet, VBPR lr {3e-4, 1e-3} × λ {1e-4, 1e-3}; CDL, TwoNets lr
+# {3e-4, 1e-3} × weight decay {0, 1e-4}; BPR-MF lr {1e-3, 3e-3} × λ {1e-5, 1e-4}). Every winner sat on an edge,
+# so every grid was widened by a point beyond its winner's edge on each axis (3 × 3; λ = 0 has no lower neighbour:
+# a point between instead), and again on each axis where the winner still sat on an edge (CuratorNet's λ, CDL's
+# and VBPR's learning rate twice, BPR-MF's twice, VBPR's λ), until no winner sits on an edge it can move past
+# (TwoNets' winner is λ = 0, tied with every other λ).
 GRIDS = {
-    "CuratorNet": ([3e-4, 1e-3], [1e-4, 1e-3]),
-    "VBPR": ([3e-4, 1e-3], [1e-4, 1e-3]),
-    "CDL": ([3e-4, 1e-3], [0.0, 1e-4]),
-    "TwoNets": ([3e-4, 1e-3], [0.0, 1e-4]),
-    "BPR-MF": ([1e-3, 3e-3], [1e-5, 1e-4]),
+    "CuratorNet": ([1e-4, 3e-4, 1e-3], [1e-4, 1e-3, 1e-2, 1e-1]),
+    "VBPR": ([3e-4, 1e-3, 3e-3, 1e-2, 3e-2], [1e-5, 1e-4, 1e-3, 1e-2]),
+    "CDL": ([3e-4, 1e-3, 3e-3, 1e-2], [0.0, 1e-5, 1e-4]),
+    "TwoNets": ([1e-4, 3e-4, 1e-3], [0.0, 1e-5, 1e-4]),
+    "BPR-MF": ([1e-3, 3e-3, 1e-2, 3e-2, 1e-1], [1e-6, 1e-5, 1e-4]),
 }
 GRID_KEYS = {  # row -> (learning-rate key, λ key)
     "CuratorNet": ("trainer.learning_rate", "model.curatornet.l2"),
@@ -114,6 +126,7 @@ class Bench:
         self.root = os.path.join(args.runs, spec["section"])
         os.makedirs(self.root, exist_ok=True)
         self.timings_path = os.path.join(self.root, "timings.json")
+        self.points, self.knn_k = {}, {}
 
     # -- configs ---------------------------------------------------------------------------------------
     def shipped(self, row, extra=()):
@@ -138,10 +151,15 @@ class Bench:
         return config
 
     def grid_values(self, row):
-        lrs, l2s = self.args.grids.get(row, GRIDS[row])
+        if self.args.quick:  # toy grid: the shipped point and three times its learning rate
+            lr, l2 = self.shipped_point(row)
+            return [lr, 3 * lr], [l2]
+        lrs, l2s = self.spec.get("grids", GRIDS)[row]
         return list(lrs), list(l2s)
 
     def shipped_point(self, row):
+        if row in self.points:  # a table without shipped configs: its grid's winner
+            return self.points[row]
         config = self.row_config(row, 0, os.path.join(self.root, "unused"))
         return tuple(float(_get(config, key)) for key in GRID_KEYS[row])
 
@@ -222,6 +240,8 @@ class Bench:
             scorers[row], notes[row] = model, getattr(model, "evaluation_note", "") or ""
         host = self.row_config("CuratorNet", seed, self.seed_dir("CuratorNet", seed))
         host.eval.seed = seed  # the random row's draw follows the seed
+        for kind, k in self.knn_k.items():
+            setattr(host.eval, f"{kind}_k", k)
         heldout = evaluator.heldout_by_user(dataset.split("test"))
         names = {"VisRank": "visrank", "metadata k-NN": "metadata_knn", "visual k-NN": "visual_knn",
                  "Borda (features)": "borda_features", "popularity": "popularity", "random": "random"}
@@ -232,7 +252,15 @@ class Bench:
         notes["popularity"] = "training likes per item (every new item 0: ties, ranked at random by no one)"
         notes["random"] = "uniform scores"
         notes["BPR-MF"] = "item ids only (a new item keeps its initial factors: at chance)"
-        notes["TwoNets"] = notes.get("TwoNets", "") + " (trained pointwise, p = σ(b − D))"
+        for row in ("CDL", "TwoNets"):
+            if row in notes:
+                notes[row] = (f"items: pixels only ({notes[row]}); users: §5 tag clusters of their training items "
+                              "(posters: genres and MovieLens tags)" + (", trained pointwise, p = σ(b − D)"
+                                                                         if row == "TwoNets" else ""))
+        if "VBPR" in notes:
+            notes["VBPR"] += "; new items by θ_uᵀE f_i + β'ᵀ f_i (γ_i = β_i = 0)"
+        if "CuratorNet" in notes and host.data.features:
+            notes["CuratorNet"] += f"; triplets: guidelines over visual clusters of '{host.data.features}'"
         if "Borda (features)" in notes:
             notes["Borda (features)"] = ("Borda count over the user's training posters, centred cosine of "
                                          f"'{host.data.features}' features")
@@ -345,7 +373,7 @@ def edges(winners, bench):
     out = []
     for row, (_, lr, l2) in winners.items():
         lrs, l2s = bench.grid_values(row)
-        if lr in (min(lrs), max(lrs)) or (len(l2s) > 1 and l2 in (min(l2s), max(l2s))):
+        if lr in (min(lrs), max(lrs)) or (len(l2s) > 1 and l2 in (min(l2s), max(l2s)) and l2 > 0):
             out.append(row)
     return out
 
@@ -376,14 +404,23 @@ def run_table(spec, args):
     bench = Bench(spec, args)
     start_load, started = os.getloadavg(), time.time()
     grid_text, winners, edge_note = "", {}, ""
-    if args.part in ("all", "grid"):
+    if args.part in ("all", "grid") or spec.get("own_winners"):
         results = bench.grids()
         knn = bench.knn_grid()
         grid_text, winners = format_grid(results, knn, spec, args)
+        if spec.get("own_winners"):
+            bench.points = {row: (lr, l2) for row, (_, lr, l2) in winners.items()}
         on_edge = edges(winners, bench)
         edge_note = (f"Winners on an edge of their grid: {', '.join(on_edge)}." if on_edge
                      else "No winner sits on an edge of its grid.")
-        edge_note += " " + shipped_check(winners, bench) + "."
+        if spec.get("own_winners"):
+            edge_note += " Each row trains its grid's winner; the k-NN rows their best k."
+            for kind in ("metadata_knn", "visual_knn"):
+                points = {k: v for (name, k), v in knn.items() if name == kind}
+                if points:
+                    bench.knn_k[kind] = max(points, key=points.get)
+        else:
+            edge_note += " " + shipped_check(winners, bench) + "."
         if args.part == "grid":
             print(grid_text + "\n" + edge_note)
             return
@@ -470,7 +507,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="toy sizes on a small synthetic world (~2 minutes)")
     parser.add_argument("--dry-run", action="store_true", help="print the sections, do not write docs/benchmarks.md")
     args = parser.parse_args(argv)
-    args.quick_sets, args.grids = {}, {}
+    args.quick_sets = {}
     tables = {"posters": POSTERS, "ugallery": UGALLERY}
     args.table_key = lambda spec: next(k for k, v in tables.items() if v is spec)
     chosen = ["posters", "ugallery"] if args.table == "all" else [args.table]
@@ -478,7 +515,6 @@ def main(argv=None):
         args.runs = os.path.join(args.runs, "quick")
         args.quick_sets = quick_sets(os.path.join(args.runs, "data_cache"))
         args.seeds = args.seeds[:2] if args.seeds == [0, 1, 2] else args.seeds
-        args.grids = {row: (lrs, l2s[-1:]) for row, (lrs, l2s) in GRIDS.items()}  # 2 × 1 points
         tables = {"posters": dict(copy.deepcopy(POSTERS), sets=[]), "ugallery": UGALLERY}
         chosen = ["posters"]
     for key in chosen:
