@@ -249,7 +249,7 @@ class Bench:
         for row in self.spec["content"]:
             scorers[row] = made[names[row]]
             notes[row] = getattr(scorers[row], "evaluation_note", "") or ""
-        notes["popularity"] = "training likes per item (every new item 0: ties, ranked at random by no one)"
+        notes["popularity"] = "training likes per item (every new item has 0: a tie, broken at random)"
         notes["random"] = "uniform scores"
         notes["BPR-MF"] = "item ids only (a new item keeps its initial factors: at chance)"
         for row in ("CDL", "TwoNets"):
@@ -440,9 +440,11 @@ def run_table(spec, args):
         verdict_lines.append(f"- **{ref}** beats (p < 0.05 and by more than the seed spread): "
                              f"{', '.join(beaten) or 'no row'}; does not beat: {', '.join(not_beaten) or 'none'}.")
     timings = bench.timings()
-    trained = [f"{row} {np.mean([timings[k][0] for k in timings if k.startswith(row + '-seed')]):.0f} s"
-               for row in spec["trained"] if any(k.startswith(row + "-seed") for k in timings)]
-    load_at = [timings[k][1] for k in timings if "-seed" in k]
+    keys = {row: [f"{row}-lr{bench.shipped_point(row)[0]:g}-l2{bench.shipped_point(row)[1]:g}-seed{seed}"
+                  for seed in args.seeds] for row in spec["trained"]}
+    trained = [f"{row} {np.mean([timings[k][0] for k in keys[row] if k in timings]):.0f} s"
+               for row in spec["trained"] if any(k in timings for k in keys[row])]
+    load_at = [timings[k][1] for k in timings]
     config_names = ", ".join(f"`configs/{c}`" for c in dict.fromkeys(spec["configs"].values()))
     markdown = f"""## {spec['title']}
 
@@ -463,12 +465,14 @@ Per seed, R@20 (new_items): {'; '.join(per_seed_lines)}.
 
 {chr(10).join(verdict_lines)}
 
-Validation grids (seed 0; the same grid size, epoch budget and early stopping for every trained row; content k-NN k
-on the same validation items). {edge_note}
+Validation grids (seed 0): every trained row over learning rate × λ with its recipe's epoch budget and the same
+early stopping on the same validation items, each grid widened past its winner's edges (tools/bench_new_items.py
+`GRIDS`); the k of the content k-NN rows on the same items. {edge_note}
 
 {grid_text or '(grids not re-run in this invocation)'}
 
-Training time per run (mean over seeds): {', '.join(trained) or 'runs reused'}; load average at the start of the runs
+Training time per run of the shipped recipes (mean over seeds, evaluation of the validation items after each epoch
+included): {', '.join(trained) or 'not recorded'}; load average at the start of the runs
 {min(load_at or [0]):.2f}–{max(load_at or [0]):.2f}{' (under load: timings are slow, figures unaffected)'
     if load_at and max(load_at) > UNDER_LOAD else ''}; this invocation {time.time() - started:.0f} s, load average at
 its start {start_load[0]:.2f}.
