@@ -88,3 +88,14 @@ def test_new_items_configs_train_on_every_posters_like_with_an_item_disjoint_val
     for model in ("cdl", "vbpr"):
         assert dataclasses.asdict(bpr[model].trainer) == dataclasses.asdict(bpr["curatornet"].trainer)
         assert dataclasses.asdict(bpr[model].model.bpr) == dataclasses.asdict(bpr["curatornet"].model.bpr)
+
+
+def test_new_items_configs_hold_the_winners_of_the_published_validation_grids():
+    """docs/benchmarks.md "Posters new items" (tools/bench_new_items.py) says each trained row's config holds its
+    validation grid's winner, and its table has every row the issue names."""
+    section = _section("new-items-posters")
+    for row in ("CuratorNet", "CDL", "VBPR", "TwoNets", "BPR-MF"):
+        assert f"{row} ships its winner" in section, row
+    for row in ("CuratorNet", "CDL", "VBPR", "VisRank", "metadata k-NN", "visual k-NN", "BPR-MF", "popularity",
+                "random"):
+        assert f"\n| {row} | " in section, row

@@ -73,7 +73,9 @@ class DataConfig:
     # so no held-out item is ever trained on. Items nobody interacted with stay in the catalogue,
     # in no split; post tags on held-out items are held out too (dataset.heldout_post_tags).
     split: str = "as_imported"
-    test_item_fraction: float = 0.15  # new_items: share of the items with interactions held out as test
+    # new_items: share of the items with interactions held out as test (0 with validation items: train on every
+    # other item, e.g. a run judged later by `tfvrec evaluate --test FILE --protocol new_items`)
+    test_item_fraction: float = 0.15
     validation_item_fraction: float = 0.15  # new_items: another, disjoint share for validation (0: none)
     split_seed: int = 0  # new_items: which items are held out
     synthetic: SyntheticWorldConfig = dataclasses.field(default_factory=SyntheticWorldConfig)
@@ -557,9 +559,11 @@ def _check_split(config, where):
         if not 0 <= value < 1:
             raise ConfigError(f"{where('data.' + key)}: key 'data.{key}' must be in [0, 1), got {value}")
     if data.split == "new_items":
-        if data.test_item_fraction <= 0:
-            raise ConfigError(f"{where('data.test_item_fraction')}: key 'data.test_item_fraction' must be > 0 with "
-                              "data.split new_items (the share of items held out as new)")
+        if data.test_item_fraction + data.validation_item_fraction <= 0:
+            raise ConfigError(f"{where('data.test_item_fraction')}: data.test_item_fraction + "
+                              "data.validation_item_fraction must be > 0 with data.split new_items (the share of items "
+                              "held out as new; test 0 with validation items: a run that trains on every other item, "
+                              "judged later on a file of new items)")
         total = data.test_item_fraction + data.validation_item_fraction
         if total >= 1:
             key = "data.validation_item_fraction"

@@ -115,8 +115,6 @@ GRID_KEYS = {  # row -> (learning-rate key, λ key)
     "TwoNets": ("trainer.learning_rate", "trainer.weight_decay"),
     "BPR-MF": ("trainer.learning_rate", "model.bpr.l2"),
 }
-# The baseline rows' recipe in the host's config (eval.baseline_trainer): what a shipped table trains them with.
-BASELINE_ROW = {"TwoNets": ("CDL", "twonets"), "BPR-MF": ("CuratorNet", "bpr"), "VBPR": ("CuratorNet", "vbpr")}
 KNN_KS = (0, 5, 20)
 
 
@@ -446,6 +444,13 @@ def run_table(spec, args):
                for row in spec["trained"] if any(k in timings for k in keys[row])]
     load_at = [timings[k][1] for k in timings]
     config_names = ", ".join(f"`configs/{c}`" for c in dict.fromkeys(spec["configs"].values()))
+    if spec.get("own_winners"):
+        recipes = (f"Recipes: {config_names} with this data set's overrides (`{spec['section']}` in "
+                   "tools/bench_new_items.py: " + ", ".join(f"`{s}`" for s in spec["sets"]) + "); each row at its "
+                   "own validation grid's winner (below); the test items were evaluated once per recipe and seed.")
+    else:
+        recipes = (f"Recipes: {config_names}, each selected on the validation items (grid below); the test items were "
+                   "evaluated once per shipped recipe and seed.")
     markdown = f"""## {spec['title']}
 
 `PYTHONPATH=. python tools/bench_new_items.py --table {args.table_key(spec)}{' --quick' if args.quick else ''}` at
@@ -456,8 +461,7 @@ interactions).
 Protocol `new_items`: each of the {users} test users' held-out items ranked among the {pool} catalogue items without a
 training interaction; `full`: the whole catalogue. Each row: mean ± std over training seeds {list(args.seeds)}
 (`runtime.seed`); p: two-sided paired t-test over users on per-user R@20 (new_items) averaged over the seeds,
-(Δ = reference − row). Recipes: {config_names}, each selected on the validation items (grid below); the test items
-were evaluated once per shipped recipe and seed.
+(Δ = reference − row). {recipes}
 
 {table}
 
