@@ -71,10 +71,12 @@ def test_new_items_configs_train_on_every_posters_like_with_an_item_disjoint_val
         configs[model] = config
         assert config.model.name == model
         assert config.data.importer == "movielens_posters" and config.data.import_options["only_with_poster"] == "true"
+        # Every like but the validation items' trains: no test items (the run is judged on new posters later).
         assert config.data.split == "new_items" and config.data.validation_item_fraction > 0
+        assert config.data.test_item_fraction == 0
         assert (config.trainer.validation_split, config.trainer.validation_protocol, config.trainer.validation_metric) \
             == ("validation", "new_items", "recall@20")
-        assert config.eval.split == "test" and config.eval.protocols == ["new_items", "full"]
+        assert config.eval.split == "validation" and config.eval.protocols == ["new_items", "full"]
         assert config.eval.baselines == baselines
         assert config.data.split_seed == configs["curatornet"].data.split_seed
     # The vbpr row of CuratorNet's table trains what configs/vbpr_posters_new_items.yaml trains.
