@@ -130,3 +130,26 @@ def test_params_yaml_is_read_by_the_same_loader(tmp_path):
     params.write_text(params.read_text() + "trainer:\n  epochs: 1\n")
     with pytest.raises(ConfigError, match=r"params\.yaml, line \d+: duplicate key 'trainer'"):
         config_lib.read_params(str(tmp_path))
+
+
+def test_baseline_trainer_gives_a_trained_row_its_own_recipe():
+    """eval.baseline_trainer: the bpr / vbpr / twonets rows' trainer assignments, checked when the config is read
+    and applied by each row's baseline run (so the row's run directory changes with its recipe)."""
+    from tfvrec.models.bpr import baselines as bpr_baselines
+    from tfvrec.models.cdl import baselines as cdl_baselines
+    from tfvrec.models.vbpr import baselines as vbpr_baselines
+    base = os.path.join(REPO, "configs", "curatornet_synthetic.yaml")
+    plain = config_lib.load_config(base)
+    config = config_lib.load_config(base, ['eval.baseline_trainer={bpr: "learning_rate=0.003, epochs=7", '
+                                           'vbpr: "learning_rate=0.0002", twonets: "weight_decay=0.001"}'])
+    bpr = bpr_baselines.baseline_config(config)
+    assert (bpr.trainer.learning_rate, bpr.trainer.epochs) == (0.003, 7)
+    assert bpr.runtime.model_dir != bpr_baselines.baseline_config(plain).runtime.model_dir
+    assert bpr.eval.baseline_trainer == {}
+    assert vbpr_baselines.baseline_config(config).trainer.learning_rate == 0.0002
+    assert vbpr_baselines.baseline_config(plain).trainer.learning_rate == 1e-3  # the VBPR experiment's
+    assert cdl_baselines.twonets_config(config).trainer.weight_decay == 0.001
+    with pytest.raises(config_lib.ConfigError, match="eval.baseline_trainer.bpr.*unknown key 'trainer.lr'"):
+        config_lib.load_config(base, ['eval.baseline_trainer={bpr: "lr=0.1"}'])
+    with pytest.raises(config_lib.ConfigError, match="eval.baseline_trainer.vbpr.*expected KEY=VALUE"):
+        config_lib.load_config(base, ['eval.baseline_trainer={vbpr: "0.1"}'])

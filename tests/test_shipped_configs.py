@@ -64,3 +64,52 @@ def test_no_shipped_config_selects_on_the_split_it_reports():
         assert config.trainer.validation_split != reported, (name, reported)
         if config.data.source == "import" and config.trainer.validation_split == "validation":
             assert reported == "test", name  # a data set's own validation split, never the reported one
+
+
+NEW_ITEMS = {"curatornet": ["visrank", "vbpr", "metadata_knn", "visual_knn", "bpr", "popularity", "random"],
+             "cdl": ["twonets", "borda_features", "visual_knn", "metadata_knn", "bpr", "popularity", "random"],
+             "vbpr": ["visual_knn", "metadata_knn", "bpr", "popularity", "random"]}
+
+
+def test_new_items_configs_train_on_every_posters_like_with_an_item_disjoint_validation():
+    """configs/<model>_posters_new_items.yaml (issue 27): the posters likes, split new_items with validation items
+    for early stopping on new-item R@20, the new_items and full protocols, every baseline row that applies; the
+    VBPR and BPR-MF rows of CuratorNet's table are the recipes of the VBPR config and of its bpr row."""
+    from tfvrec.models.bpr import baselines as bpr_baselines
+    from tfvrec.models.vbpr import baselines as vbpr_baselines
+    configs = {}
+    for model, baselines in NEW_ITEMS.items():
+        config = config_lib.load_config(os.path.join(REPO, "configs", f"{model}_posters_new_items.yaml"))
+        configs[model] = config
+        assert config.model.name == model
+        assert config.data.importer == "movielens_posters" and config.data.import_options["only_with_poster"] == "true"
+        # Every like but the validation items' trains: no test items (the run is judged on new posters later).
+        assert config.data.split == "new_items" and config.data.validation_item_fraction > 0
+        assert config.data.test_item_fraction == 0
+        assert (config.trainer.validation_split, config.trainer.validation_protocol, config.trainer.validation_metric) \
+            == ("validation", "new_items", "recall@20")
+        assert config.eval.split == "validation" and config.eval.protocols == ["new_items", "full"]
+        assert config.eval.baselines == baselines
+        assert config.data.split_seed == configs["curatornet"].data.split_seed
+    # The vbpr row of CuratorNet's table trains what configs/vbpr_posters_new_items.yaml trains.
+    row, shipped = vbpr_baselines.baseline_config(configs["curatornet"]), configs["vbpr"]
+    assert dataclasses.asdict(row.model.vbpr) == dataclasses.asdict(shipped.model.vbpr)
+    for key in ("optimizer", "learning_rate", "batch_size", "epochs", "steps_per_epoch", "validation_split",
+                "validation_protocol", "validation_metric", "validation_max_users", "early_stopping_patience"):
+        assert getattr(row.trainer, key) == getattr(shipped.trainer, key), key
+    # Every table trains the same BPR-MF row.
+    bpr = {model: bpr_baselines.baseline_config(config) for model, config in configs.items()}
+    for model in ("cdl", "vbpr"):
+        assert dataclasses.asdict(bpr[model].trainer) == dataclasses.asdict(bpr["curatornet"].trainer)
+        assert dataclasses.asdict(bpr[model].model.bpr) == dataclasses.asdict(bpr["curatornet"].model.bpr)
+
+
+def test_new_items_configs_hold_the_winners_of_the_published_validation_grids():
+    """docs/benchmarks.md "Posters new items" (tools/bench_new_items.py) says each trained row's config holds its
+    validation grid's winner, and its table has every row the issue names."""
+    section = _section("new-items-posters")
+    for row in ("CuratorNet", "CDL", "VBPR", "TwoNets", "BPR-MF"):
+        assert f"{row} ships its winner" in section, row
+    for row in ("CuratorNet", "CDL", "VBPR", "VisRank", "metadata k-NN", "visual k-NN", "BPR-MF", "popularity",
+                "random"):
+        assert f"\n| {row} | " in section, row

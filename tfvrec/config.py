@@ -73,7 +73,9 @@ class DataConfig:
     # so no held-out item is ever trained on. Items nobody interacted with stay in the catalogue,
     # in no split; post tags on held-out items are held out too (dataset.heldout_post_tags).
     split: str = "as_imported"
-    test_item_fraction: float = 0.15  # new_items: share of the items with interactions held out as test
+    # new_items: share of the items with interactions held out as test (0 with validation items: train on every
+    # other item, e.g. a run judged later by `tfvrec evaluate --test FILE --protocol new_items`)
+    test_item_fraction: float = 0.15
     validation_item_fraction: float = 0.15  # new_items: another, disjoint share for validation (0: none)
     split_seed: int = 0  # new_items: which items are held out
     synthetic: SyntheticWorldConfig = dataclasses.field(default_factory=SyntheticWorldConfig)
@@ -141,6 +143,12 @@ class EvalConfig:
     # (data.split new_items, 15% + 15%, split seeds 0-2; new_items R@20): genres 0, EfficientNet-Lite0 5.
     metadata_knn_k: int = 0
     visual_knn_k: int = 5
+    # The trainer of a trained baseline row (bpr, vbpr, twonets: a run inside this run), beside what it
+    # takes from this run (the validation rule) and its own experiment (optimizer, batch, ...): row name →
+    # comma-separated trainer assignments, e.g. {bpr: "learning_rate=0.003", twonets: "learning_rate=0.001,
+    # weight_decay=0.0001"} — the recipe each row was given on the validation items, so a baseline gets the
+    # same tuning as the model (`baseline_trainer`).
+    baseline_trainer: Dict[str, str] = dataclasses.field(default_factory=dict)
     # Columns of the printed table (each expanded over `ks`, except "auc"); metrics.json
     # always holds every metric. Choices: hr, ndcg, precision, recall, f1, auc.
     table_metrics: List[str] = dataclasses.field(default_factory=lambda: ["hr", "ndcg", "auc"])
@@ -267,6 +275,16 @@ def override(config, overrides, source, prefix="", provenance=None):
         if provenance is not None:
             provenance[key] = source
     return config
+
+
+def baseline_trainer(config, row, trainer):
+    """``trainer`` (a `TrainerConfig` of baseline row ``row``'s run) with ``eval.baseline_trainer[row]``'s
+    assignments applied (``"learning_rate=0.003,epochs=20"``); unchanged when the row has none."""
+    text = config.eval.baseline_trainer.get(row, "")
+    for assignment in (a.strip() for a in text.split(",")):
+        if assignment:
+            override(trainer, parse_set(assignment), source=f"eval.baseline_trainer.{row}", prefix="trainer.")
+    return trainer
 
 
 def parse_set(assignment):
@@ -486,6 +504,12 @@ def validate(config, source="<config>", provenance=None):
                           "their visual features, but data.features is empty; name a feature set of the data set")
     if not ev.protocols:
         raise ConfigError(f"{where('eval.protocols')}: key 'eval.protocols' is empty; e.g. [sampled:100, full]")
+    for row, assignments in ev.baseline_trainer.items():
+        try:
+            baseline_trainer(config, row, TrainerConfig())
+        except ConfigError as e:
+            raise ConfigError(f"{where('eval.baseline_trainer')}: key 'eval.baseline_trainer.{row}' "
+                              f"({quote(assignments)}): {e}") from None
     for name, model_spec in registry.models.items():  # each section's loss: one its model can take
         section = getattr(config.model, name)
         if hasattr(section, "loss") and section.loss not in model_spec.losses:
@@ -526,9 +550,11 @@ def _check_split(config, where):
         if not 0 <= value < 1:
             raise ConfigError(f"{where('data.' + key)}: key 'data.{key}' must be in [0, 1), got {value}")
     if data.split == "new_items":
-        if data.test_item_fraction <= 0:
-            raise ConfigError(f"{where('data.test_item_fraction')}: key 'data.test_item_fraction' must be > 0 with "
-                              "data.split new_items (the share of items held out as new)")
+        if data.test_item_fraction + data.validation_item_fraction <= 0:
+            raise ConfigError(f"{where('data.test_item_fraction')}: data.test_item_fraction + "
+                              "data.validation_item_fraction must be > 0 with data.split new_items (the share of items "
+                              "held out as new; test 0 with validation items: a run that trains on every other item, "
+                              "judged later on a file of new items)")
         total = data.test_item_fraction + data.validation_item_fraction
         if total >= 1:
             key = "data.validation_item_fraction"

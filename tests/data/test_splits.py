@@ -152,7 +152,8 @@ def test_too_few_items_is_one_clear_error(tmp_path):
 
 @pytest.mark.parametrize("sets, message", [
     (["data.split=items"], r"'data.split' must be one of \['as_imported', 'new_items'\], got 'items'"),
-    (["data.split=new_items", "data.test_item_fraction=0"], r"'data.test_item_fraction' must be > 0"),
+    (["data.split=new_items", "data.test_item_fraction=0", "data.validation_item_fraction=0"],
+     r"data.test_item_fraction \+ data.validation_item_fraction must be > 0"),
     (["data.test_item_fraction=1.5"], r"'data.test_item_fraction' must be in \[0, 1\), got 1.5"),
     (["data.validation_item_fraction=-0.1"], r"'data.validation_item_fraction' must be in \[0, 1\)"),
     (["data.split=new_items", "data.test_item_fraction=0.6", "data.validation_item_fraction=0.4"],
@@ -186,3 +187,17 @@ def test_real_posters_likes_new_items_split(tmp_path):
     assert not (test | validation) & train and not test & validation
     assert sum(len(f) for f in ds.interactions.values()) == likes
     assert os.path.exists(ds.item_image[ds.heldout_items["test"][0]])
+
+
+def test_a_run_judged_later_holds_out_validation_items_only(tmp_path):
+    """data.test_item_fraction 0 with validation items: no test split, every item but the validation ones trains
+    (a shipped new-items config, judged later on a file of new items); the validation items are the first of the
+    hash order, the test items of the same seed with a test fraction."""
+    ds = load_dataset(_world(tmp_path / "w"))
+    splits.prepare_splits(_config(test=0.0, validation=0.2), ds)
+    assert "test" not in ds.interactions and len(ds.heldout_items["test"]) == 0
+    validation = set(ds.heldout_items["validation"])
+    assert validation and not validation & set(ds.split("train")["item"])
+    again = load_dataset(_world(tmp_path / "w2"))
+    splits.prepare_splits(_config(test=0.2, validation=0.1), again)
+    assert validation == set(again.heldout_items["test"])

@@ -13,8 +13,15 @@ with ``dataset.item_ids``):
 `l2_normalize` turns either into unit rows, so a dot product is a cosine similarity.
 An item without the content (no tag, no artist) has a zero row: similar to nothing.
 
-`item_content` is the content vector a content model (CuratorNet, VBPR, VisRank) reads an item by:
-its visual features, or the one-hot vector of its artist.
+`item_content` is the content vector a content model (CuratorNet, VBPR, VisRank) reads an item by
+(``model.<name>.item_content``): one part, or several joined by ``+`` and concatenated in that order:
+
+- ``features`` — the visual feature set ``data.features``;
+- ``tags`` — the multi-hot vector of the item's ``items.tsv`` tags (posters: its genres);
+- ``artist_onehot`` — the one-hot vector of the item's artist (UGallery).
+
+E.g. ``features+tags`` is ``[f_i ‖ genres_i]``. A new item (``tfvrec index``, ``Recommender(new_items=)``)
+arrives with the same vector: its parts in the same order and columns (`content_columns` names them).
 """
 import numpy as np
 import scipy.sparse as sp
@@ -22,7 +29,7 @@ import scipy.sparse as sp
 from tfvrec.data.errors import DataError
 from tfvrec.errors import ConfigError
 
-ITEM_CONTENT = ("features", "artist_onehot")  # the content models' `item_content` choices
+ITEM_CONTENT = ("features", "tags", "artist_onehot")  # the parts of a content model's `item_content`
 METADATA_KINDS = ("tags", "artist", "creator")  # in the order kind="auto" tries them
 DESCRIPTIONS = {"tags": "items.tsv tags (posters: genres)", "artist": "the item's artist",
                 "creator": "the item's creator (uploader)"}
@@ -96,24 +103,74 @@ def l2_normalize(matrix):
     return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
 
+def content_parts(spec, key="item_content"):
+    """The parts of an ``item_content`` value: ``"features+tags"`` → ``("features", "tags")``; `ConfigError`
+    for an unknown, repeated or missing part."""
+    parts = tuple(p.strip() for p in str(spec).split("+"))
+    unknown = [p for p in parts if p not in ITEM_CONTENT]
+    if unknown or len(set(parts)) != len(parts):
+        raise ConfigError(f"{key} must be one of {list(ITEM_CONTENT)} or several of them joined by '+' (each at most "
+                          f"once, e.g. 'features+tags'), got {spec!r}")
+    return parts
+
+
+def _part(dataset, part, features_name, key):
+    """``(matrix float32 [num_items, d], description)`` of one content part."""
+    if part == "artist_onehot":
+        missing = int((dataset.item_artist < 0).sum())
+        return (metadata_matrix(dataset, "artist").toarray(),
+                f"artist one-hot content ({len(dataset.artist_ids)} artists, {missing} items without one)")
+    if part == "tags":
+        matrix = metadata_matrix(dataset, "tags")
+        missing = int((np.diff(matrix.indptr) == 0).sum())
+        return matrix.toarray(), (f"tags multi-hot ({DESCRIPTIONS['tags']}; {matrix.shape[1]} tags, {missing} items "
+                                  "without one)")
+    if not features_name:
+        raise ConfigError(f"{key} uses 'features' but data.features is empty; name a feature set of the data set "
+                          "(features/<name>.npz) or use metadata content (tags, artist_onehot)")
+    matrix = feature_matrix(dataset, features_name)
+    return matrix, f"visual features '{features_name}' ({matrix.shape[1]}-d)"
+
+
 def item_content(dataset, kind, features_name, key="item_content"):
     """``(content float32 [num_items, d], description)`` of a content model.
 
-    ``kind``: ``"features"`` — feature set ``features_name`` (frozen CNN embeddings, e.g. CuratorNet's
-    ResNet50 vectors); ``"artist_onehot"`` — the one-hot vector of the item's artist, for data sets without
-    image embeddings (UGallery's public part). ``key`` names the config key in errors."""
-    if kind == "artist_onehot":
-        content = metadata_matrix(dataset, "artist").toarray()
-        missing = int((dataset.item_artist < 0).sum())
-        return content, (f"items use artist one-hot content ({len(dataset.artist_ids)} artists, {missing} items "
-                         "without one); no image embeddings")
-    if kind != "features":
-        raise ConfigError(f"{key} must be one of {list(ITEM_CONTENT)}, got {kind!r}")
-    if not features_name:
-        raise ConfigError(f"{key} is 'features' but data.features is empty; name a feature set of the data set "
-                          "(features/<name>.npz) or use artist_onehot")
-    content = feature_matrix(dataset, features_name)
-    return content, f"items use features '{features_name}' ({content.shape[1]}-d)"
+    ``kind``: a part or parts joined by ``+`` (`content_parts`): ``features`` — feature set ``features_name``
+    (frozen CNN embeddings, e.g. CuratorNet's ResNet50 vectors); ``tags`` — the multi-hot vector of the item's
+    tags (posters: genres); ``artist_onehot`` — the one-hot vector of the item's artist, for data sets without
+    image embeddings (UGallery's public part). Several parts are concatenated in the order given. ``key``
+    names the config key in errors."""
+    parts = content_parts(kind, key)
+    matrices, said = zip(*(_part(dataset, part, features_name, key) for part in parts))
+    content = np.concatenate([np.asarray(m, np.float32) for m in matrices], axis=1)
+    if len(parts) == 1:
+        description = f"items use {said[0]}"
+    else:
+        description = (f"items use {' + '.join(said)}, concatenated ({content.shape[1]}-d; a new item's content "
+                       "is the same concatenation)")
+    if "features" not in parts:
+        description += "; no image embeddings"
+    return content, description
+
+
+def part_sizes(dataset, kind, features_name, key="item_content"):
+    """The width of each part of `item_content` ``kind``, in order (``features+tags`` on the posters:
+    ``[1280, 19]``)."""
+    return [_part(dataset, part, features_name, key)[0].shape[1] for part in content_parts(kind, key)]
+
+
+def content_columns(dataset, kind, features_name, key="item_content"):
+    """Name of each column of `item_content` (``features:0`` …, ``tag:Comedy`` …, ``artist:a12`` …): how a new
+    item's content vector is laid out."""
+    names = []
+    for part in content_parts(kind, key):
+        if part == "features":
+            names += [f"features:{n}" for n in range(feature_matrix(dataset, features_name).shape[1])]
+        elif part == "tags":
+            names += [f"tag:{t}" for t in metadata_columns(dataset, "tags")]
+        else:
+            names += [f"artist:{a}" for a in metadata_columns(dataset, "artist")]
+    return names
 
 
 def artist_onehot(dataset, artists):

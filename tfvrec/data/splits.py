@@ -101,8 +101,9 @@ def new_items_split(interactions, item_ids, test_fraction, validation_fraction, 
     Pure: depends on the interactions as a set, the external ``item_ids`` (index → id), the
     fractions and the seed only. Of the ``n`` items with an interaction, the ``round(test_fraction
     × n)`` with the smallest `item_keys` are test items and the next ``round(validation_fraction ×
-    n)`` validation items. Raises `DataError` (naming ``where``) when that leaves no test item or
-    no training interaction.
+    n)`` validation items (a test fraction of 0 with validation items: no ``test`` split, every other item
+    trains). Raises `DataError` (naming ``where``) when that leaves no held-out item, a test fraction > 0 no
+    test item, or no training interaction.
     """
     if not (0 <= test_fraction < 1 and 0 <= validation_fraction < 1 and test_fraction + validation_fraction < 1):
         raise ValueError(f"fractions must be in [0, 1) with a sum < 1, got {test_fraction} and {validation_fraction}")
@@ -112,7 +113,7 @@ def new_items_split(interactions, item_ids, test_fraction, validation_fraction, 
     keys = item_keys(ids, seed)
     order = items[sorted(range(len(items)), key=lambda n: (int(keys[n]), str(ids[n])))]
     n_test, n_validation = _count(test_fraction, len(items)), _count(validation_fraction, len(items))
-    if n_test == 0:
+    if n_test == 0 and (test_fraction > 0 or n_validation == 0):
         raise DataError(where, f"data.split new_items: data.test_item_fraction {test_fraction} of the "
                                f"{len(items)} items with interactions is no item; raise the fraction")
     test_items = np.sort(order[:n_test])

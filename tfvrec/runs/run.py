@@ -232,7 +232,7 @@ VALIDATION_KEYS = ("validation_split", "validation_protocol", "validation_metric
 
 def baseline_config(host, experiment, name, sections=None):
     """The config of a baseline run inside run ``host``: experiment ``experiment``'s defaults with the host's
-    data, runtime (seed) and validation rule, the host's model sections ``sections`` (None: every section, the
+    data, runtime (seed) and validation rule, the trainer assignments of its row in ``eval.baseline_trainer``, the host's model sections ``sections`` (None: every section, the
     model name kept), no baselines of its own, and its directory `baseline_run_dir` (``name``)."""
     config = config_lib.get_experiment(experiment)
     config.data = copy.deepcopy(host.data)
@@ -245,7 +245,8 @@ def baseline_config(host, experiment, name, sections=None):
         setattr(config.model, section, copy.deepcopy(getattr(host.model, section)))
     for key in VALIDATION_KEYS:
         setattr(config.trainer, key, getattr(host.trainer, key))
-    config.eval = dataclasses.replace(host.eval, baselines=[])
+    config_lib.baseline_trainer(host, name, config.trainer)  # the row's recipe chosen on validation (eval.baseline_trainer)
+    config.eval = dataclasses.replace(host.eval, baselines=[], baseline_trainer={})
     config.runtime.model_dir = baseline_run_dir(host.runtime.model_dir, config, name)
     return config
 

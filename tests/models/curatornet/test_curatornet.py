@@ -362,7 +362,7 @@ def test_cli_recommend_and_evaluate_on_an_explicit_test_file(trained, tmp_path):
 
 def test_content_mode_without_features_is_a_config_error(tmp_path):
     # Refused when the config is read, before any data is loaded or generated.
-    with pytest.raises(config_lib.ConfigError, match="item_content is 'features' but data.features is empty"):
+    with pytest.raises(config_lib.ConfigError, match="item_content uses 'features' but data.features is empty"):
         world_config(str(tmp_path), str(tmp_path / "run"), "data.features=")
 
 

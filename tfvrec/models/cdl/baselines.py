@@ -97,13 +97,15 @@ def _borda_colour(dataset, config, heldout):
 def twonets_config(config):
     """The TwoNets run behind the ``twonets`` baseline of CDL run ``config`` (of any model: CDL's
     default experiment on the run's data, seed and directory when the run is not CDL's)."""
+    host = config
     if config.model.name != "cdl":
         base = config_lib.get_experiment("cdl")
         base.data, base.runtime = copy.deepcopy(config.data), copy.deepcopy(config.runtime)
         config = base
     run = copy.deepcopy(config)
     run.model.cdl.loss = "pointwise"
-    run.eval = dataclasses.replace(config.eval, baselines=[])
+    config_lib.baseline_trainer(host, "twonets", run.trainer)  # the row's recipe (eval.baseline_trainer)
+    run.eval = dataclasses.replace(config.eval, baselines=[], baseline_trainer={})
     run.runtime.model_dir = runs.baseline_run_dir(config.runtime.model_dir, run, "twonets")
     return run
 

@@ -4,8 +4,9 @@ Registered with `tfvrec.registry.register_baseline` (``eval.baselines``):
 
 * ``visrank`` — VisRank (Kang et al. 2017; Messina et al. 2018), eq. 15:
   score(u, i) = max_{j ∈ P_u} cosine(f_i, f_j), over the user's whole training history
-  and the raw item content (the paper's ResNet embeddings; here ``data.features`` or
-  the artist one-hot vectors, for which the cosine is 1 for the same artist, else 0).
+  and the raw item content of ``model.curatornet.item_content`` (the paper's ResNet embeddings;
+  here ``data.features``, the tags or artist one-hot vectors — for the artist the cosine is 1 for the
+  same artist, else 0 — or their concatenation, as CuratorNet reads it).
 * ``vbpr`` — VBPR, a model of its own (`tfvrec.models.vbpr`, its baseline run in
   `tfvrec.models.vbpr.baselines`); the paper's setting is ``model.vbpr.sampling: guidelines``.
 * ``oracle`` — the perfect ranking: the user's held-out items first (AUC 1), the
@@ -24,8 +25,9 @@ _PRODUCT_CELLS = 1 << 24  # similarities per VisRank product (64 MB of float32)
 class VisRankScorer:
     """score(u, i) = max over the user's profile items j of cosine(f_i, f_j) (eq. 15)."""
 
-    def __init__(self, content, profiles):
+    def __init__(self, content, profiles, evaluation_note=""):
         content = np.asarray(content, dtype=np.float32)
+        self.evaluation_note = evaluation_note
         norms = np.linalg.norm(content, axis=1, keepdims=True)
         self.unit = content / np.maximum(norms, 1e-12)
         self.profiles = profiles  # list per user of item indices
@@ -85,8 +87,9 @@ class OracleScorer:
 
 @register_baseline("visrank")
 def _visrank(dataset, config, heldout):
-    content, _ = curatornet.item_content(dataset, config)
-    return VisRankScorer(content, dataset.train_items_by_user())
+    content, description = curatornet.item_content(dataset, config)
+    return VisRankScorer(content, dataset.train_items_by_user(),
+                         f"visrank: max cosine to the user's training items; content (model.curatornet): {description}")
 
 
 @register_baseline("oracle")

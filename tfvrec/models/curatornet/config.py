@@ -9,11 +9,12 @@ paper's protocol, §4.2).
 import dataclasses
 from typing import List
 
+from tfvrec.data import content as content_lib
 from tfvrec.errors import ConfigError
 from tfvrec.objectives import RetrievalConfig
 
 GUIDELINES = ("D1", "D2", "D3", "D4", "D5", "D6")
-ITEM_CONTENT = ("features", "artist_onehot")
+ITEM_CONTENT = content_lib.ITEM_CONTENT  # parts of item_content, joined by "+"
 FEATURE_NORMALIZATION = ("standardize", "l2", "none")
 SAMPLING = ("guidelines", "random")
 
@@ -30,14 +31,18 @@ class CuratorNetConfig:
     # log-Q off by default: the guidelines, not item frequency, decide how often an item is a positive.
     retrieval: RetrievalConfig = dataclasses.field(default_factory=lambda: RetrievalConfig(logq_correction=False))
 
-    # Item content f_i. "features": the data set's feature set `data.features` (frozen
-    # CNN embeddings, the paper's ResNet50 vectors). "artist_onehot": a one-hot vector of
-    # the item's artist, for data sets without image embeddings (UGallery's public part).
+    # Item content f_i (`tfvrec.data.content.item_content`). "features": the data set's feature set
+    # `data.features` (frozen CNN embeddings, the paper's ResNet50 vectors). "tags": the multi-hot
+    # vector of the item's tags (posters: genres). "artist_onehot": a one-hot vector of the item's
+    # artist, for data sets without image embeddings (UGallery's public part). Parts joined by "+"
+    # are concatenated in that order, e.g. "features+tags" = [f_i ‖ genres_i]; a new item given to
+    # `tfvrec index` / `tfvrec recommend` carries the same concatenation.
     item_content: str = "features"
-    # How feature vectors enter Φ: "none" (as they are, like the paper's ResNet vectors),
-    # "l2" (unit length) or "standardize" (per-dimension z-score over the catalogue; it
-    # amplifies low-variance, noisy dimensions and did worse on the synthetic world).
-    # One-hot artist content is never normalised.
+    # How the content enters Φ when it includes "features": "none" (as it is, like the paper's ResNet
+    # vectors), "l2" (each part to unit length: the vector of single-part content, [f/‖f‖ ‖ t/‖t‖] of
+    # features+tags) or "standardize" (per-dimension z-score over the catalogue, every part's
+    # dimensions alike; it amplifies low-variance, noisy dimensions and did worse on the synthetic
+    # world). Metadata-only content (tags, artist) is never normalised.
     feature_normalization: str = "none"
     # Profiles longer than this keep their most recent items, in training and scoring
     # alike (0 = no cap). UGallery users buy 2-3 items; MovieLens users like up to 1,000+.
@@ -76,8 +81,8 @@ EXPERIMENTS = {"curatornet": {
 def check(config, source="<config>"):
     """Value checks of ``model.curatornet`` (the generic loader checks types only)."""
     c = config.model.curatornet
-    for key, value, choices in (("item_content", c.item_content, ITEM_CONTENT),
-                                ("feature_normalization", c.feature_normalization, FEATURE_NORMALIZATION),
+    parts = content_lib.content_parts(c.item_content, f"{source}: key 'model.curatornet.item_content'")
+    for key, value, choices in (("feature_normalization", c.feature_normalization, FEATURE_NORMALIZATION),
                                 ("sampling", c.sampling, SAMPLING)):
         if value not in choices:
             raise ConfigError(f"{source}: key 'model.curatornet.{key}' must be one of {list(choices)}, got {value!r}")
@@ -92,6 +97,7 @@ def check(config, source="<config>"):
     if c.l2 < 0 or c.max_profile_items < 0:
         raise ConfigError(f"{source}: keys 'model.curatornet.l2' and 'model.curatornet.max_profile_items' "
                           "must be ≥ 0")
-    if c.item_content == "features" and not config.data.features:
-        raise ConfigError(f"{source}: model.curatornet.item_content is 'features' but data.features is empty; name "
-                          "a feature set of the data set (features/<name>.npz) or use item_content: artist_onehot")
+    if "features" in parts and not config.data.features:
+        raise ConfigError(f"{source}: model.curatornet.item_content uses 'features' but data.features is empty; "
+                          "name a feature set of the data set (features/<name>.npz) or use metadata content "
+                          "(item_content: tags or artist_onehot)")

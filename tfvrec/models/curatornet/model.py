@@ -88,13 +88,33 @@ def profile_tower(item_units, profile_units, l2, name="profile_tower"):
     return tf.keras.Model(vectors, x, name=name)
 
 
-def feature_normalization(kind, content):
-    """The layer that prepares feature vectors for Φ (None for "none")."""
+@tf.keras.utils.register_keras_serializable(package="tfvrec")
+class PartwiseUnitNormalization(tf.keras.layers.Layer):
+    """Each content part (consecutive columns of the given ``sizes``) scaled to unit L2 length, then
+    concatenated again: ``features+tags`` → ``[f/‖f‖ ‖ t/‖t‖]`` (a zero part stays zero)."""
+
+    def __init__(self, sizes, **kwargs):
+        super().__init__(**kwargs)
+        self.sizes = [int(n) for n in sizes]
+
+    def call(self, content):
+        parts = tf.split(content, self.sizes, axis=-1)
+        return tf.concat([tf.math.l2_normalize(part, axis=-1) for part in parts], axis=-1)
+
+    def get_config(self):
+        return dict(super().get_config(), sizes=self.sizes)
+
+
+def feature_normalization(kind, content, part_sizes=None):
+    """The layer that prepares feature vectors for Φ (None for "none"). ``part_sizes``: the widths of the
+    content's parts (``features+tags``); "l2" scales each part to unit length."""
     if kind == "standardize":
         # Statistics of the training catalogue, fixed: new items are scaled the same way.
         return tf.keras.layers.Normalization(mean=content.mean(axis=0), variance=content.var(axis=0) + 1e-6,
                                              name="standardize")
     if kind == "l2":
+        if part_sizes is not None and len(part_sizes) > 1:
+            return PartwiseUnitNormalization(part_sizes, name="unit_length_parts")
         return tf.keras.layers.UnitNormalization(name="unit_length")
     return None
 
@@ -110,7 +130,7 @@ class CuratorNet(RecommenderModel):
     """
 
     def __init__(self, item_content, profile_splits, profile_items, item_units=200, profile_units=300, l2=1e-4,
-                 normalization="none", task=None, description=""):
+                 normalization="none", task=None, description="", part_sizes=None):
         super().__init__()
         item_content = np.asarray(item_content, dtype=np.float32)
         self.num_items, self.content_dim = item_content.shape
@@ -122,7 +142,7 @@ class CuratorNet(RecommenderModel):
         self._profile_items = tf.constant(np.asarray(profile_items, np.int64))
         self._profile_splits = tf.constant(np.asarray(profile_splits, np.int64))
         self.item_model = item_tower(self.content_dim, item_units, l2,
-                                     feature_normalization(normalization, item_content))
+                                     feature_normalization(normalization, item_content, part_sizes))
         self.profile_model = profile_tower(item_units, profile_units, l2)
         self.task = task if task is not None else tasks.PairwiseRankingTask()
 
@@ -276,9 +296,11 @@ def create(config, dataset):
     c = config.model.curatornet
     content, description = item_content(dataset, config)
     splits, items = purchase_history(dataset).recent_profiles(c.max_profile_items)
-    normalization = c.feature_normalization if c.item_content == "features" else "none"
+    parts = content_lib.content_parts(c.item_content)
+    normalization = c.feature_normalization if "features" in parts else "none"
     model = CuratorNet(content, splits, items, item_units=c.item_units, profile_units=c.profile_units, l2=c.l2,
-                       normalization=normalization, description=description, task=tasks.build(c, dataset))
+                       normalization=normalization, description=description, task=tasks.build(c, dataset),
+                       part_sizes=content_lib.part_sizes(dataset, c.item_content, config.data.features))
     logging.info("CuratorNet: %s; profiles = the most recent %s training items", description,
                  c.max_profile_items or "all")
     return model

@@ -3,7 +3,7 @@ Implicit Feedback*, AAAI 2016). TensorFlow-free."""
 import dataclasses
 from typing import List
 
-from tfvrec.data.content import ITEM_CONTENT
+from tfvrec.data import content as content_lib
 from tfvrec.errors import ConfigError
 
 SAMPLING = ("bootstrap", "guidelines")
@@ -23,10 +23,13 @@ class VBPRConfig:
     init_stddev: float = 0.01
     loss: str = "logistic"  # BPR-Opt's −ln σ(x̂_ui − x̂_uj); or "hinge"
     margin: float = 1.0  # hinge only
-    # f_i: "features" (data.features, frozen CNN embeddings) or "artist_onehot" (`tfvrec.data.content`).
+    # f_i (`tfvrec.data.content.item_content`): "features" (data.features, frozen CNN embeddings), "tags"
+    # (multi-hot; posters: genres), "artist_onehot", or parts joined by "+" and concatenated in that order
+    # ("features+tags"); a new item carries the same concatenation.
     item_content: str = "features"
-    # "standardize": per-dimension z-score of f_i over the catalogue (an affine change of f_i, the same
-    # model class, better conditioned for Adam); "none": as they are.
+    # "standardize": per-dimension z-score of f_i over the catalogue, every part's dimensions (an affine
+    # change of f_i, the same model class, better conditioned for Adam); "none": as they are. Applies when
+    # the content includes "features".
     feature_normalization: str = "none"
     # Training pairs: "bootstrap" — LearnBPR's uniform (u, i) with uniform unobserved j (the VBPR paper);
     # "guidelines" — the triplets of CuratorNet's sampling guidelines `guidelines` (the CuratorNet paper's
@@ -49,13 +52,15 @@ EXPERIMENTS = {"vbpr": {"model": {"name": "vbpr"},
 
 def check(config, source="<config>"):
     c = config.model.vbpr
-    for key, value, choices in (("item_content", c.item_content, ITEM_CONTENT), ("sampling", c.sampling, SAMPLING),
+    parts = content_lib.content_parts(c.item_content, f"{source}: key 'model.vbpr.item_content'")
+    for key, value, choices in (("sampling", c.sampling, SAMPLING),
                                 ("feature_normalization", c.feature_normalization, FEATURE_NORMALIZATION)):
         if value not in choices:
             raise ConfigError(f"{source}: key 'model.vbpr.{key}' must be one of {list(choices)}, got {value!r}")
     for key in ("latent_dim", "visual_dim", "num_triplets"):
         if getattr(c, key) < 1:
             raise ConfigError(f"{source}: key 'model.vbpr.{key}' must be ≥ 1, got {getattr(c, key)}")
-    if c.item_content == "features" and not config.data.features and config.model.name == "vbpr":
-        raise ConfigError(f"{source}: model.vbpr.item_content is 'features' but data.features is empty; name a "
-                          "feature set of the data set (features/<name>.npz) or use item_content: artist_onehot")
+    if "features" in parts and not config.data.features and config.model.name == "vbpr":
+        raise ConfigError(f"{source}: model.vbpr.item_content uses 'features' but data.features is empty; name a "
+                          "feature set of the data set (features/<name>.npz) or use metadata content "
+                          "(item_content: tags or artist_onehot)")

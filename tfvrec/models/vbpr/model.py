@@ -158,7 +158,7 @@ def create(config, dataset):
     c = config.model.vbpr
     content, description = content_lib.item_content(dataset, c.item_content, config.data.features,
                                                     key="model.vbpr.item_content")
-    standardize = c.item_content == "features" and c.feature_normalization == "standardize"
+    standardize = "features" in content_lib.content_parts(c.item_content) and c.feature_normalization == "standardize"
     # (An affine change of f_i: the same model class, better conditioned for Adam.)
     description += ", standardised" if standardize else ""
     trained = np.zeros(dataset.num_items, bool)

@@ -1,0 +1,538 @@
+"""Benchmark: the visual models where they exist to win — items nobody has interacted with yet (issue 27).
+
+One command produces, per data set (``--table posters``, ``--table ugallery``):
+
+(a) the validation grids: every trained row (the shipped CuratorNet, CDL and VBPR recipes, and the
+    BPR-MF and TwoNets baselines) over the same learning rate × λ grid, the same epoch budget and the
+    same early stopping on the split's *validation items* (``trainer.validation_split: validation``,
+    protocol ``new_items``, recall@20), judged by the best weights' recall@20 on those validation
+    items; the k of the content k-NN baselines on the same items. Grid runs evaluate the validation
+    split only: no tuning run reads the test items. The section says whether each shipped config
+    holds its grid's winner.
+(b) the shipped recipes and every baseline over ``--seeds`` training seeds (``runtime.seed``; the split
+    seed stays the config's ``data.split_seed``), each a run of the run layer (`tfvrec.runs.ensure_trained`),
+    reused when finished and resumed when killed;
+(c) the table: each row mean ± std over the seeds of R@20 / nDCG@20 / AUC under ``new_items`` (each user's
+    held-out items ranked among every catalogue item without a training interaction) and R@20 under
+    ``full`` (the whole catalogue, warm items included), the content each row reads, and the two-sided
+    paired t-tests over users of CuratorNet (and CDL) against every row on per-user R@20 averaged over the
+    seeds (`tfvrec.evaluation.significance`).
+
+    PYTHONPATH=. python tools/bench_new_items.py                      # posters, then UGallery
+    PYTHONPATH=. python tools/bench_new_items.py --table posters --part grid
+    PYTHONPATH=. python tools/bench_new_items.py --quick --dry-run    # toy sizes on the synthetic world
+
+``--quick`` runs every step at toy sizes on a small synthetic world (no shared data needed) in about two
+minutes, so a test can run it; ``--dry-run`` prints the sections instead of writing docs/benchmarks.md.
+Needs $TFVREC_SHARED_DATA (default ../shared/data) and, for the posters, their EfficientNet-Lite0
+features in the imported data set (``tfvrec features``; docs/features.md).
+"""
+import argparse
+import copy
+import datetime
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+import tfvrec  # noqa: E402,F401
+
+from tfvrec import benchmark_report  # noqa: E402
+from tfvrec import config as config_lib  # noqa: E402
+from tfvrec import runs  # noqa: E402
+from tfvrec.evaluation import evaluator, significance  # noqa: E402
+from tfvrec.models.bpr import baselines as bpr_baselines  # noqa: E402
+from tfvrec.models.cdl import baselines as cdl_baselines  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UNDER_LOAD = 2.5
+METRIC = "recall@20"
+
+
+def config_path(name):
+    return os.path.join(REPO, "configs", name)
+
+
+# -- the tables ----------------------------------------------------------------------------------------
+
+# Each trained row: how its run's config is made from the table's shipped configs, and its grid's two keys
+# (learning rate, λ). The grid is the same size for every row: `lr` × `l2` below, centred on each row's own
+# default; `grid` widens it (`--widen`) when a winner sits on an edge.
+POSTERS = {
+    "section": "new-items-posters",
+    "title": "Posters new items",
+    "configs": {"CuratorNet": "curatornet_posters_new_items.yaml", "CDL": "cdl_posters_new_items.yaml",
+                "VBPR": "vbpr_posters_new_items.yaml"},
+    # The shipped configs train on every like but their validation items (data.test_item_fraction 0: they are judged
+    # later on new posters); the table measures their recipes with 15% of the liked posters held out as test items.
+    "sets": ["data.test_item_fraction=0.15"],
+    "trained": ["CuratorNet", "CDL", "VBPR", "TwoNets", "BPR-MF"],
+    "content": ["VisRank", "metadata k-NN", "visual k-NN", "Borda (features)", "popularity", "random"],
+    "references": ["CuratorNet", "CDL"],
+}
+UGALLERY = {
+    "section": "new-items-ugallery",
+    "title": "UGallery new items",
+    "configs": {"CuratorNet": "curatornet_posters_new_items.yaml", "VBPR": "vbpr_posters_new_items.yaml"},
+    # UGallery has no public image embeddings: the items' content is their artist (one-hot), and every
+    # interaction (the public purchases and the importer's last baskets) is pooled into the same
+    # item-disjoint split as the posters', so it has validation items for the grids and early stopping.
+    "sets": ["eval.baselines=[]", "data.test_item_fraction=0.15", "data.importer=ugallery",
+             "data.raw_path=${TFVREC_SHARED_DATA}/ugallery", "data.import_options={}",
+             "data.features=", "model.curatornet.item_content=artist_onehot", "model.vbpr.item_content=artist_onehot",
+             "model.curatornet.feature_normalization=none", "model.vbpr.feature_normalization=none"],
+    "trained": ["CuratorNet", "VBPR", "BPR-MF"],
+    "content": ["VisRank", "metadata k-NN", "popularity", "random"],
+    "references": ["CuratorNet"],
+    # No shipped UGallery config: each row trains its own grid's winner. The grids are 3 × 3 around the posters'
+    # winners, CuratorNet's and VBPR's widened twice (their winners sat on an edge).
+    "grids": {"CuratorNet": ([1e-4, 3e-4, 1e-3, 3e-3], [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]),
+              "VBPR": ([1e-3, 3e-3, 1e-2], [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]),
+              "BPR-MF": ([3e-3, 1e-2, 3e-2], [1e-6, 1e-5, 1e-4])},
+    "own_winners": True,
+}
+# Every trained row's grid over the learning rate × λ, with the same epoch budget and early stopping. Each began
+# as 2 × 2 around its model's default (CuratorNet, VBPR lr {3e-4, 1e-3} × λ {1e-4, 1e-3}; CDL, TwoNets lr
+# {3e-4, 1e-3} × weight decay {0, 1e-4}; BPR-MF lr {1e-3, 3e-3} × λ {1e-5, 1e-4}). Every winner sat on an edge,
+# so every grid was widened by a point beyond its winner's edge on each axis (3 × 3; λ = 0 has no lower neighbour:
+# a point between instead), and again on each axis where the winner still sat on an edge (CuratorNet's λ, CDL's
+# and VBPR's learning rate twice, BPR-MF's twice, VBPR's λ), until no winner sits on an edge it can move past
+# (TwoNets' winner is λ = 0, tied with every other λ).
+GRIDS = {
+    "CuratorNet": ([1e-4, 3e-4, 1e-3], [1e-4, 1e-3, 1e-2, 1e-1]),
+    "VBPR": ([3e-4, 1e-3, 3e-3, 1e-2, 3e-2], [1e-5, 1e-4, 1e-3, 1e-2]),
+    "CDL": ([3e-4, 1e-3, 3e-3, 1e-2], [0.0, 1e-5, 1e-4]),
+    "TwoNets": ([1e-4, 3e-4, 1e-3], [0.0, 1e-5, 1e-4]),
+    "BPR-MF": ([1e-3, 3e-3, 1e-2, 3e-2, 1e-1], [1e-6, 1e-5, 1e-4]),
+}
+GRID_KEYS = {  # row -> (learning-rate key, λ key)
+    "CuratorNet": ("trainer.learning_rate", "model.curatornet.l2"),
+    "VBPR": ("trainer.learning_rate", "model.vbpr.l2"),
+    "CDL": ("trainer.learning_rate", "trainer.weight_decay"),
+    "TwoNets": ("trainer.learning_rate", "trainer.weight_decay"),
+    "BPR-MF": ("trainer.learning_rate", "model.bpr.l2"),
+}
+KNN_KS = (0, 5, 20)
+
+
+class Bench:
+    def __init__(self, spec, args):
+        self.spec, self.args = spec, args
+        self.root = os.path.join(args.runs, spec["section"])
+        os.makedirs(self.root, exist_ok=True)
+        self.timings_path = os.path.join(self.root, "timings.json")
+        self.points, self.knn_k = {}, {}
+
+    # -- configs ---------------------------------------------------------------------------------------
+    def shipped(self, row, extra=()):
+        """The shipped config of ``row`` (CuratorNet, CDL, VBPR) with the table's and the mode's overrides."""
+        sets = list(self.spec["sets"]) + list(self.args.quick_sets.get(row, [])) + list(extra)
+        return config_lib.load_config(config_path(self.spec["configs"][row]), sets)
+
+    def row_config(self, row, seed, directory, extra=()):
+        """The run of trained ``row`` at ``seed`` in ``directory`` (``extra``: grid assignments)."""
+        sets = [f"runtime.seed={seed}", "eval.baselines=[]", "trainer.verbose=2"]
+        if row in self.spec["configs"]:
+            config = self.shipped(row, sets + list(extra))
+        elif row == "TwoNets":
+            config = cdl_baselines.twonets_config(self.shipped("CDL", sets))
+            _assign(config, extra)
+        elif row == "BPR-MF":
+            config = bpr_baselines.baseline_config(self.shipped("CuratorNet", sets))
+            _assign(config, extra)
+        else:
+            raise KeyError(row)
+        config.runtime.model_dir = directory
+        return config
+
+    def grid_values(self, row):
+        if self.args.quick:  # toy grid: the shipped point and three times its learning rate
+            lr, l2 = self.shipped_point(row)
+            return [lr, 3 * lr], [l2]
+        lrs, l2s = self.spec.get("grids", GRIDS)[row]
+        return list(lrs), list(l2s)
+
+    def shipped_point(self, row):
+        if row in self.points:  # a table without shipped configs: its grid's winner
+            return self.points[row]
+        config = self.row_config(row, 0, os.path.join(self.root, "unused"))
+        return tuple(float(_get(config, key)) for key in GRID_KEYS[row])
+
+    def run_dir(self, row, lr, l2, seed):
+        return os.path.join(self.root, "runs", row.replace(" ", "_"), f"lr{lr:g}-l2{l2:g}", f"seed{seed}")
+
+    def ensure(self, row, lr, l2, seed):
+        """The run of ``row`` at (lr, λ) and ``seed``: trained unless finished. Every run evaluates the
+        validation items only (``eval.split: validation``); the table judges the test items itself."""
+        lr_key, l2_key = GRID_KEYS[row]
+        directory = self.run_dir(row, lr, l2, seed)
+        config = self.row_config(row, seed, directory, [f"{lr_key}={lr}", f"{l2_key}={l2}"])
+        config.eval.split, config.eval.protocols = "validation", ["new_items"]
+        self.train(f"{row}-lr{lr:g}-l2{l2:g}-seed{seed}", config)
+        return directory
+
+    # -- (a) the validation grids ----------------------------------------------------------------------
+    def grids(self):
+        results = {}
+        for row in self.spec["trained"]:
+            lrs, l2s = self.grid_values(row)
+            for lr, l2 in itertools.product(lrs, l2s):
+                results[(row, lr, l2)] = _validation_figure(self.ensure(row, lr, l2, 0))
+                print(f"[grid] {row} lr {lr:g} λ {l2:g}: validation {METRIC} {results[(row, lr, l2)]:.4f}",
+                      flush=True)
+        return results
+
+    def knn_grid(self):
+        config = self.shipped("CuratorNet")
+        dataset = runs.prepare_dataset(config)
+        heldout = evaluator.heldout_by_user(dataset.split("validation"))
+        out = {}
+        kinds = ["metadata_knn"] + (["visual_knn"] if config.data.features else [])
+        for kind in kinds:
+            for k in KNN_KS:
+                setattr(config.eval, f"{kind}_k", k)
+                scorer = evaluator.baseline_scorers([kind], dataset, config, heldout)
+                (_, result), = evaluator.evaluate_scorers(scorer, dataset, heldout, ["new_items"], [20], 1, 0,
+                                                          judged="validation")
+                out[(kind, k)] = result.metrics[METRIC]
+        return out
+
+    # -- (b) training over seeds -----------------------------------------------------------------------
+    def train(self, key, config):
+        run = runs.Run(config.runtime.model_dir)
+        if run.exists() and run.finished:
+            return
+        load, start = os.getloadavg()[0], time.time()
+        print(f"[train] {key} -> {config.runtime.model_dir}", flush=True)
+        runs.ensure_trained(config)
+        import tensorflow as tf
+        tf.keras.backend.clear_session()
+        timings = self.timings()
+        timings[key] = [time.time() - start, load]
+        with open(self.timings_path + ".tmp", "w") as f:
+            json.dump(timings, f, indent=1)
+        os.replace(self.timings_path + ".tmp", self.timings_path)
+
+    def timings(self):
+        return json.load(open(self.timings_path)) if os.path.exists(self.timings_path) else {}
+
+    def seed_dir(self, row, seed):
+        """The run of the shipped recipe of ``row`` at ``seed`` (seed 0: the grid's run of that point)."""
+        return self.run_dir(row, *self.shipped_point(row), seed)
+
+    def train_seeds(self):
+        for seed in self.args.seeds:
+            for row in self.spec["trained"]:
+                self.ensure(row, *self.shipped_point(row), seed)
+
+    # -- (c) the table ---------------------------------------------------------------------------------
+    def scorers(self, seed):
+        """``{row: scorer}`` and ``{row: content said}`` of one seed, judged on the same test users."""
+        scorers, notes = {}, {}
+        dataset = None
+        for row in self.spec["trained"]:
+            config, dataset, model = runs.Run(self.seed_dir(row, seed)).load(dataset=dataset)
+            scorers[row], notes[row] = model, getattr(model, "evaluation_note", "") or ""
+        host = self.row_config("CuratorNet", seed, self.seed_dir("CuratorNet", seed))
+        host.eval.seed = seed  # the random row's draw follows the seed
+        for kind, k in self.knn_k.items():
+            setattr(host.eval, f"{kind}_k", k)
+        heldout = evaluator.heldout_by_user(dataset.split("test"))
+        names = {"VisRank": "visrank", "metadata k-NN": "metadata_knn", "visual k-NN": "visual_knn",
+                 "Borda (features)": "borda_features", "popularity": "popularity", "random": "random"}
+        made = evaluator.baseline_scorers([names[r] for r in self.spec["content"]], dataset, host, heldout)
+        for row in self.spec["content"]:
+            scorers[row] = made[names[row]]
+            notes[row] = getattr(scorers[row], "evaluation_note", "") or ""
+        notes["popularity"] = "training likes per item (every new item has 0: a tie, broken at random)"
+        notes["random"] = "uniform scores"
+        notes["BPR-MF"] = "item ids only (a new item keeps its initial factors: at chance)"
+        for row in ("CDL", "TwoNets"):
+            if row in notes:
+                notes[row] = (f"items: pixels only ({notes[row]}); users: §5 tag clusters of their training items "
+                              "(posters: genres and MovieLens tags)" + (", trained pointwise, p = σ(b − D)"
+                                                                         if row == "TwoNets" else ""))
+        if "VBPR" in notes:
+            notes["VBPR"] += "; new items by θ_uᵀE f_i + β'ᵀ f_i (γ_i = β_i = 0)"
+        if "CuratorNet" in notes and host.data.features:
+            notes["CuratorNet"] += f"; triplets: guidelines over visual clusters of '{host.data.features}'"
+        if "Borda (features)" in notes:
+            notes["Borda (features)"] = ("Borda count over the user's training posters, centred cosine of "
+                                         f"'{host.data.features}' features")
+        return scorers, notes, dataset, heldout
+
+    def table(self):
+        per_seed = {}  # (row, protocol) -> [EvalResult per seed]
+        notes = {}
+        for seed in self.args.seeds:
+            scorers, notes, dataset, heldout = self.scorers(seed)
+            rows = evaluator.evaluate_scorers(scorers, dataset, heldout, ["new_items", "full"], [20], 1, seed,
+                                              judged="test")
+            for (name, result) in rows:
+                per_seed.setdefault((name, result.protocol), []).append(result)
+            users = len(heldout)
+            pool = len(evaluator.candidate_pool(dataset, "new_items"))
+            split = dataset.metadata.get("prepared_split", {})
+        return per_seed, notes, users, pool, split
+
+
+def _assign(config, assignments):
+    for assignment in assignments:
+        config_lib.override(config, config_lib.parse_set(assignment), source="grid")
+
+
+def _get(config, key):
+    value = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _validation_figure(directory):
+    metrics = runs.Run(directory).metrics
+    for result in metrics["results"]:
+        if result["protocol"].startswith("new_items"):
+            return float(result["metrics"][METRIC])
+    raise ValueError(f"{directory}: no new_items figure in metrics.json")
+
+
+# -- formatting ---------------------------------------------------------------------------------------------
+
+def _mean_std(values):
+    values = np.asarray(values, float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def _cell(values, digits=4):
+    mean, std = _mean_std(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def per_user_mean(results, metric):
+    """Per-user values averaged over the seeds (the same users in every seed)."""
+    users = results[0].users
+    for r in results[1:]:
+        if not np.array_equal(r.users, users):
+            raise ValueError("different users across seeds")
+    return np.nanmean(np.stack([r.per_user[metric] for r in results]), axis=0)
+
+
+def format_table(spec, per_seed, notes, seeds):
+    rows = [name for name in spec["trained"] + spec["content"]]
+    order = sorted(rows, key=lambda r: -np.mean([x.metrics[METRIC] for x in per_seed[(r, "new_items")]]))
+    refs = [r for r in spec["references"] if r in rows]
+    header = ("| row | content it reads | R@20 new_items | nDCG@20 new_items | AUC new_items | R@20 full | "
+              + " | ".join(f"p vs {r} (Δ R@20)" for r in refs) + " |")
+    lines = [header, "|" + "---|" * (6 + len(refs))]
+    verdicts = {}
+    for row in order:
+        new, full = per_seed[(row, "new_items")], per_seed[(row, "full")]
+        cells = [_cell([x.metrics[METRIC] for x in new]), _cell([x.metrics["ndcg@20"] for x in new]),
+                 _cell([x.metrics["auc"] for x in new]), _cell([x.metrics[METRIC] for x in full])]
+        tests = []
+        for ref in refs:
+            if ref == row:
+                tests.append("(reference)")
+                continue
+            a, b = per_user_mean(per_seed[(ref, "new_items")], METRIC), per_user_mean(new, METRIC)
+            test = significance.paired_test(a, b)
+            ref_mean, ref_std = _mean_std([x.metrics[METRIC] for x in per_seed[(ref, "new_items")]])
+            row_mean, row_std = _mean_std([x.metrics[METRIC] for x in new])
+            beyond = ref_mean - row_mean > max(ref_std, row_std)
+            wins = test.p_value < 0.05 and test.mean_difference > 0 and beyond
+            verdicts[(ref, row)] = (wins, test.p_value, test.mean_difference, beyond)
+            tests.append(f"{significance.format_p(test.p_value)} ({test.mean_difference:+.4f})")
+        lines.append(f"| {row} | {notes.get(row, '')} | " + " | ".join(cells + tests) + " |")
+    return "\n".join(lines), verdicts, order
+
+
+def format_grid(results, knn, spec, args):
+    lines = ["| row | learning rate | λ | validation R@20 (new_items) | chosen |", "|---|---|---|---|---|"]
+    winners = {}
+    for row in spec["trained"]:
+        points = {k: v for k, v in results.items() if k[0] == row}
+        best = max(points, key=points.get)
+        winners[row] = best
+        for key, value in sorted(points.items()):
+            lines.append(f"| {row} | {key[1]:g} | {key[2]:g} | {value:.4f} | {'**yes**' if key == best else ''} |")
+    knn_lines = []
+    if knn:
+        knn_lines = ["", "| baseline | k | validation R@20 (new_items) |", "|---|---|---|"]
+        for (kind, k), value in sorted(knn.items()):
+            knn_lines.append(f"| {kind} | {k} | {value:.4f} |")
+    return "\n".join(lines + knn_lines), winners
+
+
+def edges(winners, bench):
+    """The rows whose winner sits on an edge of its grid (learning rate or λ)."""
+    out = []
+    for row, (_, lr, l2) in winners.items():
+        lrs, l2s = bench.grid_values(row)
+        if lr in (min(lrs), max(lrs)) or (len(l2s) > 1 and l2 in (min(l2s), max(l2s)) and l2 > 0):
+            out.append(row)
+    return out
+
+
+def shipped_check(winners, bench):
+    """Does each shipped config (and the host's eval.baseline_trainer / model sections) hold its grid's winner?"""
+    said = []
+    for row, (_, lr, l2) in winners.items():
+        config = bench.row_config(row, 0, os.path.join(bench.root, "unused"))
+        lr_key, l2_key = GRID_KEYS[row]
+        ok = np.isclose(_get(config, lr_key), lr) and np.isclose(_get(config, l2_key), l2)
+        said.append(f"{row} {'ships its winner' if ok else 'does NOT ship its winner'} "
+                    f"(lr {_get(config, lr_key):g}, λ {_get(config, l2_key):g})")
+    return "; ".join(said)
+
+
+def commit():
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def run_table(spec, args):
+    bench = Bench(spec, args)
+    start_load, started = os.getloadavg(), time.time()
+    grid_text, winners, edge_note = "", {}, ""
+    if args.part in ("all", "grid") or spec.get("own_winners"):
+        results = bench.grids()
+        knn = bench.knn_grid()
+        grid_text, winners = format_grid(results, knn, spec, args)
+        if spec.get("own_winners"):
+            bench.points = {row: (lr, l2) for row, (_, lr, l2) in winners.items()}
+        on_edge = edges(winners, bench)
+        edge_note = (f"Winners on an edge of their grid: {', '.join(on_edge)}." if on_edge
+                     else "No winner sits on an edge of its grid.")
+        if spec.get("own_winners"):
+            edge_note += " Each row trains its grid's winner; the k-NN rows their best k."
+            for kind in ("metadata_knn", "visual_knn"):
+                points = {k: v for (name, k), v in knn.items() if name == kind}
+                if points:
+                    bench.knn_k[kind] = max(points, key=points.get)
+        else:
+            edge_note += " " + shipped_check(winners, bench) + "."
+        if args.part == "grid":
+            print(grid_text + "\n" + edge_note)
+            return
+    bench.train_seeds()
+    per_seed, notes, users, pool, split = bench.table()
+    table, verdicts, order = format_table(spec, per_seed, notes, args.seeds)
+    per_seed_lines = []
+    for row in order:
+        figures = ", ".join(f"{x.metrics[METRIC]:.4f}" for x in per_seed[(row, "new_items")])
+        per_seed_lines.append(f"{row} {figures}")
+    verdict_lines = []
+    for ref in spec["references"]:
+        beaten = [row for (r, row), v in verdicts.items() if r == ref and v[0]]
+        not_beaten = [f"{row} (p {significance.format_p(v[1])}, Δ {v[2]:+.4f}"
+                      f"{'' if v[3] else ', within the seed spread'})"
+                      for (r, row), v in verdicts.items() if r == ref and not v[0]]
+        verdict_lines.append(f"- **{ref}** beats (p < 0.05 and by more than the seed spread): "
+                             f"{', '.join(beaten) or 'no row'}; does not beat: {', '.join(not_beaten) or 'none'}.")
+    timings = bench.timings()
+    keys = {row: [f"{row}-lr{bench.shipped_point(row)[0]:g}-l2{bench.shipped_point(row)[1]:g}-seed{seed}"
+                  for seed in args.seeds] for row in spec["trained"]}
+    trained = [f"{row} {np.mean([timings[k][0] for k in keys[row] if k in timings]):.0f} s"
+               for row in spec["trained"] if any(k in timings for k in keys[row])]
+    load_at = [timings[k][1] for k in timings]
+    config_names = ", ".join(f"`configs/{c}`" for c in dict.fromkeys(spec["configs"].values()))
+    if spec.get("own_winners"):
+        recipes = (f"Recipes: {config_names} with this data set's overrides (`{spec['section']}` in "
+                   "tools/bench_new_items.py: " + ", ".join(f"`{s}`" for s in spec["sets"]) + "); each row at its "
+                   "own validation grid's winner (below); the test items were evaluated once per recipe and seed.")
+    else:
+        recipes = (f"Recipes: {config_names}, each selected on the validation items (grid below), run here with "
+                   f"{', '.join(f'`{x}`' for x in spec['sets'])} (the shipped configs hold out no test items: "
+                   "they train on every like but their validation items' and are judged on new posters later); the "
+                   "test items were evaluated once per shipped recipe and seed.")
+    markdown = f"""## {spec['title']}
+
+`PYTHONPATH=. python tools/bench_new_items.py --table {args.table_key(spec)}{' --quick' if args.quick else ''}` at
+commit {commit()}, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d}. Split: `data.split: new_items`, split
+seed {split.get('seed')} ({split.get('test_items')} test items and {split.get('validation_items')} validation items of
+{split.get('items_with_interactions')} with interactions; {split.get('interactions', {}).get('train')} training
+interactions).
+Protocol `new_items`: each of the {users} test users' held-out items ranked among the {pool} catalogue items without a
+training interaction; `full`: the whole catalogue. Each row: mean ± std over training seeds {list(args.seeds)}
+(`runtime.seed`); p: two-sided paired t-test over users on per-user R@20 (new_items) averaged over the seeds,
+(Δ = reference − row). {recipes}
+
+{table}
+
+Per seed, R@20 (new_items): {'; '.join(per_seed_lines)}.
+
+{chr(10).join(verdict_lines)}
+
+Validation grids (seed 0): every trained row over learning rate × λ with its recipe's epoch budget and the same
+early stopping on the same validation items, each grid widened past its winner's edges (tools/bench_new_items.py
+`GRIDS`); the k of the content k-NN rows on the same items. {edge_note}
+
+{grid_text or '(grids not re-run in this invocation)'}
+
+Training time per run of the shipped recipes (mean over seeds, evaluation of the validation items after each epoch
+included): {', '.join(trained) or 'not recorded'}; load average at the start of the runs
+{min(load_at or [0]):.2f}–{max(load_at or [0]):.2f}{' (under load: timings are slow, figures unaffected)'
+    if load_at and max(load_at) > UNDER_LOAD else ''}; this invocation {time.time() - started:.0f} s, load average at
+its start {start_load[0]:.2f}.
+"""
+    benchmark_report.publish(spec["section"] + ("-quick" if args.quick else ""), markdown,
+                             write=not args.dry_run)
+
+
+QUICK_WORLD = ["data.source=synthetic", "data.features=pixels", "data.import_options={}",
+               "data.synthetic.num_users=150", "data.synthetic.num_items=300", "data.synthetic.image_size=16",
+               "data.test_item_fraction=0.2", "data.validation_item_fraction=0.2", "data.cache_dir={cache}",
+               "trainer.epochs=2", "trainer.early_stopping_patience=1"]
+
+
+def quick_sets(cache):
+    world = [s.format(cache=cache) for s in QUICK_WORLD]
+    return {"CuratorNet": world + ["model.curatornet.num_triplets=4096", "trainer.steps_per_epoch=4",
+                                   "trainer.batch_size=256", "model.curatornet.num_clusters=5",
+                                   "model.curatornet.cluster_restarts=1", "model.curatornet.item_units=16",
+                                   "model.curatornet.profile_units=16", "model.vbpr.num_triplets=2048",
+                                   "model.bpr.embedding_dim=8"],
+            "CDL": world + ["model.cdl.backbone=none", "model.cdl.image_size=16", "model.cdl.fc_units=[16]",
+                            "model.cdl.conv_filters=[4,4,4,4,4]", "model.cdl.conv_kernels=[3,3,3,3,3]",
+                            "model.cdl.conv_stride=1", "model.cdl.embedding_dim=8", "model.cdl.user_units=[8]",
+                            "model.cdl.num_clusters=4", "model.cdl.triplets_per_user=2"],
+            "VBPR": world + ["model.vbpr.num_triplets=2048", "model.vbpr.latent_dim=8", "model.vbpr.visual_dim=8"]}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", choices=["posters", "ugallery", "all"], default="all")
+    parser.add_argument("--part", choices=["all", "grid", "table"], default="all",
+                        help="grid: the validation grids only; table: the seeds and the table (grids not re-run)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--runs", default=os.path.join(REPO, "runs", "bench_new_items"))
+    parser.add_argument("--quick", action="store_true", help="toy sizes on a small synthetic world (~2 minutes)")
+    parser.add_argument("--dry-run", action="store_true", help="print the sections, do not write docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    args.quick_sets = {}
+    tables = {"posters": POSTERS, "ugallery": UGALLERY}
+    args.table_key = lambda spec: next(k for k, v in tables.items() if v is spec)
+    chosen = ["posters", "ugallery"] if args.table == "all" else [args.table]
+    if args.quick:
+        args.runs = os.path.join(args.runs, "quick")
+        args.quick_sets = quick_sets(os.path.join(args.runs, "data_cache"))
+        args.seeds = args.seeds[:2] if args.seeds == [0, 1, 2] else args.seeds
+        tables = {"posters": dict(copy.deepcopy(POSTERS), sets=[]), "ugallery": UGALLERY}
+        chosen = ["posters"]
+    for key in chosen:
+        run_table(tables[key], args)
+
+
+if __name__ == "__main__":
+    main()
