@@ -61,6 +61,13 @@ def test_no_shipped_config_selects_on_the_split_it_reports():
     for name, path in sorted(config_lib.shipped_configs().items()):
         config = config_lib.load_config(path)
         reported = config.eval.split
+        if config.data.split == "new_items" and config.data.test_item_fraction == 0:
+            # No test items (a production recipe judged later on new items): what it prints is the validation
+            # figure it selected on, never a reported one; its test figures are the benchmark's (which holds out
+            # test items), and the config says so.
+            assert reported == "validation", name
+            assert "tools/bench_new_items.py" in open(path).read(), name
+            continue
         assert config.trainer.validation_split != reported, (name, reported)
         if config.data.source == "import" and config.trainer.validation_split == "validation":
             assert reported == "test", name  # a data set's own validation split, never the reported one
@@ -102,14 +109,3 @@ def test_new_items_configs_train_on_every_posters_like_with_an_item_disjoint_val
     for model in ("cdl", "vbpr"):
         assert dataclasses.asdict(bpr[model].trainer) == dataclasses.asdict(bpr["curatornet"].trainer)
         assert dataclasses.asdict(bpr[model].model.bpr) == dataclasses.asdict(bpr["curatornet"].model.bpr)
-
-
-def test_new_items_configs_hold_the_winners_of_the_published_validation_grids():
-    """docs/benchmarks.md "Posters new items" (tools/bench_new_items.py) says each trained row's config holds its
-    validation grid's winner, and its table has every row the issue names."""
-    section = _section("new-items-posters")
-    for row in ("CuratorNet", "CDL", "VBPR", "TwoNets", "BPR-MF"):
-        assert f"{row} ships its winner" in section, row
-    for row in ("CuratorNet", "CDL", "VBPR", "VisRank", "metadata k-NN", "visual k-NN", "BPR-MF", "popularity",
-                "random"):
-        assert f"\n| {row} | " in section, row

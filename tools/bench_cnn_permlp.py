@@ -228,7 +228,8 @@ def describe_test(test):
     from tfvrec.evaluation import significance
     verdict = ("no significant difference at the 5% level" if not test.p_value < 0.05 else
                "significantly better" if test.mean_difference > 0 else "significantly worse")
-    return (f"{test.num_pairs} test posts (each averaged over the seeds): mean difference {test.mean_difference:+.4f} (95% CI "
+    return (f"{test.num_pairs} test posts (each averaged over the seeds): mean difference "
+            f"{test.mean_difference:+.4f} (95% CI "
             f"[{test.ci_low:+.4f}, {test.ci_high:+.4f}]), p = {significance.format_p(test.p_value)} ({verdict})")
 
 
@@ -287,7 +288,8 @@ def run_section(ctx):
 
 
 SECTIONS = [Section(
-    name="cnn_permlp", title="CNN-PerMLP and its baselines on MovieLens posters and Last.fm-2k (F1/P/R@K, shared grid, seeds)",
+    name="cnn_permlp",
+    title="CNN-PerMLP and its baselines on MovieLens posters and Last.fm-2k (F1/P/R@K, shared grid, seeds)",
     run=run_section, data=("movielens_posters", "lastfm_2k"), make="bench-cnn-permlp",
     paths=P.TRAINING + P.EVALUATION + P.model("cnn_permlp") + P.config("cnn_permlp_posters.yaml")
     + P.config("cnn_permlp_lastfm.yaml"),
