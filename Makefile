@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-10)
 
 .PHONY: setup demo test bench bench-list bench-stale bench-bpr bench-hasc bench-peers bench-retrieval bench-shards \
-	bench-features bench-scann bench-serving bench-curatornet bench-cdl bench-cnn-permlp chaos-train chaos-serve clean
+	bench-features bench-scann bench-serving bench-curatornet bench-cdl bench-cnn-permlp bench-new-items chaos-train chaos-serve clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -95,6 +95,12 @@ bench-cdl: setup
 # about 40 min on 2 busy cores; reuses finished runs from runs/bench_cnn_permlp/.
 bench-cnn-permlp: setup
 	$(PY) tools/bench.py --sections cnn_permlp
+
+# New items (issue 27): CuratorNet, CDL, VBPR vs baselines on items nobody interacted with in training, on
+# MovieLens posters and UGallery (validation grids, 3 seeds, paired t-tests); hours on 2 CPU cores; reuses
+# finished runs from runs/bench_new_items/.
+bench-new-items: setup
+	$(PY) tools/bench.py --sections new-items-posters new-items-ugallery
 
 clean:
 	rm -rf runs data_cache

@@ -1,6 +1,7 @@
-"""Benchmark: the visual models where they exist to win — items nobody has interacted with yet (issue 27).
+"""Sections ``new-items-posters`` and ``new-items-ugallery``: the visual models where they exist to win — items
+nobody has interacted with yet (issue 27).
 
-One command produces, per data set (``--table posters``, ``--table ugallery``):
+Per data set (MovieLens posters, UGallery):
 
 (a) the validation grids: every trained row (the shipped CuratorNet, CDL and VBPR recipes, and the
     BPR-MF and TwoNets baselines) over the same learning rate × λ grid, the same epoch budget and the
@@ -9,63 +10,43 @@ One command produces, per data set (``--table posters``, ``--table ugallery``):
     items; the k of the content k-NN baselines on the same items. Grid runs evaluate the validation
     split only: no tuning run reads the test items. The section says whether each shipped config
     holds its grid's winner.
-(b) the shipped recipes and every baseline over ``--seeds`` training seeds (``runtime.seed``; the split
-    seed stays the config's ``data.split_seed``), each a run of the run layer (`tfvrec.runs.ensure_trained`),
-    reused when finished and resumed when killed;
+(b) the shipped recipes and every baseline over the ``seeds`` option's training seeds (``runtime.seed``; the
+    split seed stays the config's ``data.split_seed``), each a run of the harness (`harness.runs`: reused while
+    the measured code is unchanged, resumed when killed);
 (c) the table: each row mean ± std over the seeds of R@20 / nDCG@20 / AUC under ``new_items`` (each user's
     held-out items ranked among every catalogue item without a training interaction) and R@20 under
     ``full`` (the whole catalogue, warm items included), the content each row reads, and the two-sided
     paired t-tests over users of CuratorNet (and CDL) against every row on per-user R@20 averaged over the
     seeds (`tfvrec.evaluation.significance`).
 
-    PYTHONPATH=. python tools/bench_new_items.py                      # posters, then UGallery
-    PYTHONPATH=. python tools/bench_new_items.py --table posters --part grid
-    PYTHONPATH=. python tools/bench_new_items.py --quick --dry-run    # toy sizes on the synthetic world
+    python tools/bench.py --sections new-items-posters
+    python tools/bench.py --sections new-items-ugallery --option seeds=[0]
+    python tools/bench.py --sections bench-new-items --quick     # both, toy sizes on toy copies of the data
 
-``--quick`` runs every step at toy sizes on a small synthetic world (no shared data needed) in about two
-minutes, so a test can run it; ``--dry-run`` prints the sections instead of writing docs/benchmarks.md.
-Needs $TFVREC_SHARED_DATA (default ../shared/data) and, for the posters, their EfficientNet-Lite0
-features in the imported data set (``tfvrec features``; docs/features.md).
+Needs $TFVREC_SHARED_DATA (default ../shared/data: movielens_posters, ugallery). The posters' EfficientNet-Lite0
+features come from the ``features`` section's file (`bench_features.posters_config`, extracted when missing).
+Runs live in ``runs/bench_new_items/<section>/``.
 """
-import argparse
-import copy
-import datetime
 import itertools
-import json
-import os
-import subprocess
-import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from harness import Section, quick_sets
+from harness import paths as P
+from harness import toy
 
-import tfvrec  # noqa: E402,F401
-
-from tfvrec import benchmark_report  # noqa: E402
-from tfvrec import config as config_lib  # noqa: E402
-from tfvrec import runs  # noqa: E402
-from tfvrec.evaluation import evaluator, significance  # noqa: E402
-from tfvrec.models.bpr import baselines as bpr_baselines  # noqa: E402
-from tfvrec.models.cdl import baselines as cdl_baselines  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-UNDER_LOAD = 2.5
 METRIC = "recall@20"
-
-
-def config_path(name):
-    return os.path.join(REPO, "configs", name)
+UNDER_LOAD = 2.5  # load average above which the timings are said to be slow
 
 
 # -- the tables ----------------------------------------------------------------------------------------
 
 # Each trained row: how its run's config is made from the table's shipped configs, and its grid's two keys
 # (learning rate, λ). The grid is the same size for every row: `lr` × `l2` below, centred on each row's own
-# default; `grid` widens it (`--widen`) when a winner sits on an edge.
+# default, widened when a winner sits on an edge (each section's ``grids`` option: row -> [lrs, λs]).
 POSTERS = {
     "section": "new-items-posters",
+    "data": "posters",
     "title": "Posters new items",
     "configs": {"CuratorNet": "curatornet_posters_new_items.yaml", "CDL": "cdl_posters_new_items.yaml",
                 "VBPR": "vbpr_posters_new_items.yaml"},
@@ -78,6 +59,7 @@ POSTERS = {
 }
 UGALLERY = {
     "section": "new-items-ugallery",
+    "data": "ugallery",
     "title": "UGallery new items",
     "configs": {"CuratorNet": "curatornet_posters_new_items.yaml", "VBPR": "vbpr_posters_new_items.yaml"},
     # UGallery has no public image embeddings: the items' content is their artist (one-hot), and every
@@ -90,13 +72,13 @@ UGALLERY = {
     "trained": ["CuratorNet", "VBPR", "BPR-MF"],
     "content": ["VisRank", "metadata k-NN", "popularity", "random"],
     "references": ["CuratorNet"],
-    # No shipped UGallery config: each row trains its own grid's winner. The grids are 3 × 3 around the posters'
-    # winners, CuratorNet's and VBPR's widened twice (their winners sat on an edge).
-    "grids": {"CuratorNet": ([1e-4, 3e-4, 1e-3, 3e-3], [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]),
-              "VBPR": ([1e-3, 3e-3, 1e-2], [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]),
-              "BPR-MF": ([3e-3, 1e-2, 3e-2], [1e-6, 1e-5, 1e-4])},
-    "own_winners": True,
+    "own_winners": True,  # no shipped UGallery config: each row trains its own grid's winner (UGALLERY_GRIDS)
 }
+# The UGallery grids: 3 × 3 around the posters' winners, CuratorNet's and VBPR's widened twice (their winners sat on
+# an edge).
+UGALLERY_GRIDS = {"CuratorNet": ([1e-4, 3e-4, 1e-3, 3e-3], [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]),
+                  "VBPR": ([1e-3, 3e-3, 1e-2], [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]),
+                  "BPR-MF": ([3e-3, 1e-2, 3e-2], [1e-6, 1e-5, 1e-4])}
 # Every trained row's grid over the learning rate × λ, with the same epoch budget and early stopping. Each began
 # as 2 × 2 around its model's default (CuratorNet, VBPR lr {3e-4, 1e-3} × λ {1e-4, 1e-3}; CDL, TwoNets lr
 # {3e-4, 1e-3} × weight decay {0, 1e-4}; BPR-MF lr {1e-3, 3e-3} × λ {1e-5, 1e-4}). Every winner sat on an edge,
@@ -121,51 +103,88 @@ GRID_KEYS = {  # row -> (learning-rate key, λ key)
 KNN_KS = (0, 5, 20)
 
 
+# Quick mode: toy model sizes (the data: a toy copy of the real data set; the budget: `harness.quick_sets`).
+QUICK_MODELS = {
+    "CuratorNet": ["model.curatornet.num_triplets=2048", "trainer.batch_size=256", "model.curatornet.num_clusters=8",
+                   "model.curatornet.cluster_restarts=1", "model.curatornet.item_units=16",
+                   "model.curatornet.profile_units=16", "model.vbpr.num_triplets=1024", "model.bpr.embedding_dim=8"],
+    "CDL": ["model.cdl.fc_units=[16]", "model.cdl.embedding_dim=8", "model.cdl.user_units=[8]",
+            "model.cdl.num_clusters=4", "model.cdl.triplets_per_user=2", "trainer.batch_size=64",
+            "model.bpr.embedding_dim=8"],
+    "VBPR": ["model.vbpr.num_triplets=1024", "model.vbpr.latent_dim=8", "model.vbpr.visual_dim=8",
+             "trainer.batch_size=256", "model.bpr.embedding_dim=8"],
+}
+QUICK_STEPS = 2
+QUICK_USERS = {"posters": None, "ugallery": 300}  # toy copies: the posters with quick features (every user); UGallery
+
+
 class Bench:
-    def __init__(self, spec, args):
-        self.spec, self.args = spec, args
-        self.root = os.path.join(args.runs, spec["section"])
-        os.makedirs(self.root, exist_ok=True)
-        self.timings_path = os.path.join(self.root, "timings.json")
+    def __init__(self, spec, ctx):
+        self.spec, self.ctx = spec, ctx
+        self.seeds = list(ctx.opt("seeds"))
         self.points, self.knn_k = {}, {}
+        self.runs = {}  # run key -> harness.runs.Trained
+        self._data = None
+
+    def quick_trainer(self):
+        return quick_sets(steps=QUICK_STEPS, validation_users=300) if self.ctx.quick else []
+
+    def data_sets(self):
+        """Overrides pointing every run at the section's data set (quick: its toy copy; the posters: with their
+        EfficientNet-Lite0 features in it, `bench_features.posters_config`)."""
+        if self._data is None:
+            ctx, path = self.ctx, self.spec["configs"]["CuratorNet"]
+            if self.spec["data"] == "posters":
+                import bench_features
+                config = bench_features.posters_config(ctx, path, self.spec["sets"], users=QUICK_USERS["posters"])
+            else:
+                config = toy.config(ctx, path, self.spec["sets"], users=QUICK_USERS["ugallery"])
+            self._data = [f"data.source={config.data.source}", f"data.path={config.data.path}"] if ctx.quick else []
+        return self._data
 
     # -- configs ---------------------------------------------------------------------------------------
     def shipped(self, row, extra=()):
         """The shipped config of ``row`` (CuratorNet, CDL, VBPR) with the table's and the mode's overrides."""
-        sets = list(self.spec["sets"]) + list(self.args.quick_sets.get(row, [])) + list(extra)
-        return config_lib.load_config(config_path(self.spec["configs"][row]), sets)
+        quick = QUICK_MODELS[row] + self.quick_trainer() if self.ctx.quick else []
+        sets = list(self.spec["sets"]) + self.data_sets() + quick + list(extra)
+        return self.ctx.config(self.spec["configs"][row], sets)
 
     def row_config(self, row, seed, directory, extra=()):
         """The run of trained ``row`` at ``seed`` in ``directory`` (``extra``: grid assignments)."""
+        from tfvrec.models.bpr import baselines as bpr_baselines
+        from tfvrec.models.cdl import baselines as cdl_baselines
         sets = [f"runtime.seed={seed}", "eval.baselines=[]", "trainer.verbose=2"]
         if row in self.spec["configs"]:
             config = self.shipped(row, sets + list(extra))
         elif row == "TwoNets":
             config = cdl_baselines.twonets_config(self.shipped("CDL", sets))
-            _assign(config, extra)
+            _assign(config, self.quick_trainer() + list(extra))
         elif row == "BPR-MF":
             config = bpr_baselines.baseline_config(self.shipped("CuratorNet", sets))
-            _assign(config, extra)
+            _assign(config, self.quick_trainer() + list(extra))
         else:
             raise KeyError(row)
         config.runtime.model_dir = directory
         return config
 
     def grid_values(self, row):
-        if self.args.quick:  # toy grid: the shipped point and three times its learning rate
+        """The row's grid (``grids`` option); a row it does not name: its shipped point alone (quick: 1 × 1)."""
+        grids = self.ctx.opt("grids")
+        if row not in grids:
             lr, l2 = self.shipped_point(row)
-            return [lr, 3 * lr], [l2]
-        lrs, l2s = self.spec.get("grids", GRIDS)[row]
+            return [lr], [l2]
+        lrs, l2s = grids[row]
         return list(lrs), list(l2s)
 
     def shipped_point(self, row):
         if row in self.points:  # a table without shipped configs: its grid's winner
             return self.points[row]
-        config = self.row_config(row, 0, os.path.join(self.root, "unused"))
+        config = self.row_config(row, 0, self.ctx.run_dir(self.spec["section"], "unused"))
         return tuple(float(_get(config, key)) for key in GRID_KEYS[row])
 
     def run_dir(self, row, lr, l2, seed):
-        return os.path.join(self.root, "runs", row.replace(" ", "_"), f"lr{lr:g}-l2{l2:g}", f"seed{seed}")
+        return self.ctx.run_dir(self.spec["section"], "runs", row.replace(" ", "_"), f"lr{lr:g}-l2{l2:g}",
+                                f"seed{seed}")
 
     def ensure(self, row, lr, l2, seed):
         """The run of ``row`` at (lr, λ) and ``seed``: trained unless finished. Every run evaluates the
@@ -184,18 +203,19 @@ class Bench:
             lrs, l2s = self.grid_values(row)
             for lr, l2 in itertools.product(lrs, l2s):
                 results[(row, lr, l2)] = _validation_figure(self.ensure(row, lr, l2, 0))
-                print(f"[grid] {row} lr {lr:g} λ {l2:g}: validation {METRIC} {results[(row, lr, l2)]:.4f}",
-                      flush=True)
+                self.ctx.log(f"grid: {row} lr {lr:g} λ {l2:g}: validation {METRIC} {results[(row, lr, l2)]:.4f}")
         return results
 
     def knn_grid(self):
+        from tfvrec import runs
+        from tfvrec.evaluation import evaluator
         config = self.shipped("CuratorNet")
         dataset = runs.prepare_dataset(config)
         heldout = evaluator.heldout_by_user(dataset.split("validation"))
         out = {}
         kinds = ["metadata_knn"] + (["visual_knn"] if config.data.features else [])
         for kind in kinds:
-            for k in KNN_KS:
+            for k in self.ctx.opt("knn_ks"):
                 setattr(config.eval, f"{kind}_k", k)
                 scorer = evaluator.baseline_scorers([kind], dataset, config, heldout)
                 (_, result), = evaluator.evaluate_scorers(scorer, dataset, heldout, ["new_items"], [20], 1, 0,
@@ -205,35 +225,27 @@ class Bench:
 
     # -- (b) training over seeds -----------------------------------------------------------------------
     def train(self, key, config):
-        run = runs.Run(config.runtime.model_dir)
-        if run.exists() and run.finished:
-            return
-        load, start = os.getloadavg()[0], time.time()
-        print(f"[train] {key} -> {config.runtime.model_dir}", flush=True)
-        runs.ensure_trained(config)
-        import tensorflow as tf
-        tf.keras.backend.clear_session()
-        timings = self.timings()
-        timings[key] = [time.time() - start, load]
-        with open(self.timings_path + ".tmp", "w") as f:
-            json.dump(timings, f, indent=1)
-        os.replace(self.timings_path + ".tmp", self.timings_path)
-
-    def timings(self):
-        return json.load(open(self.timings_path)) if os.path.exists(self.timings_path) else {}
+        """The run of ``config``, trained unless a finished run of the same code is there (`harness.runs`);
+        its training time and the load average at its start are the run's record."""
+        self.runs[key] = self.ctx.trained(config)
+        if config.runtime.model_dir in self.ctx.trained_here:
+            import tensorflow as tf
+            tf.keras.backend.clear_session()
 
     def seed_dir(self, row, seed):
         """The run of the shipped recipe of ``row`` at ``seed`` (seed 0: the grid's run of that point)."""
         return self.run_dir(row, *self.shipped_point(row), seed)
 
     def train_seeds(self):
-        for seed in self.args.seeds:
+        for seed in self.seeds:
             for row in self.spec["trained"]:
                 self.ensure(row, *self.shipped_point(row), seed)
 
     # -- (c) the table ---------------------------------------------------------------------------------
     def scorers(self, seed):
         """``{row: scorer}`` and ``{row: content said}`` of one seed, judged on the same test users."""
+        from tfvrec import runs
+        from tfvrec.evaluation import evaluator
         scorers, notes = {}, {}
         dataset = None
         for row in self.spec["trained"]:
@@ -268,9 +280,10 @@ class Bench:
         return scorers, notes, dataset, heldout
 
     def table(self):
+        from tfvrec.evaluation import evaluator
         per_seed = {}  # (row, protocol) -> [EvalResult per seed]
         notes = {}
-        for seed in self.args.seeds:
+        for seed in self.seeds:
             scorers, notes, dataset, heldout = self.scorers(seed)
             rows = evaluator.evaluate_scorers(scorers, dataset, heldout, ["new_items", "full"], [20], 1, seed,
                                               judged="test")
@@ -283,6 +296,7 @@ class Bench:
 
 
 def _assign(config, assignments):
+    from tfvrec import config as config_lib
     for assignment in assignments:
         config_lib.override(config, config_lib.parse_set(assignment), source="grid")
 
@@ -295,6 +309,7 @@ def _get(config, key):
 
 
 def _validation_figure(directory):
+    from tfvrec import runs
     metrics = runs.Run(directory).metrics
     for result in metrics["results"]:
         if result["protocol"].startswith("new_items"):
@@ -324,6 +339,7 @@ def per_user_mean(results, metric):
 
 
 def format_table(spec, per_seed, notes, seeds):
+    from tfvrec.evaluation import significance
     rows = [name for name in spec["trained"] + spec["content"]]
     order = sorted(rows, key=lambda r: -np.mean([x.metrics[METRIC] for x in per_seed[(r, "new_items")]]))
     refs = [r for r in spec["references"] if r in rows]
@@ -352,7 +368,7 @@ def format_table(spec, per_seed, notes, seeds):
     return "\n".join(lines), verdicts, order
 
 
-def format_grid(results, knn, spec, args):
+def format_grid(results, knn, spec):
     lines = ["| row | learning rate | λ | validation R@20 (new_items) | chosen |", "|---|---|---|---|---|"]
     winners = {}
     for row in spec["trained"]:
@@ -383,7 +399,7 @@ def shipped_check(winners, bench):
     """Does each shipped config (and the host's eval.baseline_trainer / model sections) hold its grid's winner?"""
     said = []
     for row, (_, lr, l2) in winners.items():
-        config = bench.row_config(row, 0, os.path.join(bench.root, "unused"))
+        config = bench.row_config(row, 0, bench.ctx.run_dir(bench.spec["section"], "unused"))
         lr_key, l2_key = GRID_KEYS[row]
         ok = np.isclose(_get(config, lr_key), lr) and np.isclose(_get(config, l2_key), l2)
         said.append(f"{row} {'ships its winner' if ok else 'does NOT ship its winner'} "
@@ -391,24 +407,14 @@ def shipped_check(winners, bench):
     return "; ".join(said)
 
 
-def commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
-        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
-def run_table(spec, args):
-    bench = Bench(spec, args)
-    start_load, started = os.getloadavg(), time.time()
+def run_table(ctx, spec):
+    from tfvrec.evaluation import significance
+    bench = Bench(spec, ctx)
     grid_text, winners, edge_note = "", {}, ""
-    if args.part in ("all", "grid") or spec.get("own_winners"):
+    if ctx.opt("grid") or spec.get("own_winners"):
         results = bench.grids()
         knn = bench.knn_grid()
-        grid_text, winners = format_grid(results, knn, spec, args)
+        grid_text, winners = format_grid(results, knn, spec)
         if spec.get("own_winners"):
             bench.points = {row: (lr, l2) for row, (_, lr, l2) in winners.items()}
         on_edge = edges(winners, bench)
@@ -422,12 +428,10 @@ def run_table(spec, args):
                     bench.knn_k[kind] = max(points, key=points.get)
         else:
             edge_note += " " + shipped_check(winners, bench) + "."
-        if args.part == "grid":
-            print(grid_text + "\n" + edge_note)
-            return
     bench.train_seeds()
+    seeds = bench.seeds
     per_seed, notes, users, pool, split = bench.table()
-    table, verdicts, order = format_table(spec, per_seed, notes, args.seeds)
+    table, verdicts, order = format_table(spec, per_seed, notes, seeds)
     per_seed_lines = []
     for row in order:
         figures = ", ".join(f"{x.metrics[METRIC]:.4f}" for x in per_seed[(row, "new_items")])
@@ -440,12 +444,10 @@ def run_table(spec, args):
                       for (r, row), v in verdicts.items() if r == ref and not v[0]]
         verdict_lines.append(f"- **{ref}** beats (p < 0.05 and by more than the seed spread): "
                              f"{', '.join(beaten) or 'no row'}; does not beat: {', '.join(not_beaten) or 'none'}.")
-    timings = bench.timings()
     keys = {row: [f"{row}-lr{bench.shipped_point(row)[0]:g}-l2{bench.shipped_point(row)[1]:g}-seed{seed}"
-                  for seed in args.seeds] for row in spec["trained"]}
-    trained = [f"{row} {np.mean([timings[k][0] for k in keys[row] if k in timings]):.0f} s"
-               for row in spec["trained"] if any(k in timings for k in keys[row])]
-    load_at = [timings[k][1] for k in timings]
+                  for seed in seeds] for row in spec["trained"]}
+    trained = [f"{row} {np.mean([bench.runs[k].train_seconds for k in keys[row]]):.0f} s" for row in spec["trained"]]
+    load_at = [t.record["load"][0] for t in bench.runs.values() if t.record.get("load")]
     config_names = ", ".join(f"`configs/{c}`" for c in dict.fromkeys(spec["configs"].values()))
     if spec.get("own_winners"):
         recipes = (f"Recipes: {config_names} with this data set's overrides (`{spec['section']}` in "
@@ -456,15 +458,13 @@ def run_table(spec, args):
                    f"{', '.join(f'`{x}`' for x in spec['sets'])} (the shipped configs hold out no test items: "
                    "they train on every like but their validation items' and are judged on new posters later); the "
                    "test items were evaluated once per shipped recipe and seed.")
-    markdown = f"""## {spec['title']}
+    return f"""## {spec['title']}
 
-`PYTHONPATH=. python tools/bench_new_items.py --table {args.table_key(spec)}{' --quick' if args.quick else ''}` at
-commit {commit()}, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d}. Split: `data.split: new_items`, split
-seed {split.get('seed')} ({split.get('test_items')} test items and {split.get('validation_items')} validation items of
-{split.get('items_with_interactions')} with interactions; {split.get('interactions', {}).get('train')} training
-interactions).
+Split: `data.split: new_items`, split seed {split.get('seed')} ({split.get('test_items')} test items and
+{split.get('validation_items')} validation items of {split.get('items_with_interactions')} with interactions;
+{split.get('interactions', {}).get('train')} training interactions).
 Protocol `new_items`: each of the {users} test users' held-out items ranked among the {pool} catalogue items without a
-training interaction; `full`: the whole catalogue. Each row: mean ± std over training seeds {list(args.seeds)}
+training interaction; `full`: the whole catalogue. Each row: mean ± std over training seeds {seeds}
 (`runtime.seed`); p: two-sided paired t-test over users on per-user R@20 (new_items) averaged over the seeds,
 (Δ = reference − row). {recipes}
 
@@ -478,61 +478,38 @@ Validation grids (seed 0): every trained row over learning rate × λ with its r
 early stopping on the same validation items, each grid widened past its winner's edges (tools/bench_new_items.py
 `GRIDS`); the k of the content k-NN rows on the same items. {edge_note}
 
-{grid_text or '(grids not re-run in this invocation)'}
+{grid_text or '(grids not run: option grid=False)'}
 
 Training time per run of the shipped recipes (mean over seeds, evaluation of the validation items after each epoch
 included): {', '.join(trained) or 'not recorded'}; load average at the start of the runs
 {min(load_at or [0]):.2f}–{max(load_at or [0]):.2f}{' (under load: timings are slow, figures unaffected)'
-    if load_at and max(load_at) > UNDER_LOAD else ''}; this invocation {time.time() - started:.0f} s, load average at
-its start {start_load[0]:.2f}.
+    if load_at and max(load_at) > UNDER_LOAD else ''}.
 """
-    benchmark_report.publish(spec["section"] + ("-quick" if args.quick else ""), markdown,
-                             write=not args.dry_run)
 
 
-QUICK_WORLD = ["data.source=synthetic", "data.features=pixels", "data.import_options={}",
-               "data.synthetic.num_users=150", "data.synthetic.num_items=300", "data.synthetic.image_size=16",
-               "data.test_item_fraction=0.2", "data.validation_item_fraction=0.2", "data.cache_dir={cache}",
-               "trainer.epochs=2", "trainer.early_stopping_patience=1"]
+def run_posters(ctx):
+    return run_table(ctx, POSTERS)
 
 
-def quick_sets(cache):
-    world = [s.format(cache=cache) for s in QUICK_WORLD]
-    return {"CuratorNet": world + ["model.curatornet.num_triplets=4096", "trainer.steps_per_epoch=4",
-                                   "trainer.batch_size=256", "model.curatornet.num_clusters=5",
-                                   "model.curatornet.cluster_restarts=1", "model.curatornet.item_units=16",
-                                   "model.curatornet.profile_units=16", "model.vbpr.num_triplets=2048",
-                                   "model.bpr.embedding_dim=8"],
-            "CDL": world + ["model.cdl.backbone=none", "model.cdl.image_size=16", "model.cdl.fc_units=[16]",
-                            "model.cdl.conv_filters=[4,4,4,4,4]", "model.cdl.conv_kernels=[3,3,3,3,3]",
-                            "model.cdl.conv_stride=1", "model.cdl.embedding_dim=8", "model.cdl.user_units=[8]",
-                            "model.cdl.num_clusters=4", "model.cdl.triplets_per_user=2"],
-            "VBPR": world + ["model.vbpr.num_triplets=2048", "model.vbpr.latent_dim=8", "model.vbpr.visual_dim=8"]}
+def run_ugallery(ctx):
+    return run_table(ctx, UGALLERY)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--table", choices=["posters", "ugallery", "all"], default="all")
-    parser.add_argument("--part", choices=["all", "grid", "table"], default="all",
-                        help="grid: the validation grids only; table: the seeds and the table (grids not re-run)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--runs", default=os.path.join(REPO, "runs", "bench_new_items"))
-    parser.add_argument("--quick", action="store_true", help="toy sizes on a small synthetic world (~2 minutes)")
-    parser.add_argument("--dry-run", action="store_true", help="print the sections, do not write docs/benchmarks.md")
-    args = parser.parse_args(argv)
-    args.quick_sets = {}
-    tables = {"posters": POSTERS, "ugallery": UGALLERY}
-    args.table_key = lambda spec: next(k for k, v in tables.items() if v is spec)
-    chosen = ["posters", "ugallery"] if args.table == "all" else [args.table]
-    if args.quick:
-        args.runs = os.path.join(args.runs, "quick")
-        args.quick_sets = quick_sets(os.path.join(args.runs, "data_cache"))
-        args.seeds = args.seeds[:2] if args.seeds == [0, 1, 2] else args.seeds
-        tables = {"posters": dict(copy.deepcopy(POSTERS), sets=[]), "ugallery": UGALLERY}
-        chosen = ["posters"]
-    for key in chosen:
-        run_table(tables[key], args)
+def _grids(grids):
+    return {row: [list(lrs), list(l2s)] for row, (lrs, l2s) in grids.items()}
 
 
-if __name__ == "__main__":
-    main()
+PATHS = (P.TRAINING + P.EVALUATION + P.model("curatornet") + P.model("cdl") + P.model("vbpr") + P.model("bpr")
+         + P.FEATURES + P.config(POSTERS["configs"]["CuratorNet"]) + P.config(POSTERS["configs"]["CDL"])
+         + P.config(POSTERS["configs"]["VBPR"]))
+OPTIONS = {"seeds": [0, 1, 2], "knn_ks": list(KNN_KS), "grid": True}
+QUICK = {"seeds": [0], "grids": {}, "knn_ks": [0]}  # 1 × 1 grids: each row's shipped point
+SECTIONS = [
+    Section(name=POSTERS["section"], title="New items on MovieLens posters: CuratorNet, CDL, VBPR vs baselines "
+            "(validation grids, seeds, paired tests)", run=run_posters, paths=PATHS + ("tools/bench_features.py",),
+            data=("movielens_posters",), make="bench-new-items",
+            options=dict(OPTIONS, grids=_grids(GRIDS)), quick=dict(QUICK)),
+    Section(name=UGALLERY["section"], title="New items on UGallery: CuratorNet, VBPR vs baselines at their own "
+            "grids' winners", run=run_ugallery, paths=PATHS, data=("ugallery",), make="bench-new-items",
+            options=dict(OPTIONS, grids=_grids(UGALLERY_GRIDS)), quick=dict(QUICK)),
+]

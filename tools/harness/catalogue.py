@@ -18,6 +18,7 @@ MODULES = (
     "bench_hasc_flickr",
     "bench_cdl",
     "bench_cnn_permlp",
+    "bench_new_items",
     "peers.bpr",
     "peers.bpr_posters",
     "peers.vbpr",
