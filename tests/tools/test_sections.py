@@ -1,7 +1,8 @@
 """Every benchmark section's quick mode, in the test suite: a broken benchmark fails here, not on an idle machine.
 
-One child process runs ``tools/bench.py --sections all --quick`` (a real run of the entry point, as a user
-starts it: one logical CPU, no test fixtures), with its runs, caches and report in a temporary directory;
+Two child processes run ``tools/bench.py --sections ... --quick`` at once, each on half of the sections (a
+real run of the entry point, as a user starts it, no test fixtures; each uses about one core), with their runs,
+caches and reports in a temporary directory;
 each section then has its own test reading the run's summary (``-k NAME``: the child runs only the sections
 selected, unless the budget test is). Sections whose real data set is absent skip with the reason (as every
 real-data test does); a peer of the bench extra that is not installed does not stop a section: its quick mode
@@ -47,26 +48,60 @@ def selected_sections(request):
     return names
 
 
+def halves(names):
+    """The selected sections in two groups for two child processes, one per core (each child uses about one:
+    the quick run's wall time halves): the sections reading the posters or UGallery (they share the posters'
+    quick features, computed once per child) in one, those reading Flickr F.S or Last.fm in the other, the
+    sections without real data dealt out in turn."""
+    groups, turn = ([], []), 0
+    for name in names:
+        data = set(SECTIONS[name].data)
+        if data & {"movielens_posters", "ugallery"}:
+            groups[0].append(name)
+        elif data:
+            groups[1].append(name)
+        else:
+            groups[turn].append(name)
+            turn = 1 - turn
+    return [g for g in groups if g]
+
+
 @pytest.fixture(scope="module")
 def quick_run(request, tmp_path_factory):
-    """``tools/bench.py --sections <those selected with their data> --quick``: ``(summary, report text, log
-    text)``."""
+    """``tools/bench.py --sections <those selected with their data> --quick``, in two children at once:
+    ``(summary, report text, log text)``."""
     root = tmp_path_factory.mktemp("bench_quick")
     wanted = selected_sections(request)
     runnable = [name for name, s in SECTIONS.items()
                 if name in wanted and all(os.path.isdir(os.path.join(SHARED_DATA, d)) for d in s.data)]
-    summary, report, log = root / "summary.json", root / "quick.md", root / "bench.log"
-    command = [sys.executable, os.path.join(REPO, "tools", "bench.py"), "--sections", *runnable, "--quick",
-               "--report", str(report), "--summary", str(summary), "--runs-root", str(root / "runs"),
-               "--cache-dir", str(root / "cache")]
     without = os.environ.get("TFVREC_BENCH_WITHOUT", "").split()  # e.g. "cornac implicit faiss hnswlib torch": as CI
-    if without:
-        command += ["--without", *without]
     env = dict(os.environ, PYTHONPATH=REPO, TFVREC_SHARED_DATA=SHARED_DATA)
-    with open(log, "w") as out:
-        subprocess.run(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=3600)
-    results = json.loads(summary.read_text()) if summary.exists() else {}
-    return results, report.read_text() if report.exists() else "", log.read_text()
+    children = []
+    for n, group in enumerate(halves(runnable)):
+        part = root / f"part{n}"
+        part.mkdir()
+        summary, report, log = part / "summary.json", part / "quick.md", part / "bench.log"
+        command = [sys.executable, os.path.join(REPO, "tools", "bench.py"), "--sections", *group, "--quick",
+                   "--report", str(report), "--summary", str(summary), "--runs-root", str(part / "runs"),
+                   "--cache-dir", str(part / "cache")]
+        if without:
+            command += ["--without", *without]
+        out = open(log, "w")
+        children.append((subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT), out,
+                         summary, report, log))
+    results, reports, logs = {}, [], []
+    for child, out, summary, report, log in children:
+        try:
+            child.wait(timeout=3600)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            out.close()
+        if summary.exists():
+            results.update(json.loads(summary.read_text()))
+        reports.append(report.read_text() if report.exists() else "")
+        logs.append(log.read_text())
+    return results, "\n".join(reports), "\n".join(logs)
 
 
 @pytest.mark.parametrize("name", list(SECTIONS))

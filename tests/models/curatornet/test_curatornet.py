@@ -243,7 +243,7 @@ def test_training_writes_metrics_with_the_papers_protocol(trained):
     assert metrics["rows"] == ["curatornet", "oracle", "visrank", "vbpr", "random"]
     assert set(metrics["results"][0]["metrics"]) >= {"auc", "recall@20", "precision@20", "ndcg@20", "recall@100",
                                                       "precision@100", "ndcg@100"}
-    assert "items use features 'visual' (48-d)" in metrics["title"]
+    assert "items use visual features 'visual' (48-d)" in metrics["title"]
     assert os.listdir(os.path.join(model_dir, "baselines"))  # VBPR kept for re-evaluation
 
 
