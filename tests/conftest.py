@@ -108,3 +108,27 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         report.longrepr = (f"skipped, which TFVREC_STRICT_SKIPS=1 does not allow (the README's test command allows "
                            f"only: {'; '.join(DOCUMENTED_SKIPS.values())}): {reason}")
+
+
+# The benchmark sections' quick run (tests/tools/test_sections.py) starts as soon as the session has collected its
+# tests: its two child processes wait on nothing of the suite, so they run beside the tests before them instead of
+# after them (the suite's longest wait, ~3 minutes of two busy cores). trylast: after -k / -m have deselected.
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    if config.option.collectonly or not any(os.path.basename(str(item.fspath)) == "test_sections.py"
+                                            for item in items):
+        return
+    import tempfile
+    import test_sections
+    names = test_sections.selected_sections(items)
+    if names:
+        config._tfvrec_quick_root = tempfile.mkdtemp(prefix="tfvrec_bench_quick_")
+        config._tfvrec_quick_run = test_sections.QuickRun(names, config._tfvrec_quick_root)
+
+
+def pytest_unconfigure(config):
+    run = getattr(config, "_tfvrec_quick_run", None)
+    if run is not None:
+        import shutil
+        run.stop()
+        shutil.rmtree(config._tfvrec_quick_root, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 Two child processes run ``tools/bench.py --sections ... --quick`` at once, each on half of the sections (a
 real run of the entry point, as a user starts it, no test fixtures; each uses about one core), with their runs,
-caches and reports in a temporary directory;
+caches and reports in a temporary directory, started as soon as the session has collected these tests (they
+run beside the rest of the suite: tests/conftest.py);
 each section then has its own test reading the run's summary (``-k NAME``: the child runs only the sections
 selected, unless the budget test is). Sections whose real data set is absent skip with the reason (as every
 real-data test does); a peer of the bench extra that is not installed does not stop a section: its quick mode
@@ -34,12 +35,13 @@ class PeerNotRun(UserWarning):
     """A quick section ran without a peer of the bench extra (not installed)."""
 
 
-def selected_sections(request):
-    """The sections whose tests this session runs: all of them when the budget test runs, else those selected
-    (``pytest tests/tools/test_sections.py -k chaos_train`` runs that section's quick mode alone)."""
+def selected_sections(items):
+    """The sections whose tests this session runs (of the collected ``items``): all of them when the budget test
+    runs, else those selected (``pytest tests/tools/test_sections.py -k chaos_train`` runs that section's quick
+    mode alone)."""
     names = set()
-    for item in request.session.items:
-        if item.module is not request.module:
+    for item in items:
+        if os.path.basename(str(item.fspath)) != "test_sections.py":
             continue
         if item.originalname == "test_quick_sections_fit_the_budget":
             return set(SECTIONS)
@@ -66,42 +68,66 @@ def halves(names):
     return [g for g in groups if g]
 
 
-@pytest.fixture(scope="module")
-def quick_run(request, tmp_path_factory):
-    """``tools/bench.py --sections <those selected with their data> --quick``, in two children at once:
-    ``(summary, report text, log text)``."""
-    root = tmp_path_factory.mktemp("bench_quick")
-    wanted = selected_sections(request)
-    runnable = [name for name, s in SECTIONS.items()
-                if name in wanted and all(os.path.isdir(os.path.join(SHARED_DATA, d)) for d in s.data)]
-    without = os.environ.get("TFVREC_BENCH_WITHOUT", "").split()  # e.g. "cornac implicit faiss hnswlib torch": as CI
-    env = dict(os.environ, PYTHONPATH=REPO, TFVREC_SHARED_DATA=SHARED_DATA)
-    children = []
-    for n, group in enumerate(halves(runnable)):
-        part = root / f"part{n}"
-        part.mkdir()
-        summary, report, log = part / "summary.json", part / "quick.md", part / "bench.log"
-        command = [sys.executable, os.path.join(REPO, "tools", "bench.py"), "--sections", *group, "--quick",
-                   "--report", str(report), "--summary", str(summary), "--runs-root", str(part / "runs"),
-                   "--cache-dir", str(part / "cache")]
-        if without:
-            command += ["--without", *without]
-        out = open(log, "w")
-        children.append((subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT), out,
-                         summary, report, log))
-    results, reports, logs = {}, [], []
-    for child, out, summary, report, log in children:
-        try:
-            child.wait(timeout=3600)
-        finally:
+class QuickRun:
+    """``tools/bench.py --sections <group> --quick`` for each of `halves` of ``names`` (those with their data),
+    started at once in ``root``; `result` waits for them. tests/conftest.py starts one when the session
+    has collected these tests, so the children (which wait on nothing of the suite) run beside the tests before
+    this module's; the ``quick_run`` fixture starts one itself otherwise."""
+
+    def __init__(self, names, root):
+        runnable = [name for name, s in SECTIONS.items()
+                    if name in names and all(os.path.isdir(os.path.join(SHARED_DATA, d)) for d in s.data)]
+        without = os.environ.get("TFVREC_BENCH_WITHOUT", "").split()  # e.g. "cornac implicit faiss hnswlib torch"
+        env = dict(os.environ, PYTHONPATH=REPO, TFVREC_SHARED_DATA=SHARED_DATA)
+        self.children = []
+        for n, group in enumerate(halves(runnable)):
+            part = os.path.join(str(root), f"part{n}")
+            os.makedirs(part)
+            summary, report, log = (os.path.join(part, f) for f in ("summary.json", "quick.md", "bench.log"))
+            command = [sys.executable, os.path.join(REPO, "tools", "bench.py"), "--sections", *group, "--quick",
+                       "--report", report, "--summary", summary, "--runs-root", os.path.join(part, "runs"),
+                       "--cache-dir", os.path.join(part, "cache")]
+            if without:
+                command += ["--without", *without]
+            out = open(log, "w")
+            child = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.children.append((child, out, summary, report, log))
+
+    def result(self):
+        """``(summary, report text, log text)`` of every child, once all have ended."""
+        results, reports, logs = {}, [], []
+        for child, out, summary, report, log in self.children:
+            try:
+                child.wait(timeout=3600)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                out.close()
+            if os.path.exists(summary):
+                with open(summary) as f:
+                    results.update(json.load(f))
+            for path, into in ((report, reports), (log, logs)):
+                if os.path.exists(path):
+                    with open(path) as f:
+                        into.append(f.read())
+        return results, "\n".join(reports), "\n".join(logs)
+
+    def stop(self):
+        for child, out, *_ in self.children:
             if child.poll() is None:
                 child.kill()
+                child.wait()
             out.close()
-        if summary.exists():
-            results.update(json.loads(summary.read_text()))
-        reports.append(report.read_text() if report.exists() else "")
-        logs.append(log.read_text())
-    return results, "\n".join(reports), "\n".join(logs)
+
+
+@pytest.fixture(scope="module")
+def quick_run(request, tmp_path_factory):
+    """The session's `QuickRun` (started by tests/conftest.py at collection) or one started now:
+    ``(summary, report text, log text)``."""
+    started = getattr(request.config, "_tfvrec_quick_run", None)
+    if started is None:
+        started = QuickRun(selected_sections(request.session.items), tmp_path_factory.mktemp("bench_quick"))
+    return started.result()
 
 
 @pytest.mark.parametrize("name", list(SECTIONS))
