@@ -124,17 +124,23 @@ def peak_rss_mb(pid):
     return float("nan")
 
 
+def read_head(conn):
+    """The bytes received on ``conn`` up to the end of the answer's head (or until it closes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def http(port, request, timeout=60):
     """(status or None, error or None) of one raw request on its own connection."""
     try:
         with socket.create_connection((HOST, port), timeout=timeout) as conn:
             conn.sendall(request)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_head(conn)
     except ConnectionResetError:
         return None, "reset"
     except OSError as e:
@@ -149,13 +155,14 @@ def post(body, path="/v1/models/chaos:predict"):
             "Connection: close\r\n\r\n").encode() + body
 
 
-def burst(port, n, body):
+def at_once(n, call):
+    """``call()`` from ``n`` threads released together (a barrier): their results, in the order they ended."""
     barrier = threading.Barrier(n)
     results, lock = [], threading.Lock()
 
     def client():
         barrier.wait()
-        result = http(port, post(body))
+        result = call()
         with lock:
             results.append(result)
     threads = [threading.Thread(target=client) for _ in range(n)]
@@ -164,6 +171,10 @@ def burst(port, n, body):
     for t in threads:
         t.join()
     return results
+
+
+def burst(port, n, body):
+    return at_once(n, lambda: http(port, post(body)))
 
 
 class Clients:
@@ -267,12 +278,7 @@ def post_large(port, body, timeout=300):
         with socket.create_connection((HOST, port), timeout=timeout) as conn:
             conn.sendall(head)
             conn.sendall(body)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_head(conn)
     except OSError as e:
         return None, type(e).__name__, time.perf_counter() - started
     if not data:
@@ -281,20 +287,7 @@ def post_large(port, body, timeout=300):
 
 
 def concurrent(port, n, body):
-    results, lock = [], threading.Lock()
-    barrier = threading.Barrier(n)
-
-    def client():
-        barrier.wait()
-        result = post_large(port, body)
-        with lock:
-            results.append(result)
-    threads = [threading.Thread(target=client) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+    return at_once(n, lambda: post_large(port, body))
 
 
 def codes(results):
