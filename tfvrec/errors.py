@@ -33,6 +33,14 @@ class ConfigError(ValueError):
     """
 
 
+def check_one_of(source, section, fields):
+    """Raise a `ConfigError` for the first ``(key, value, choices)`` of ``fields`` whose value is not one of its
+    choices (``section``: the dotted prefix of the keys, e.g. ``model.vbpr``)."""
+    for key, value, choices in fields:
+        if value not in choices:
+            raise ConfigError(f"{source}: key '{section}.{key}' must be one of {list(choices)}, got {value!r}")
+
+
 # Error messages quote at most this much of the input they complain about (a 40 MiB line
 # or id must not come back whole in a message, a log line or an RPC status).
 QUOTE_LIMIT = 200

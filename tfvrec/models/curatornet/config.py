@@ -10,7 +10,7 @@ import dataclasses
 from typing import List
 
 from tfvrec.data import content as content_lib
-from tfvrec.errors import ConfigError
+from tfvrec.errors import ConfigError, check_one_of
 from tfvrec.objectives import RetrievalConfig
 
 GUIDELINES = ("D1", "D2", "D3", "D4", "D5", "D6")
@@ -82,10 +82,8 @@ def check(config, source="<config>"):
     """Value checks of ``model.curatornet`` (the generic loader checks types only)."""
     c = config.model.curatornet
     parts = content_lib.content_parts(c.item_content, f"{source}: key 'model.curatornet.item_content'")
-    for key, value, choices in (("feature_normalization", c.feature_normalization, FEATURE_NORMALIZATION),
-                                ("sampling", c.sampling, SAMPLING)):
-        if value not in choices:
-            raise ConfigError(f"{source}: key 'model.curatornet.{key}' must be one of {list(choices)}, got {value!r}")
+    check_one_of(source, "model.curatornet", (("feature_normalization", c.feature_normalization, FEATURE_NORMALIZATION),
+                                              ("sampling", c.sampling, SAMPLING)))
     unknown = [g for g in c.guidelines if g not in GUIDELINES]
     if unknown or not c.guidelines:
         raise ConfigError(f"{source}: key 'model.curatornet.guidelines' must list some of {list(GUIDELINES)}, "

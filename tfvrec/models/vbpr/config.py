@@ -4,7 +4,7 @@ import dataclasses
 from typing import List
 
 from tfvrec.data import content as content_lib
-from tfvrec.errors import ConfigError
+from tfvrec.errors import ConfigError, check_one_of
 
 SAMPLING = ("bootstrap", "guidelines")
 FEATURE_NORMALIZATION = ("none", "standardize")
@@ -53,10 +53,8 @@ EXPERIMENTS = {"vbpr": {"model": {"name": "vbpr"},
 def check(config, source="<config>"):
     c = config.model.vbpr
     parts = content_lib.content_parts(c.item_content, f"{source}: key 'model.vbpr.item_content'")
-    for key, value, choices in (("sampling", c.sampling, SAMPLING),
-                                ("feature_normalization", c.feature_normalization, FEATURE_NORMALIZATION)):
-        if value not in choices:
-            raise ConfigError(f"{source}: key 'model.vbpr.{key}' must be one of {list(choices)}, got {value!r}")
+    check_one_of(source, "model.vbpr", (("sampling", c.sampling, SAMPLING),
+                                        ("feature_normalization", c.feature_normalization, FEATURE_NORMALIZATION)))
     for key in ("latent_dim", "visual_dim", "num_triplets"):
         if getattr(c, key) < 1:
             raise ConfigError(f"{source}: key 'model.vbpr.{key}' must be ≥ 1, got {getattr(c, key)}")
