@@ -116,7 +116,7 @@ def toy_interactions():
 
 @pytest.mark.parametrize("peer, package", [("cornac BPR", "cornac"), ("implicit BPR", "implicit")])
 def test_peer_chunks_continue_from_their_factors(peer, package):
-    pytest.importorskip(package)
+    pytest.importorskip(package, reason=f"{package} is in the bench extra, not a test extra")
     from peers.bpr import PEER_MODELS
     data = toy_interactions()
     model = PEER_MODELS[peer](data, 0.05, 0.01, "one", k=8)
