@@ -453,11 +453,23 @@ def run_table(ctx, spec):
         recipes = (f"Recipes: {config_names} with this data set's overrides (`{spec['section']}` in "
                    "tools/bench_new_items.py: " + ", ".join(f"`{s}`" for s in spec["sets"]) + "); each row at its "
                    "own validation grid's winner (below); the test items were evaluated once per recipe and seed.")
+    elif not grid_text:
+        recipes = (f"Recipes: {config_names}, each selected on the validation items by the grids of an earlier run "
+                   "(option grid=False: not re-run at this commit; each shipped config's comments give its grid), "
+                   f"run here with {', '.join(f'`{x}`' for x in spec['sets'])} (the shipped configs hold out no test "
+                   "items: they train on every like but their validation items' and are judged on new posters "
+                   "later); the test items were evaluated once per shipped recipe and seed.")
     else:
         recipes = (f"Recipes: {config_names}, each selected on the validation items (grid below), run here with "
                    f"{', '.join(f'`{x}`' for x in spec['sets'])} (the shipped configs hold out no test items: "
                    "they train on every like but their validation items' and are judged on new posters later); the "
                    "test items were evaluated once per shipped recipe and seed.")
+    grid_paragraph = (f"""Validation grids (seed 0): every trained row over learning rate × λ with its recipe's epoch budget and the same
+early stopping on the same validation items, each grid widened past its winner's edges (tools/bench_new_items.py
+`GRIDS`); the k of the content k-NN rows on the same items. {edge_note}
+
+{grid_text}""" if grid_text else "Validation grids: not run at this commit (option grid=False); the recipes are the "
+                      "shipped configs' and the k-NN rows use their `eval.metadata_knn_k` / `eval.visual_knn_k`.")
     return f"""## {spec['title']}
 
 Split: `data.split: new_items`, split seed {split.get('seed')} ({split.get('test_items')} test items and
@@ -474,11 +486,7 @@ Per seed, R@20 (new_items): {'; '.join(per_seed_lines)}.
 
 {chr(10).join(verdict_lines)}
 
-Validation grids (seed 0): every trained row over learning rate × λ with its recipe's epoch budget and the same
-early stopping on the same validation items, each grid widened past its winner's edges (tools/bench_new_items.py
-`GRIDS`); the k of the content k-NN rows on the same items. {edge_note}
-
-{grid_text or '(grids not run: option grid=False)'}
+{grid_paragraph}
 
 Training time per run of the shipped recipes (mean over seeds, evaluation of the validation items after each epoch
 included): {', '.join(trained) or 'not recorded'}; load average at the start of the runs
