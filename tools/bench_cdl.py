@@ -2,19 +2,29 @@
 
 * the P@K / R@K table (K = 1, 5, 10, 20) of CDL-CE, CDL-hinge, CDL with the frozen
   EfficientNet-Lite0 backbone, TwoNets, CDL with tfrs' retrieval loss, Borda count over pretrained
-  CNN features, Borda count over colour histograms, BPR-MF and random, with mean ± std over repeats of
-  the candidate sampling and a per-user paired t-test of CDL-CE against every other row;
-* the training time of each trained row (its run's training time; with ``time_shipped``, also the wall
-  clock of ``tfvrec train --config configs/cdl_posters.yaml`` as shipped, its own split);
+  CNN features, Borda count over colour histograms, BPR-MF, popularity and random: each trained row
+  mean ± std over ``seeds`` training seeds (each seed's figure itself a mean over ``repeats`` draws of
+  the candidates, the same draws for every seed), and a paired t-test over users of CDL-CE against
+  every other row on per-user P@20 averaged over the seeds;
+* the same tuning for every trained row (the CDL variants and BPR-MF): one grid of learning rate ×
+  λ (weight decay for the CDL towers, ``model.bpr.l2`` for BPR-MF) of the same size around each
+  row's default, each point trained with seed 0 under the same epoch budget and early stopping on
+  the holdout carved from the training likes (the hidden favourites are never looked at); a winner
+  on an edge widens that edge (×3 on the learning rate, ×10 on λ) up to ``widen`` times; the
+  chosen point is then trained with the other seeds (seed 0's run is reused);
+* the training time of each trained row (with ``time_shipped``, also the wall clock of
+  ``tfvrec train --config configs/cdl_posters.yaml`` as shipped, its own split);
 * training throughput (triplets/s, images/s) of the CPU tower and of the paper's
   AlexNet-size tower (256 px, d = 1024).
 
 The split is the paper's (§6): every user with 40–200 likes (ratings ≥ 4 on movies with
 a poster) hides 20 of them (`tfvrec cdl-split`); each is ranked among 100 candidates
 (``candidates:100``), so random ranking gives P@K = 0.2. Runs live in
-``runs/bench_cdl/`` and are reused (or resumed) while the measured code is unchanged.
+``runs/bench_cdl/`` and are reused (or resumed) while the measured code is unchanged. The pixel
+towers take 8–9 min a run on 2 CPU cores: the whole section (grids and seeds of five variants) is
+hours; ``--option "variants=['CDL-CE', 'CDL-pretrained']"`` measures fewer rows.
 
-    python tools/bench.py --sections cdl-posters [--option epochs=4 --option repeats=3]
+    python tools/bench.py --sections cdl-posters [--option seeds=3 --option repeats=5]
 """
 import os
 import subprocess
@@ -60,14 +70,56 @@ def paper_split(ctx, base):
     return out
 
 
-def run_config(ctx, name, split):
+# The grid of every trained row: learning rate × λ, the same size for each, around the row's default (the CDL
+# towers: Adam's rate and weight decay; BPR-MF: its baseline trainer's rate and model.bpr.l2).
+GRIDS = {"CDL": {"lr": [3e-4, 1e-3, 3e-3], "l2": [0.0, 1e-5, 1e-4]},
+         "BPR-MF": {"lr": [1e-3, 3e-3, 1e-2], "l2": [1e-6, 1e-5, 1e-4]}}
+GRID_KEYS = {"CDL": ("trainer.learning_rate", "trainer.weight_decay"),
+             "BPR-MF": ("trainer.learning_rate", "model.bpr.l2")}
+METRIC = "precision@20"
+
+
+def family(name):
+    return "BPR-MF" if name == "BPR-MF" else "CDL"
+
+
+def run_config(ctx, name, split, point, seed):
+    """The run of trained row ``name`` at ``point`` = (learning rate, λ) and training ``seed``."""
+    from tfvrec import config as config_lib
+    lr_key, l2_key = GRID_KEYS[family(name)]
     sets = ["data.source=directory", f"data.path={split}", "eval.baselines=[]", f"trainer.epochs={ctx.opt('epochs')}",
-            f"eval.repeats={ctx.opt('repeats')}", "trainer.verbose=2", *VARIANTS[name]]
+            f"eval.repeats={ctx.opt('repeats')}", "trainer.verbose=2", f"runtime.seed={seed}"]
     if ctx.quick:
         sets += quick_sets(steps=2, validation_users=0) + [f"eval.repeats={ctx.opt('repeats')}"]
-    config = ctx.config(CONFIG, sets)
-    config.runtime.model_dir = ctx.run_dir(keyed(name, sets))
+    point_sets = [f"{lr_key}={point[0]}", f"{l2_key}={point[1]}"]
+    if name == "BPR-MF":  # the `bpr` baseline's own run (its trainer settings), on the CDL-CE run's data and rule
+        from tfvrec.models.bpr import baselines as bpr_baselines
+        config = bpr_baselines.baseline_config(ctx.config(CONFIG, sets))
+        for assignment in point_sets + (quick_sets(steps=2, validation_users=0) if ctx.quick else []):
+            config_lib.override(config, config_lib.parse_set(assignment), source="grid")
+    else:
+        config = ctx.config(CONFIG, sets + VARIANTS[name] + point_sets)
+    config.runtime.model_dir = ctx.run_dir(keyed(f"{name}-lr{point[0]:g}-l2{point[1]:g}-s{seed}", sets + point_sets))
     return config
+
+
+def tune(ctx, name, split):
+    """``(chosen point, {point: holdout figure}, {point: run})``: the row's grid, seed 0, edges widened."""
+    from bench_cnn_permlp import widened  # the same widening rule as CNN-PerMLP's tables
+    grid = ctx.opt("grids").get(family(name)) or GRIDS[family(name)]
+    points = [(lr, l2) for lr in grid["lr"] for l2 in grid["l2"]]
+    scores, runs = {}, {}
+    for step in range(ctx.opt("widen") + 1):
+        for point in points:
+            runs[point] = ctx.trained(run_config(ctx, name, split, point, 0))
+            scores[point] = runs[point].state.best_value
+            metric = runs[point].config.trainer.validation_metric
+            ctx.log(f"grid {name}: lr {point[0]:g}, λ {point[1]:g}: holdout {metric} {scores[point]:.4f} "
+                    f"({runs[point].epochs} epochs)")
+        points = [p for p in widened(grid, scores) if p not in scores] if step < ctx.opt("widen") else []
+        if not points:
+            break
+    return max(scores, key=scores.get), scores, runs
 
 
 def time_shipped(ctx):
@@ -84,35 +136,74 @@ def time_shipped(ctx):
     return time.time() - start, load
 
 
-def quality(ctx, trained):
+BASELINES = (("Borda (EfficientNet-Lite0 features)", "borda_features"), ("Borda (colour histogram)", "borda_colour"),
+             ("popularity", "popularity"), ("random", "random"))
+
+
+def quality(ctx, runs):
+    """``{row: [EvalResult per seed]}`` on the hidden favourites; ``runs``: {row: [Trained per seed]}."""
     from tfvrec.evaluation import evaluator
     from tfvrec import registry
-    scorers, configs = {}, {}
-    for name, run in trained.items():
-        config, dataset, model = run.load()
-        scorers[name], configs[name] = model, config
-    config = configs["CDL-CE"]
-    test = dataset.split("test")
-    heldout = evaluator.heldout_by_user(test)
-    factories = registry.load_baselines(["borda_features", "borda_colour", "bpr", "random"])
-    for label, key in (("Borda (EfficientNet-Lite0 features)", "borda_features"),
-                       ("Borda (colour histogram)", "borda_colour"), ("BPR-MF", "bpr"), ("random", "random")):
-        start = time.time()
-        scorers[label] = factories[key](dataset, config, heldout)
-        ctx.log(f"{label} ready in {time.time() - start:.0f}s")
-    rows = evaluator.evaluate_scorers(scorers, dataset, heldout, ["candidates:100"], KS, ctx.opt("repeats"), seed=0,
-                                      judged="test")
+    factories = registry.load_baselines([key for _, key in BASELINES])
+    per_seed = {}
+    for seed in range(ctx.opt("seeds")):
+        scorers, dataset = {}, None
+        for name, trained in runs.items():
+            config, dataset, model = trained[seed].load(dataset=dataset)
+            scorers[name] = model
+        config = runs["CDL-CE"][seed].config
+        heldout = evaluator.heldout_by_user(dataset.split("test"))
+        for label, key in BASELINES:
+            start = time.time()
+            scorers[label] = factories[key](dataset, config, heldout)
+            ctx.log(f"seed {seed}: {label} ready in {time.time() - start:.0f}s")
+        # the same candidate draws for every seed (seed 0): the spread is the training seeds'
+        rows = evaluator.evaluate_scorers(scorers, dataset, heldout, ["candidates:100"], KS, ctx.opt("repeats"),
+                                          seed=0, judged="test")
+        for name, result in rows:
+            per_seed.setdefault(name, []).append(result)
+    return per_seed
+
+
+def per_user_mean(results):
+    """Per-user P@20 averaged over the seeds (the same users in every seed)."""
+    for r in results[1:]:
+        if not np.array_equal(r.users, results[0].users):
+            raise ValueError("different users across seeds")
+    return np.nanmean(np.stack([r.per_user[METRIC] for r in results]), axis=0)
+
+
+def cell(values):
+    values = np.asarray(values, float)
+    return f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.4f}"
+
+
+def quality_table(per_seed):
+    from tfvrec.evaluation import significance
+    reference = per_user_mean(per_seed["CDL-CE"])
     header = ("| method | " + " | ".join(f"P@{k}" for k in KS) + " | " + " | ".join(f"R@{k}" for k in KS)
               + " | p (P@20 vs CDL-CE) |")
     lines = [header, "|" + "---|" * (2 + 2 * len(KS))]
-    for name, result in rows:
-        cells = [f"{result.metrics[f'{m}@{k}']:.4f} ± {result.std[f'{m}@{k}']:.4f}"
-                 for m in ("precision", "recall") for k in KS]
-        test_ = result.comparison.get("precision@20")
-        p = "(reference)" if not test_ else f"{test_['p_value']:.2g} ({test_['mean_difference']:+.4f})"
+    for name, results in per_seed.items():
+        cells = [cell([r.metrics[f"{m}@{k}"] for r in results]) for m in ("precision", "recall") for k in KS]
+        if name == "CDL-CE":
+            p = "(reference)"
+        else:
+            test = significance.paired_test(reference, per_user_mean(results))
+            p = f"{significance.format_p(test.p_value)} ({test.mean_difference:+.4f})"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {p} |")
-    users = rows[0][1].num_users
-    return "\n".join(lines), users, {name: result for name, result in rows}
+    return "\n".join(lines), per_seed["CDL-CE"][0].num_users
+
+
+def per_seed_line(per_seed):
+    return "; ".join(f"{name} " + ", ".join(f"{r.metrics[METRIC]:.4f}" for r in results)
+                     for name, results in per_seed.items() if len(results) > 1 and name not in
+                     ("Borda (EfficientNet-Lite0 features)", "Borda (colour histogram)", "popularity"))
+
+
+def grid_line(name, chosen, scores):
+    return (f"{name}: " + ", ".join(f"({lr:g}, {l2:g}) → {v:.4f}" for (lr, l2), v in sorted(scores.items()))
+            + f" — **chosen lr {chosen[0]:g}, λ {chosen[1]:g}**")
 
 
 def throughput(ctx):
@@ -147,34 +238,53 @@ def throughput(ctx):
 def run(ctx):
     base = base_config(ctx)
     split = paper_split(ctx, base)
-    variants = ctx.opt("variants")
-    trained = {name: ctx.trained(run_config(ctx, name, split)) for name in variants}
+    names = list(ctx.opt("variants")) + ["BPR-MF"]
+    runs, tuning = {}, {}
+    for name in names:
+        chosen, scores, grid_runs = tune(ctx, name, split)
+        tuning[name] = (chosen, scores)
+        runs[name] = [grid_runs[chosen]] + [ctx.trained(run_config(ctx, name, split, chosen, seed))
+                                            for seed in range(1, ctx.opt("seeds"))]
     shipped = time_shipped(ctx) if ctx.opt("time_shipped") else None
-    table, users, results = quality(ctx, trained)
+    per_seed = quality(ctx, runs)
+    table, users = quality_table(per_seed)
     speed = throughput(ctx)
-    epochs, repeats = ctx.opt("epochs"), ctx.opt("repeats")
-    ce = trained["CDL-CE"]
-    timing = (f"{ce.train_seconds / 60:.1f} min of training for the CDL-CE row (`configs/cdl_posters.yaml` on the "
+    epochs, repeats, seeds = ctx.opt("epochs"), ctx.opt("repeats"), ctx.opt("seeds")
+    ce = runs["CDL-CE"][0]
+    timing = (f"{ce.train_seconds / 60:.1f} min of training for the CDL-CE row (seed 0 at its chosen point on the "
               f"paper split: {epochs}-epoch budget, {ce.epochs} trained, early stopping on a train holdout)")
     if shipped is not None:
         timing += (f"; the shipped command as is (`tfvrec train --config configs/cdl_posters.yaml`, its own "
                    f"last-day split, data set import cached): {shipped[0] / 60:.1f} min wall clock at load average "
                    f"{shipped[1]:.2f}")
-    others = ", ".join(f"{n} {t.train_seconds / 60:.1f} min" for n, t in trained.items() if n != "CDL-CE")
+    others = ", ".join(f"{n} {t[0].train_seconds / 60:.1f} min" for n, t in runs.items() if n != "CDL-CE")
     hidden, low, high = ctx.opt("hidden"), ctx.opt("min_likes"), ctx.opt("max_likes")
+    grids = "; ".join(grid_line(name, *tuning[name]) for name in names)
+    shipped_point = (ctx.config(CONFIG).trainer.learning_rate, ctx.config(CONFIG).trainer.weight_decay)
+    holds = "holds" if np.allclose(shipped_point, tuning["CDL-CE"][0]) else "does **not** hold"
     return f"""## CDL on MovieLens posters (Lei et al. §6 protocol)
 
 Likes = ratings ≥ 4 on movies with a poster; the {users} users with {low}–{high} likes hide {hidden} each (`tfvrec
-cdl-split`), ranked among 100 candidates (`candidates:100`; random P@K = {hidden}/100, R@K = K/100). Mean ± std over
-{repeats} repeats of the candidate sampling; p: two-sided per-user paired t-test of CDL-CE against the row on P@20 (mean
-difference CDL-CE − row in brackets). CDL rows: the shipped `configs/cdl_posters.yaml` (CPU tower at 96 px, Adam, no
-dropout, {epochs} epochs at most, best epoch on a train holdout); TwoNets the same towers trained pointwise on
-the same triplets; CDL-pretrained trainable FC layers (512 → 128) on frozen EfficientNet-Lite0 features. No
-friends or groups in this data: negatives avoid the user's likes and interest tags (genres + MovieLens tags).
+cdl-split`), ranked among 100 candidates (`candidates:100`; random P@K = {hidden}/100, R@K = K/100). Trained rows:
+mean ± std over {seeds} training seeds, each seed's figure a mean over {repeats} draws of the candidates (the same
+draws for every seed); p: two-sided paired t-test over users of CDL-CE against the row on per-user P@20 averaged
+over the seeds (mean difference CDL-CE − row in brackets). CDL rows: `configs/cdl_posters.yaml` (CPU tower at 96
+px, Adam, no dropout, {epochs} epochs at most, best epoch on a train holdout); TwoNets the same towers trained
+pointwise on the same triplets (p = σ(b − D)); CDL-pretrained trainable FC layers (512 → 128) on frozen
+EfficientNet-Lite0 features; BPR-MF the `bpr` baseline's run (the BPR experiment's trainer: lazy Adam, its own epoch
+budget) on the same data, holdout and early-stopping rule. No friends or groups in this data: negatives avoid the
+user's likes and interest tags (genres + MovieLens tags). Popularity counts
+training likes; the Borda rows and popularity learn nothing (no seeds).
 
 {table}
 
-Training time: {timing}.{(' Other rows: ' + others + '.') if others else ''}
+Per seed, P@20: {per_seed_line(per_seed)}.
+
+Grids (every trained row, seed 0, holdout R@20 under candidates:100, up to {ctx.opt('widen')} widening(s) of an edge
+holding the winner): {grids}. configs/cdl_posters.yaml (lr {shipped_point[0]:g}, weight decay {shipped_point[1]:g})
+{holds} CDL-CE's chosen point; the table's rows are the chosen points.
+
+Training time: {timing}.{(' Other rows (seed 0): ' + others + '.') if others else ''}
 
 Training throughput (one `train_step` on random pixels, SGD with momentum; 2 images per triplet):
 
@@ -187,8 +297,11 @@ Training throughput (one `train_step` on random pixels, SGD with momentum; 2 ima
 SECTIONS = [Section(
     name="cdl-posters", title="CDL on MovieLens posters (the paper's 20-of-100 protocol) against its baselines",
     run=run, data=("movielens_posters",), make="bench-cdl",
-    paths=P.TRAINING + P.EVALUATION + P.model("cdl") + P.model("bpr") + P.FEATURES + P.config(CONFIG),
-    options={"epochs": 10, "repeats": 5, "variants": list(VARIANTS), "min_likes": 40, "max_likes": 200, "hidden": 20,
-             "time_shipped": False, "cpu_batch": 128, "cpu_steps": 10, "paper_batch": 16, "paper_steps": 3},
-    quick={"epochs": 1, "repeats": 1, "variants": ["CDL-CE", "CDL-pretrained"], "min_likes": 6, "hidden": 3,
-           "cpu_batch": 8, "cpu_steps": 1, "paper_batch": 2, "paper_steps": 1})]
+    paths=P.TRAINING + P.EVALUATION + P.model("cdl") + P.model("bpr") + P.FEATURES + P.config(CONFIG)
+    + ("tools/bench_cnn_permlp.py",),  # its widening rule
+    options={"epochs": 10, "repeats": 5, "seeds": 3, "grids": {}, "widen": 1, "variants": list(VARIANTS),
+             "min_likes": 40, "max_likes": 200, "hidden": 20, "time_shipped": False, "cpu_batch": 128,
+             "cpu_steps": 10, "paper_batch": 16, "paper_steps": 3},
+    quick={"epochs": 1, "repeats": 1, "seeds": 2, "widen": 0, "variants": ["CDL-CE", "CDL-pretrained"],
+           "grids": {"CDL": {"lr": [1e-3], "l2": [0.0]}, "BPR-MF": {"lr": [3e-3], "l2": [1e-5]}},
+           "min_likes": 6, "hidden": 3, "cpu_batch": 8, "cpu_steps": 1, "paper_batch": 2, "paper_steps": 1})]

@@ -1,11 +1,17 @@
 """The REST front end's limits, in process (no model needed): bodies held at once, the connection cap,
 keep-alive, and answers instead of resets."""
+import os
 import socket
+import sys
 import time
 
 import pytest
 
+from conftest import REPO
 from tfvrec.serving.server.rest_api import RestServer
+
+sys.path.insert(0, os.path.join(REPO, "tools"))
+from chaos_serve import read_head  # noqa: E402  (the chaos benchmark's reader of an answer's head)
 
 
 class NoModels:
@@ -34,12 +40,7 @@ def wait_until(predicate, seconds=10):
 
 
 def read_status(conn):
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = read_head(conn)
     return int(data.split(b" ", 2)[1]) if data else None
 
 
