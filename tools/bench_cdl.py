@@ -6,10 +6,11 @@
   mean ± std over ``seeds`` training seeds (each seed's figure itself a mean over ``repeats`` draws of
   the candidates, the same draws for every seed), and a paired t-test over users of CDL-CE against
   every other row on per-user P@20 averaged over the seeds;
-* the same tuning for every trained row (the CDL variants and BPR-MF): one grid of learning rate ×
-  λ (weight decay for the CDL towers, ``model.bpr.l2`` for BPR-MF) of the same size around each
-  row's default, each point trained with seed 0 under the same epoch budget and early stopping on
-  the holdout carved from the training likes (the hidden favourites are never looked at); a winner
+* the same tuning for every trained row (the CDL variants and BPR-MF): one 3 × 3 grid of learning
+  rate × λ (weight decay for the CDL towers, ``model.bpr.l2`` for BPR-MF) centred on each row's
+  default (`GRIDS`), each point trained with seed 0 and early stopping on the holdout carved from
+  the training likes (the hidden favourites are never looked at) within its epoch budget (the CDL
+  rows' ``epochs`` option; BPR-MF its baseline trainer's, the BPR experiment's); a winner
   on an edge widens that edge (×3 on the learning rate, ×10 on λ) up to ``widen`` times; the
   chosen point is then trained with the other seeds (seed 0's run is reused);
 * the training time of each trained row (with ``time_shipped``, also the wall clock of
