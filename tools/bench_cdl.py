@@ -34,6 +34,8 @@ import time
 
 import numpy as np
 
+from bench_cnn_permlp import mean_std, widened  # the same cells and widening rule as CNN-PerMLP's tables
+from bench_new_items import per_user_mean  # per-user values averaged over seeds, as the new-items tables
 from harness import REPO, Section, keyed, quick_sets
 from harness import paths as P
 from harness import toy
@@ -107,7 +109,6 @@ def run_config(ctx, name, split, point, seed):
 
 def tune(ctx, name, split):
     """``(chosen point, {point: holdout figure}, {point: run})``: the row's grid, seed 0, edges widened."""
-    from bench_cnn_permlp import widened  # the same widening rule as CNN-PerMLP's tables
     grid = ctx.opt("grids").get(family(name)) or GRIDS[family(name)]
     points = [(lr, l2) for lr in grid["lr"] for l2 in grid["l2"]]
     scores, runs = {}, {}
@@ -167,31 +168,18 @@ def quality(ctx, runs):
     return per_seed
 
 
-def per_user_mean(results):
-    """Per-user P@20 averaged over the seeds (the same users in every seed)."""
-    for r in results[1:]:
-        if not np.array_equal(r.users, results[0].users):
-            raise ValueError("different users across seeds")
-    return np.nanmean(np.stack([r.per_user[METRIC] for r in results]), axis=0)
-
-
-def cell(values):
-    values = np.asarray(values, float)
-    return f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.4f}"
-
-
 def quality_table(per_seed):
     from tfvrec.evaluation import significance
-    reference = per_user_mean(per_seed["CDL-CE"])
+    reference = per_user_mean(per_seed["CDL-CE"], METRIC)
     header = ("| method | " + " | ".join(f"P@{k}" for k in KS) + " | " + " | ".join(f"R@{k}" for k in KS)
               + " | p (P@20 vs CDL-CE) |")
     lines = [header, "|" + "---|" * (2 + 2 * len(KS))]
     for name, results in per_seed.items():
-        cells = [cell([r.metrics[f"{m}@{k}"] for r in results]) for m in ("precision", "recall") for k in KS]
+        cells = [mean_std([r.metrics[f"{m}@{k}"] for r in results]) for m in ("precision", "recall") for k in KS]
         if name == "CDL-CE":
             p = "(reference)"
         else:
-            test = significance.paired_test(reference, per_user_mean(results))
+            test = significance.paired_test(reference, per_user_mean(results, METRIC))
             p = f"{significance.format_p(test.p_value)} ({test.mean_difference:+.4f})"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {p} |")
     return "\n".join(lines), per_seed["CDL-CE"][0].num_users
@@ -300,7 +288,7 @@ SECTIONS = [Section(
     name="cdl-posters", title="CDL on MovieLens posters (the paper's 20-of-100 protocol) against its baselines",
     run=run, data=("movielens_posters",), make="bench-cdl",
     paths=P.TRAINING + P.EVALUATION + P.model("cdl") + P.model("bpr") + P.FEATURES + P.config(CONFIG)
-    + ("tools/bench_cnn_permlp.py",),  # its widening rule
+    + ("tools/bench_cnn_permlp.py", "tools/bench_new_items.py"),  # helpers it imports
     options={"epochs": 10, "repeats": 5, "seeds": 3, "grids": {}, "widen": 1, "variants": list(VARIANTS),
              "min_likes": 40, "max_likes": 200, "hidden": 20, "time_shipped": False, "cpu_batch": 128,
              "cpu_steps": 10, "paper_batch": 16, "paper_steps": 3},

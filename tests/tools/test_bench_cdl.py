@@ -25,17 +25,18 @@ def result(per_user, users=USERS):
 
 def test_per_user_values_are_averaged_over_the_seeds():
     seeds = [result([0.2, 0.4, 0.0, 0.6]), result([0.4, 0.4, 0.2, 0.2])]
-    assert bench_cdl.per_user_mean(seeds).tolist() == pytest.approx([0.3, 0.4, 0.1, 0.4])
+    assert bench_cdl.per_user_mean(seeds, bench_cdl.METRIC).tolist() == pytest.approx([0.3, 0.4, 0.1, 0.4])
 
 
 def test_seeds_must_score_the_same_users():
     with pytest.raises(ValueError, match="different users"):
-        bench_cdl.per_user_mean([result([0.1] * 4), result([0.1] * 4, users=np.array([0, 1, 2, 4]))])
+        bench_cdl.per_user_mean([result([0.1] * 4), result([0.1] * 4, users=np.array([0, 1, 2, 4]))],
+                                bench_cdl.METRIC)
 
 
 def test_cells_are_mean_and_sample_std_over_seeds():
-    assert bench_cdl.cell([0.2, 0.4]) == "0.3000 ± 0.1414"  # std with ddof = 1: sqrt(0.02)
-    assert bench_cdl.cell([0.25]) == "0.2500 ± 0.0000"
+    assert bench_cdl.mean_std([0.2, 0.4]) == "0.3000 ± 0.1414"  # std with ddof = 1: sqrt(0.02)
+    assert bench_cdl.mean_std([0.25]) == "0.2500 ± 0.0000"
 
 
 def test_the_paired_test_reads_the_seed_averaged_users():
