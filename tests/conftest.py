@@ -146,6 +146,14 @@ def pytest_collection_modifyitems(session, config, items):
         config._tfvrec_quick_run = test_sections.QuickRun(names, config._tfvrec_quick_root)
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    """What the benchmark sections' quick run cost on this machine (a figure to watch for CI's time, not a test)."""
+    run = getattr(config, "_tfvrec_quick_run", None)
+    line = run.cost() if run is not None else None
+    if line:
+        terminalreporter.write_line(line)
+
+
 def pytest_unconfigure(config):
     run = getattr(config, "_tfvrec_quick_run", None)
     if run is not None:

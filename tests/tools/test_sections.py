@@ -8,7 +8,8 @@ each section then has its own test reading the run's summary (``-k NAME``: the c
 selected, unless the budget test is). Sections whose real data set is absent skip with the reason (as every
 real-data test does); a peer of the bench extra that is not installed does not stop a section: its quick mode
 runs tfvrec's side alone, and the test warns which peers did not run.
-Together the quick sections must fit the budget (`test_quick_sections_fit_the_budget`).
+What the quick sections cost (CPU seconds per section) is printed in the session's summary
+(tests/conftest.py): a figure to watch, not a test, since a time depends on the machine it is taken on.
 ``TFVREC_BENCH_WITHOUT="cornac implicit faiss hnswlib torch"`` runs them as if those peers were not installed
 (as in CI, where the ``bench`` extra is not).
 """
@@ -26,9 +27,6 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 from harness import catalogue  # noqa: E402
 
 SECTIONS = catalogue.sections()
-# All quick sections together, in CPU seconds of the child process and its own children (servers): two cores
-# for three minutes. CPU time, not wall time: the test machine may be shared, the budget is for an idle one.
-BUDGET_CPU_SECONDS = 2 * 180
 
 
 class PeerNotRun(UserWarning):
@@ -36,15 +34,12 @@ class PeerNotRun(UserWarning):
 
 
 def selected_sections(items):
-    """The sections whose tests this session runs (of the collected ``items``): all of them when the budget test
-    runs, else those selected (``pytest tests/tools/test_sections.py -k chaos_train`` runs that section's quick
-    mode alone)."""
+    """The sections whose tests this session runs (of the collected ``items``): ``pytest
+    tests/tools/test_sections.py -k chaos_train`` runs that section's quick mode alone)."""
     names = set()
     for item in items:
         if os.path.basename(str(item.fspath)) != "test_sections.py":
             continue
-        if item.originalname == "test_quick_sections_fit_the_budget":
-            return set(SECTIONS)
         if item.originalname == "test_quick_section_runs":
             names.add(item.callspec.params["name"])
     return names
@@ -79,7 +74,7 @@ class QuickRun:
                     if name in names and all(os.path.isdir(os.path.join(SHARED_DATA, d)) for d in s.data)]
         without = os.environ.get("TFVREC_BENCH_WITHOUT", "").split()  # e.g. "cornac implicit faiss hnswlib torch"
         env = dict(os.environ, PYTHONPATH=REPO, TFVREC_SHARED_DATA=SHARED_DATA)
-        self.children = []
+        self.children, self.done = [], None
         for n, group in enumerate(halves(runnable)):
             part = os.path.join(str(root), f"part{n}")
             os.makedirs(part)
@@ -95,6 +90,8 @@ class QuickRun:
 
     def result(self):
         """``(summary, report text, log text)`` of every child, once all have ended."""
+        if self.done is not None:
+            return self.done
         results, reports, logs = {}, [], []
         for child, out, summary, report, log in self.children:
             try:
@@ -110,7 +107,18 @@ class QuickRun:
                 if os.path.exists(path):
                     with open(path) as f:
                         into.append(f.read())
-        return results, "\n".join(reports), "\n".join(logs)
+        self.done = results, "\n".join(reports), "\n".join(logs)
+        return self.done
+
+    def cost(self):
+        """One line for the session's summary: the CPU seconds (the child's and its servers') of every section
+        that ran, largest first, and their wall time; None before `result`."""
+        if self.done is None or not self.done[0]:
+            return None
+        cpu = {name: e["cpu_seconds"] + e["children_cpu_seconds"] for name, e in self.done[0].items()}
+        table = ", ".join(f"{n} {c:.0f}" for n, c in sorted(cpu.items(), key=lambda x: -x[1]))
+        wall = sum(e["seconds"] for e in self.done[0].values())
+        return f"quick sections: {sum(cpu.values()):.0f} CPU s ({table}); {wall:.0f} s wall on this machine"
 
     def stop(self):
         for child, out, *_ in self.children:
@@ -148,14 +156,3 @@ def test_quick_section_runs(quick_run, name):
         parts = "; ".join(f"{what} ({why})" for what, why in entry["not_run"])
         assert "**Not run**" in body
         warnings.warn(PeerNotRun(f"{name}: quick mode ran tfvrec's side without: {parts}"))
-
-
-def test_quick_sections_fit_the_budget(quick_run, record_property):
-    results, _, _ = quick_run
-    cpu = {name: e["cpu_seconds"] + e["children_cpu_seconds"] for name, e in results.items()}
-    wall = sum(e["seconds"] for e in results.values())
-    record_property("quick_sections_cpu_seconds", round(sum(cpu.values()), 1))
-    record_property("quick_sections_wall_seconds", round(wall, 1))
-    table = ", ".join(f"{n} {c:.0f}" for n, c in sorted(cpu.items(), key=lambda x: -x[1]))
-    print(f"quick sections: {sum(cpu.values()):.0f} CPU s ({table}); {wall:.0f} s wall on this machine")
-    assert sum(cpu.values()) <= BUDGET_CPU_SECONDS, f"quick sections take {sum(cpu.values()):.0f} CPU s: {table}"
