@@ -13,11 +13,18 @@ Per data set (MovieLens posters, UGallery):
 (b) the shipped recipes and every baseline over the ``seeds`` option's training seeds (``runtime.seed``; the
     split seed stays the config's ``data.split_seed``), each a run of the harness (`harness.runs`: reused while
     the measured code is unchanged, resumed when killed);
+(b') with the ``folds`` option K > 1, the same over K item-disjoint test folds: fold 0 is the split's own test
+    items; folds 1 … K−1 are the next disjoint item sets of the split's hash order (`fold_items`), each as large,
+    each with the *same* validation items, so the grids' choice (made on those validation items) is the choice for
+    every fold and no fold's test items are ever judged before the table. A fold k ≥ 1 trains on every interaction
+    but its test items' and the validation items' (a copy of the data set with those splits, `fold_data`). More
+    test items, fewer accidents of one draw: on the posters one fold holds ~300 items.
 (c) the table: each row mean ± std over the seeds of R@20 / nDCG@20 / AUC under ``new_items`` (each user's
     held-out items ranked among every catalogue item without a training interaction) and R@20 under
     ``full`` (the whole catalogue, warm items included), the content each row reads, and the two-sided
     paired t-tests over users of CuratorNet (and CDL) against every row on per-user R@20 averaged over the
-    seeds (`tfvrec.evaluation.significance`).
+    seeds (`tfvrec.evaluation.significance`). With K folds, a seed's figure is the mean over every (fold, user)
+    pair (a user judged in two folds counts twice, on different items), and the paired tests are over those pairs.
 
     python tools/bench.py --sections new-items-posters
     python tools/bench.py --sections new-items-ugallery --option seeds=[0]
@@ -27,7 +34,11 @@ Needs $TFVREC_SHARED_DATA (default ../shared/data: movielens_posters, ugallery).
 features come from the ``features`` section's file (`bench_features.posters_config`, extracted when missing).
 Runs live in ``runs/bench_new_items/<section>/``.
 """
+import hashlib
 import itertools
+import json
+import os
+import shutil
 
 import numpy as np
 
@@ -122,6 +133,8 @@ class Bench:
     def __init__(self, spec, ctx):
         self.spec, self.ctx = spec, ctx
         self.seeds = list(ctx.opt("seeds"))
+        self.folds = int(ctx.opt("folds"))
+        self._fold_sets = {0: []}
         self.points, self.knn_k = {}, {}
         self.runs = {}  # run key -> harness.runs.Trained
         self._data = None
@@ -142,6 +155,12 @@ class Bench:
             self._data = [f"data.source={config.data.source}", f"data.path={config.data.path}"] if ctx.quick else []
         return self._data
 
+    def fold_sets(self, fold):
+        """Overrides pointing a run at test fold ``fold`` (0: none, the split itself; else `fold_data`'s copy)."""
+        if fold not in self._fold_sets:
+            self._fold_sets[fold] = fold_data(self.ctx, self.shipped("CuratorNet"), fold, self.folds)
+        return self._fold_sets[fold]
+
     # -- configs ---------------------------------------------------------------------------------------
     def shipped(self, row, extra=()):
         """The shipped config of ``row`` (CuratorNet, CDL, VBPR) with the table's and the mode's overrides."""
@@ -149,11 +168,12 @@ class Bench:
         sets = list(self.spec["sets"]) + self.data_sets() + quick + list(extra)
         return self.ctx.config(self.spec["configs"][row], sets)
 
-    def row_config(self, row, seed, directory, extra=()):
-        """The run of trained ``row`` at ``seed`` in ``directory`` (``extra``: grid assignments)."""
+    def row_config(self, row, seed, directory, extra=(), fold=0):
+        """The run of trained ``row`` at ``seed`` in ``directory`` (``extra``: grid assignments) on test fold
+        ``fold``."""
         from tfvrec.models.bpr import baselines as bpr_baselines
         from tfvrec.models.cdl import baselines as cdl_baselines
-        sets = [f"runtime.seed={seed}", "eval.baselines=[]", "trainer.verbose=2"]
+        sets = [f"runtime.seed={seed}", "eval.baselines=[]", "trainer.verbose=2"] + self.fold_sets(fold)
         if row in self.spec["configs"]:
             config = self.shipped(row, sets + list(extra))
         elif row == "TwoNets":
@@ -182,18 +202,19 @@ class Bench:
         config = self.row_config(row, 0, self.ctx.run_dir(self.spec["section"], "unused"))
         return tuple(float(_get(config, key)) for key in GRID_KEYS[row])
 
-    def run_dir(self, row, lr, l2, seed):
+    def run_dir(self, row, lr, l2, seed, fold=0):
         return self.ctx.run_dir(self.spec["section"], "runs", row.replace(" ", "_"), f"lr{lr:g}-l2{l2:g}",
-                                f"seed{seed}")
+                                f"seed{seed}" + (f"-fold{fold}" if fold else ""))
 
-    def ensure(self, row, lr, l2, seed):
-        """The run of ``row`` at (lr, λ) and ``seed``: trained unless finished. Every run evaluates the
-        validation items only (``eval.split: validation``); the table judges the test items itself."""
+    def ensure(self, row, lr, l2, seed, fold=0):
+        """The run of ``row`` at (lr, λ) and ``seed`` on test fold ``fold``: trained unless finished. Every run
+        evaluates the validation items only (``eval.split: validation``); the table judges the test items
+        itself."""
         lr_key, l2_key = GRID_KEYS[row]
-        directory = self.run_dir(row, lr, l2, seed)
-        config = self.row_config(row, seed, directory, [f"{lr_key}={lr}", f"{l2_key}={l2}"])
+        directory = self.run_dir(row, lr, l2, seed, fold)
+        config = self.row_config(row, seed, directory, [f"{lr_key}={lr}", f"{l2_key}={l2}"], fold)
         config.eval.split, config.eval.protocols = "validation", ["new_items"]
-        self.train(f"{row}-lr{lr:g}-l2{l2:g}-seed{seed}", config)
+        self.train(f"{row}-lr{lr:g}-l2{l2:g}-seed{seed}" + (f"-fold{fold}" if fold else ""), config)
         return directory
 
     # -- (a) the validation grids ----------------------------------------------------------------------
@@ -232,26 +253,28 @@ class Bench:
             import tensorflow as tf
             tf.keras.backend.clear_session()
 
-    def seed_dir(self, row, seed):
-        """The run of the shipped recipe of ``row`` at ``seed`` (seed 0: the grid's run of that point)."""
-        return self.run_dir(row, *self.shipped_point(row), seed)
+    def seed_dir(self, row, seed, fold=0):
+        """The run of the shipped recipe of ``row`` at ``seed`` on ``fold`` (seed 0 of fold 0: the grid's run of
+        that point)."""
+        return self.run_dir(row, *self.shipped_point(row), seed, fold)
 
     def train_seeds(self):
-        for seed in self.seeds:
-            for row in self.spec["trained"]:
-                self.ensure(row, *self.shipped_point(row), seed)
+        for fold in range(self.folds):
+            for seed in self.seeds:
+                for row in self.spec["trained"]:
+                    self.ensure(row, *self.shipped_point(row), seed, fold)
 
     # -- (c) the table ---------------------------------------------------------------------------------
-    def scorers(self, seed):
-        """``{row: scorer}`` and ``{row: content said}`` of one seed, judged on the same test users."""
+    def scorers(self, seed, fold=0):
+        """``{row: scorer}`` and ``{row: content said}`` of one seed and fold, judged on the same test users."""
         from tfvrec import runs
         from tfvrec.evaluation import evaluator
         scorers, notes = {}, {}
         dataset = None
         for row in self.spec["trained"]:
-            config, dataset, model = runs.Run(self.seed_dir(row, seed)).load(dataset=dataset)
+            config, dataset, model = runs.Run(self.seed_dir(row, seed, fold)).load(dataset=dataset)
             scorers[row], notes[row] = model, getattr(model, "evaluation_note", "") or ""
-        host = self.row_config("CuratorNet", seed, self.seed_dir("CuratorNet", seed))
+        host = self.row_config("CuratorNet", seed, self.seed_dir("CuratorNet", seed, fold), fold=fold)
         host.eval.seed = seed  # the random row's draw follows the seed
         for kind, k in self.knn_k.items():
             setattr(host.eval, f"{kind}_k", k)
@@ -280,19 +303,122 @@ class Bench:
         return scorers, notes, dataset, heldout
 
     def table(self):
+        """``per_seed`` ((row, protocol) → one result per seed: with K folds, `pooled` over the folds), the rows'
+        notes, and per fold its test users, the new_items pool's size and (fold 0) the split's record."""
         from tfvrec.evaluation import evaluator
-        per_seed = {}  # (row, protocol) -> [EvalResult per seed]
-        notes = {}
-        for seed in self.seeds:
-            scorers, notes, dataset, heldout = self.scorers(seed)
-            rows = evaluator.evaluate_scorers(scorers, dataset, heldout, ["new_items", "full"], [20], 1, seed,
-                                              judged="test")
-            for (name, result) in rows:
-                per_seed.setdefault((name, result.protocol), []).append(result)
-            users = len(heldout)
-            pool = len(evaluator.candidate_pool(dataset, "new_items"))
-            split = dataset.metadata.get("prepared_split", {})
-        return per_seed, notes, users, pool, split
+        per_fold = {}  # (row, protocol) -> [[EvalResult per fold] per seed]
+        notes, users, pools, split = {}, [], [], {}
+        for fold in range(self.folds):
+            for n, seed in enumerate(self.seeds):
+                scorers, notes, dataset, heldout = self.scorers(seed, fold)
+                rows = evaluator.evaluate_scorers(scorers, dataset, heldout, ["new_items", "full"], [20], 1, seed,
+                                                  judged="test")
+                for (name, result) in rows:
+                    per_fold.setdefault((name, result.protocol), [[] for _ in self.seeds])[n].append(result)
+            users.append(len(heldout))
+            pools.append(len(evaluator.candidate_pool(dataset, "new_items")))
+            if fold == 0:
+                split = dataset.metadata.get("prepared_split", {})
+        per_seed = {key: [folds[0] if len(folds) == 1 else pooled(folds) for folds in by_seed]
+                    for key, by_seed in per_fold.items()}
+        return per_seed, notes, users, pools, split
+
+
+# -- test folds ----------------------------------------------------------------------------------------------
+
+FOLD_VERSION = 1  # of the fold copies' making: part of their cache key
+
+
+class Pooled:
+    """One seed's result over K test folds, as an ``EvalResult`` reads for the table: ``users`` are
+    (fold, user) pairs, ``per_user`` the folds' per-user values one after the other, ``metrics`` their mean
+    (NaN left out, as a single result's mean over users does)."""
+
+    def __init__(self, results):
+        self.users = np.concatenate([[f"{fold}:{user}" for user in r.users] for fold, r in enumerate(results)])
+        self.per_user = {name: np.concatenate([r.per_user[name] for r in results]) for name in results[0].per_user}
+        self.metrics = {name: float(np.nanmean(values)) for name, values in self.per_user.items()}
+
+
+def pooled(results):
+    return Pooled(results)
+
+
+def fold_items(dataset, data_config, folds):
+    """``(validation items, [test items of fold 0 … K−1])`` (sorted item indices) of ``dataset``'s new-items split
+    and K − 1 more folds: the items with an interaction in `tfvrec.data.splits.new_items_split`'s hash order; fold 0
+    and the validation items are that split's own (checked), fold k ≥ 1 the next block of as many items after them.
+    ``dataset`` is the data set as imported (every split; this function pools them, as the split does)."""
+    from tfvrec.data import splits
+    split = splits.new_items_split(dataset.interactions, dataset.item_ids, data_config.test_item_fraction,
+                                   data_config.validation_item_fraction, data_config.split_seed)
+    pooled_rows = splits.pooled_interactions(dataset.interactions)
+    items = np.unique(pooled_rows["item"].to_numpy(np.int64))
+    ids = np.asarray(dataset.item_ids, dtype=object)[items]
+    keys = splits.item_keys(ids, data_config.split_seed)
+    order = items[sorted(range(len(items)), key=lambda n: (int(keys[n]), str(ids[n])))]
+    n_test, n_validation = len(split.test_items), len(split.validation_items)
+    if not (np.array_equal(np.sort(order[:n_test]), split.test_items)
+            and np.array_equal(np.sort(order[n_test:n_test + n_validation]), split.validation_items)):
+        raise AssertionError("fold_items no longer follows tfvrec.data.splits.new_items_split's order")
+    if n_test * folds + n_validation >= len(items):
+        raise ValueError(f"{folds} test folds of {n_test} items and {n_validation} validation items leave no "
+                         f"training item of {len(items)}")
+    rest = order[n_test + n_validation:]
+    tests = [split.test_items] + [np.sort(rest[(k - 1) * n_test:k * n_test]) for k in range(1, folds)]
+    return split.validation_items, tests
+
+
+def fold_data(ctx, config, fold, folds):
+    """Config overrides pointing a run at test fold ``fold`` ≥ 1 of ``config``'s data set: a copy of it (under
+    the context's cache) whose ``train`` / ``validation`` / ``test`` splits are `fold_items`' fold, read as
+    imported (``data.split=as_imported``). Everything else is kept (users, items with their images and
+    metadata, features, social links); post tags on a held-out item are left out, as the new-items split leaves
+    them out of what a model trains on."""
+    import pandas as pd
+    from tfvrec.data.dataset import load_dataset
+    from tfvrec.data.resolve import dataset_path
+    source = os.path.abspath(dataset_path(config.data))
+    data = config.data
+    stamp = [(name, os.path.getsize(os.path.join(root, name)), int(os.path.getmtime(os.path.join(root, name))))
+             for root, _, names in sorted(os.walk(source)) for name in sorted(names)]
+    key = hashlib.sha256(json.dumps([FOLD_VERSION, source, stamp, data.split_seed, data.test_item_fraction,
+                                     data.validation_item_fraction, fold, folds]).encode()).hexdigest()[:10]
+    out = os.path.join(ctx.cache_dir, "folds", f"{os.path.basename(source)}-fold{fold}-{key}")
+    if not os.path.isdir(out):
+        dataset = load_dataset(source)
+        validation, tests = fold_items(dataset, data, folds)
+        ids = np.asarray(dataset.item_ids, dtype=object)
+        test_ids, validation_ids = set(ids[tests[fold]]), set(ids[validation])
+
+        def read(path):
+            return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        frames = [read(os.path.join(source, "interactions", name))
+                  for name in sorted(os.listdir(os.path.join(source, "interactions")))]
+        columns = [c for c in frames[0].columns if all(c in f.columns for f in frames)]
+        rows = pd.concat([f[columns] for f in frames], ignore_index=True).drop_duplicates(ignore_index=True)
+        tmp = out + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, tmp, ignore=lambda d, names: ("interactions", "post_tags.tsv", "items.tsv")
+                        if os.path.abspath(d) == source else ())
+        table = read(os.path.join(source, "items.tsv"))
+        if "image" in table:  # relative image paths pointed into the source folder
+            table["image"] = [p if not p or os.path.isabs(p) else os.path.join(source, p) for p in table["image"]]
+        table.to_csv(os.path.join(tmp, "items.tsv"), sep="\t", index=False)
+        os.makedirs(os.path.join(tmp, "interactions"))
+        held = rows["item"].isin(test_ids) | rows["item"].isin(validation_ids)
+        for name, part in (("train", rows[~held]), ("validation", rows[rows["item"].isin(validation_ids)]),
+                           ("test", rows[rows["item"].isin(test_ids)])):
+            part.to_csv(os.path.join(tmp, "interactions", f"{name}.tsv"), sep="\t", index=False)
+        tags = os.path.join(source, "post_tags.tsv")
+        if os.path.exists(tags):
+            frame = read(tags)
+            frame = frame[~(frame["item"].isin(test_ids) | frame["item"].isin(validation_ids))]
+            frame.to_csv(os.path.join(tmp, "post_tags.tsv"), sep="\t", index=False)
+        os.replace(tmp, out)
+        ctx.log(f"test fold {fold} of {folds}: {len(test_ids)} test items, {len(validation_ids)} validation items "
+                f"of {os.path.basename(source)} -> {out}")
+    return ["data.source=directory", f"data.path={out}", "data.split=as_imported"]
 
 
 def _assign(config, assignments):
@@ -430,7 +556,7 @@ def run_table(ctx, spec):
             edge_note += " " + shipped_check(winners, bench) + "."
     bench.train_seeds()
     seeds = bench.seeds
-    per_seed, notes, users, pool, split = bench.table()
+    per_seed, notes, fold_users, pools, split = bench.table()
     table, verdicts, order = format_table(spec, per_seed, notes, seeds)
     per_seed_lines = []
     for row in order:
@@ -464,21 +590,33 @@ def run_table(ctx, spec):
                    f"{', '.join(f'`{x}`' for x in spec['sets'])} (the shipped configs hold out no test items: "
                    "they train on every like but their validation items' and are judged on new posters later); the "
                    "test items were evaluated once per shipped recipe and seed.")
-    grid_paragraph = (f"""Validation grids (seed 0): every trained row over learning rate × λ with its recipe's epoch budget and the same
-early stopping on the same validation items, each grid widened past its winner's edges (tools/bench_new_items.py
-`GRIDS`); the k of the content k-NN rows on the same items. {edge_note}
+    grid_paragraph = (f"""Validation grids (seed 0, fold 0): every trained row over learning rate × λ with its
+recipe's epoch budget and the same early stopping on the same validation items, each grid widened past its winner's
+edges (tools/bench_new_items.py `GRIDS`); the k of the content k-NN rows on the same items. {edge_note}
 
 {grid_text}""" if grid_text else "Validation grids: not run at this commit (option grid=False); the recipes are the "
                       "shipped configs' and the k-NN rows use their `eval.metadata_knn_k` / `eval.visual_knn_k`.")
+    if bench.folds == 1:
+        judged = (f"Protocol `new_items`: each of the {fold_users[0]} test users' held-out items ranked among the "
+                  f"{pools[0]} catalogue items without a training interaction; `full`: the whole catalogue. Each row: "
+                  f"mean ± std over training seeds {seeds} (`runtime.seed`); p: two-sided paired t-test over users on "
+                  "per-user R@20 (new_items) averaged over the seeds")
+    else:
+        judged = (f"**{bench.folds} test folds** (option `folds`): fold 0 is the split's test items, folds 1–"
+                  f"{bench.folds - 1} the next disjoint blocks of as many items in the split's hash order, every fold "
+                  "with the same validation items (so the grids below chose for every fold); a fold trains on all "
+                  "but its test and the validation items. Protocol `new_items`: each fold's test users' held-out "
+                  "items ranked among that fold's catalogue items without a training interaction (test users per "
+                  f"fold {', '.join(map(str, fold_users))}; pools {', '.join(map(str, pools))}); `full`: the whole "
+                  f"catalogue. Each row: mean ± std over training seeds {seeds} (`runtime.seed`) of the mean over "
+                  f"all {sum(fold_users)} (fold, user) pairs; p: two-sided paired t-test over those pairs on "
+                  "per-pair R@20 (new_items) averaged over the seeds")
     return f"""## {spec['title']}
 
 Split: `data.split: new_items`, split seed {split.get('seed')} ({split.get('test_items')} test items and
 {split.get('validation_items')} validation items of {split.get('items_with_interactions')} with interactions;
 {split.get('interactions', {}).get('train')} training interactions).
-Protocol `new_items`: each of the {users} test users' held-out items ranked among the {pool} catalogue items without a
-training interaction; `full`: the whole catalogue. Each row: mean ± std over training seeds {seeds}
-(`runtime.seed`); p: two-sided paired t-test over users on per-user R@20 (new_items) averaged over the seeds,
-(Δ = reference − row). {recipes}
+{judged} (Δ = reference − row). {recipes}
 
 {table}
 
@@ -510,8 +648,8 @@ def _grids(grids):
 PATHS = (P.TRAINING + P.EVALUATION + P.model("curatornet") + P.model("cdl") + P.model("vbpr") + P.model("bpr")
          + P.FEATURES + P.config(POSTERS["configs"]["CuratorNet"]) + P.config(POSTERS["configs"]["CDL"])
          + P.config(POSTERS["configs"]["VBPR"]))
-OPTIONS = {"seeds": [0, 1, 2], "knn_ks": list(KNN_KS), "grid": True}
-QUICK = {"seeds": [0], "grids": {}, "knn_ks": [0]}  # 1 × 1 grids: each row's shipped point
+OPTIONS = {"seeds": [0, 1, 2], "knn_ks": list(KNN_KS), "grid": True, "folds": 3}
+QUICK = {"seeds": [0], "grids": {}, "knn_ks": [0], "folds": 2}  # 1 × 1 grids: each row's shipped point
 SECTIONS = [
     Section(name=POSTERS["section"], title="New items on MovieLens posters: CuratorNet, CDL, VBPR vs baselines "
             "(validation grids, seeds, paired tests)", run=run_posters, paths=PATHS + ("tools/bench_features.py",),
