@@ -5,7 +5,7 @@ real run of the entry point, as a user starts it, no test fixtures; each uses ab
 caches and reports in a temporary directory, started as soon as the session has collected these tests (they
 run beside the rest of the suite: tests/conftest.py);
 each section then has its own test reading the run's summary (``-k NAME``: the child runs only the sections
-selected, unless the budget test is). Sections whose real data set is absent skip with the reason (as every
+selected). Sections whose real data set is absent skip with the reason (as every
 real-data test does); a peer of the bench extra that is not installed does not stop a section: its quick mode
 runs tfvrec's side alone, and the test warns which peers did not run.
 What the quick sections cost (CPU seconds per section) is printed in the session's summary
@@ -34,7 +34,7 @@ class PeerNotRun(UserWarning):
 
 
 def selected_sections(items):
-    """The sections whose tests this session runs (of the collected ``items``): ``pytest
+    """The sections whose tests this session runs (of the collected ``items``; ``pytest
     tests/tools/test_sections.py -k chaos_train`` runs that section's quick mode alone)."""
     names = set()
     for item in items:
